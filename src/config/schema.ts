@@ -1,0 +1,52 @@
+import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
+
+// TypeBox knows no formats by itself; this is the one email shape the platform accepts.
+if (!FormatRegistry.Has('email')) FormatRegistry.Set('email', (v) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v));
+
+/**
+ * The one configuration schema. Keys are camelCase here, `ACCORD_SCREAMING_SNAKE` in the
+ * environment and `--kebab-case` as flags. Keys listed in `secretKeys` also accept a `*File`
+ * variant (`ACCORD_*_FILE`) so secrets need not sit in the environment or a process listing.
+ */
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1, default: './.accord', description: 'Data directory (PGlite data, TLS material, locks).' }),
+    databaseUrl: Type.Optional(
+      Type.String({
+        pattern: '^postgres(ql)?://',
+        description: 'PostgreSQL server URL; when absent the embedded PGlite engine is used. Honours sslmode and sslrootcert.',
+      }),
+    ),
+    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address to listen on.' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'HTTPS port (0 picks a free one).' }),
+    publicUrl: Type.Optional(Type.String({ pattern: '^https://', description: 'URL clients use, when behind a proxy or a DNS name.' })),
+    tlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain file; generated under <dataDir>/tls when absent.' })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file for tlsCert.' })),
+    tlsHostnames: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Extra DNS names or IPs for the generated server certificate.',
+    }),
+    deploymentMode: Type.Union([Type.Literal('managed'), Type.Literal('self-managed')], {
+      default: 'managed',
+      description: 'managed: an operator runs Accord for customers; self-managed: a customer runs it itself.',
+    }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+    bootstrapEmail: Type.Optional(Type.String({ format: 'email', description: 'Creates the first operator on first start.' })),
+    bootstrapPassword: Type.Optional(Type.String({ minLength: 1, description: 'Password of bootstrapEmail (use the _FILE form).' })),
+    sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
+    sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
+  },
+  { additionalProperties: false },
+);
+
+/** Validated, frozen configuration. */
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+/** Keys whose values are secrets: never logged, and loadable from `*File` / `ACCORD_*_FILE`. */
+export const secretKeys = ['databaseUrl', 'bootstrapPassword'] as const;
+
+/** Keys holding a list; in the environment they are comma-separated. */
+export const listKeys = ['tlsHostnames'] as const;

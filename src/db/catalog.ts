@@ -1,0 +1,98 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * Row shapes of the platform catalog (schema `accord`). The shapes live beside the migrations
+ * that create them; the rules about them live in the capabilities.
+ */
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+
+export interface TenantsTable {
+  id: Generated<string>;
+  name: string;
+  display_name: string;
+  region: string;
+  created_at: CreatedAt;
+}
+
+export interface StagesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  position: number;
+  schema_name: string;
+  role_name: string;
+  created_at: CreatedAt;
+}
+
+export interface UsersTable {
+  id: Generated<string>;
+  /** null: the platform directory (operators, security officers). */
+  tenant_id: string | null;
+  email: string;
+  display_name: string;
+  password_hash: string | null;
+  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  created_at: CreatedAt;
+}
+
+export interface RoleGrantsTable {
+  id: Generated<string>;
+  user_id: string;
+  role: string;
+  /** null: platform-wide. */
+  tenant_id: string | null;
+  /** null: every stage of the tenant. */
+  stage_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  token_hash: Buffer;
+  created_at: CreatedAt;
+  last_seen_at: Date;
+  idle_expires_at: Date;
+  absolute_expires_at: Date;
+  revoked_at: Date | null;
+  source_ip: string | null;
+  user_agent: string | null;
+}
+
+export interface SetupTokensTable {
+  id: Generated<string>;
+  token_hash: Buffer;
+  created_at: CreatedAt;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  occurred_at: ColumnType<Date, Date | undefined, never>;
+  tenant_id: string | null;
+  actor_type: 'user' | 'client' | 'system' | 'anonymous';
+  actor_id: string | null;
+  actor_label: string | null;
+  actor_roles: string[];
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  outcome: 'success' | 'failure' | 'denied';
+  reason: string | null;
+  source_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: ColumnType<Record<string, unknown>, string, never>;
+}
+
+/** The whole platform catalog as Kysely sees it. */
+export interface Catalog {
+  'accord.tenants': TenantsTable;
+  'accord.stages': StagesTable;
+  'accord.users': UsersTable;
+  'accord.role_grants': RoleGrantsTable;
+  'accord.sessions': SessionsTable;
+  'accord.setup_tokens': SetupTokensTable;
+  'accord.audit_events': AuditEventsTable;
+}

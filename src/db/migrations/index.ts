@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely';
+import * as m001 from './001-foundation.ts';
+
+/** Platform catalog migrations, in order. Names never change once released. */
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '001-foundation': m001,
+});

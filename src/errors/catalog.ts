@@ -1,0 +1,81 @@
+/**
+ * The one error catalog. Codes are stable API: never rename or reuse one. Each entry gives the
+ * HTTP status and the public message (safe for any client; never a secret, never a cause).
+ */
+export const catalog = {
+  // Generic
+  INTERNAL: { status: 500, title: 'Internal error', message: 'An unexpected error occurred.' },
+  REQUEST_INVALID: { status: 400, title: 'Invalid request', message: 'The request is not valid.' },
+  REQUEST_NOT_FOUND: { status: 404, title: 'Not found', message: 'No such resource.' },
+  REQUEST_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', message: 'Method not allowed.' },
+  REQUEST_TOO_LARGE: { status: 413, title: 'Payload too large', message: 'The request body is too large.' },
+  REQUEST_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    title: 'Unsupported media type',
+    message: 'Send application/json.',
+  },
+  // Configuration (raised at boot, printed by the CLI)
+  CONFIG_INVALID: { status: 500, title: 'Invalid configuration', message: 'The configuration is not valid.' },
+  CONFIG_UNKNOWN_KEY: { status: 500, title: 'Unknown configuration key', message: 'Unknown configuration key.' },
+  CONFIG_FILE_UNREADABLE: { status: 500, title: 'Unreadable file', message: 'A configured file cannot be read.' },
+  // Storage
+  DB_UNREACHABLE: { status: 503, title: 'Database unreachable', message: 'The database cannot be reached.' },
+  DB_DATA_DIR_LOCKED: {
+    status: 500,
+    title: 'Data directory in use',
+    message: 'Another Accord process is using this data directory.',
+  },
+  DB_NOT_READY: { status: 503, title: 'Not ready', message: 'The platform is not ready.' },
+  // TLS
+  TLS_FILE_UNREADABLE: { status: 500, title: 'TLS file unreadable', message: 'A TLS file cannot be read.' },
+  TLS_INCOMPLETE: {
+    status: 500,
+    title: 'TLS configuration incomplete',
+    message: 'Give both a certificate and a key.',
+  },
+  // Identity and access
+  IAM_UNAUTHENTICATED: { status: 401, title: 'Unauthenticated', message: 'Sign in to use this resource.' },
+  IAM_FORBIDDEN: { status: 403, title: 'Forbidden', message: 'You do not have permission for this action.' },
+  IAM_INVALID_CREDENTIALS: { status: 401, title: 'Invalid credentials', message: 'Email or password is wrong.' },
+  IAM_PASSWORD_POLICY: {
+    status: 400,
+    title: 'Password rejected',
+    message: 'The password does not meet the password policy.',
+  },
+  IAM_SETUP_TOKEN_INVALID: {
+    status: 401,
+    title: 'Invalid setup token',
+    message: 'The setup token is wrong, expired or already used.',
+  },
+  IAM_SETUP_DONE: { status: 409, title: 'Already set up', message: 'This installation already has an operator.' },
+  // Tenancy
+  TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },
+  TENANCY_TENANT_EXISTS: { status: 409, title: 'Tenant exists', message: 'A tenant with this name already exists.' },
+  TENANCY_TENANT_NAME_INVALID: {
+    status: 400,
+    title: 'Invalid tenant name',
+    message:
+      'A tenant name is 2-40 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen.',
+  },
+  TENANCY_STAGE_NOT_FOUND: { status: 404, title: 'Stage not found', message: 'No such stage.' },
+  TENANCY_STAGE_EXISTS: { status: 409, title: 'Stage exists', message: 'The tenant already has a stage with this name.' },
+  TENANCY_STAGE_NAME_INVALID: {
+    status: 400,
+    title: 'Invalid stage name',
+    message:
+      'A stage name is 2-32 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen.',
+  },
+  TENANCY_CONFIRMATION_REQUIRED: {
+    status: 400,
+    title: 'Confirmation required',
+    message: 'Repeat the tenant name in the confirm field to delete it.',
+  },
+  // CLI-side errors (never sent by the server, printed by the CLI with the same shape)
+  CLI_USAGE: { status: 400, title: 'Usage error', message: 'The command line is not valid.' },
+  CLI_FILE_UNREADABLE: { status: 400, title: 'Unreadable file', message: 'A file given on the command line cannot be read.' },
+  CLI_NOT_LOGGED_IN: { status: 401, title: 'Not logged in', message: 'Run `accord login` first.' },
+  CLI_CONNECTION_FAILED: { status: 503, title: 'Connection failed', message: 'Cannot reach the Accord server.' },
+} as const satisfies Record<string, { status: number; title: string; message: string }>;
+
+/** A stable catalog code. */
+export type ErrorCode = keyof typeof catalog;

@@ -1,0 +1,2 @@
+export type { AuthContext, GrantView, RequestMeta } from './context.ts';
+export { access, parts, registerRoutes, type RouteAccess, type RouteDefinition, type RouteSchema } from './route.ts';

@@ -1,0 +1,111 @@
+import { sql } from 'kysely';
+import { type AuditSource, record, systemSource } from '../audit/index.ts';
+import type { Db } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { checkPasswordPolicy } from './passwords.ts';
+import { hashToken, newToken } from './tokens.ts';
+import { createUser, findUserByEmail, grantRole, hasOperator } from './users.ts';
+
+const SETUP_TOKEN_TTL_MS = 60 * 60 * 1000;
+
+/** What start-up should tell the operator about the installation's setup state. */
+export type BootstrapState =
+  | { readonly state: 'ready' }
+  | { readonly state: 'created-operator'; readonly email: string }
+  | { readonly state: 'token-issued'; readonly token: string; readonly expiresAt: Date }
+  | { readonly state: 'token-pending'; readonly expiresAt: Date };
+
+/**
+ * Runs at start. An installation with an operator is ready. Without one: create it from the
+ * bootstrap settings when given, otherwise issue a one-time setup token (1 h, stored hashed).
+ * A still-valid token is not replaced on restart, so it cannot be printed again: it is
+ * shown once, like every secret.
+ */
+export async function ensureBootstrap(
+  db: Db,
+  opts: { email?: string | undefined; password?: string | undefined },
+  now = new Date(),
+): Promise<BootstrapState> {
+  return db.transaction().execute(async (trx) => {
+    // One node at a time decides, so two nodes starting together issue one token.
+    await sql`select pg_advisory_xact_lock(hashtext('accord.bootstrap'))`.execute(trx);
+    if (await hasOperator(trx)) return { state: 'ready' as const };
+    if (opts.email !== undefined && opts.password !== undefined) {
+      checkPasswordPolicy(opts.password, opts.email);
+      const userId = await createUser(trx, { tenantId: null, email: opts.email, password: opts.password });
+      await grantRole(trx, { userId, role: 'platform-operator', tenantId: null, stageId: null });
+      await record(trx, systemSource, {
+        tenantId: null,
+        action: 'platform.bootstrap',
+        target: { type: 'user', id: userId },
+        outcome: 'success',
+        details: { method: 'configuration', email: opts.email.toLowerCase() },
+      });
+      return { state: 'created-operator' as const, email: opts.email.toLowerCase() };
+    }
+    const pending = await trx
+      .selectFrom('accord.setup_tokens')
+      .select('expires_at')
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .orderBy('expires_at', 'desc')
+      .executeTakeFirst();
+    if (pending) return { state: 'token-pending' as const, expiresAt: pending.expires_at };
+    const { token, hash } = newToken('ast');
+    const expiresAt = new Date(now.getTime() + SETUP_TOKEN_TTL_MS);
+    await trx.insertInto('accord.setup_tokens').values({ token_hash: hash, expires_at: expiresAt }).execute();
+    await record(trx, systemSource, {
+      tenantId: null,
+      action: 'platform.setup_token.issued',
+      outcome: 'success',
+      details: { expiresAt: expiresAt.toISOString() },
+    });
+    return { state: 'token-issued' as const, token, expiresAt };
+  });
+}
+
+/**
+ * Consumes a setup token to create the first operator. The token is spent by a conditional
+ * update, so two concurrent attempts cannot both succeed; a failure is audited and changes
+ * nothing else.
+ */
+export async function completeSetup(
+  db: Db,
+  source: AuditSource,
+  input: { token: string; email: string; password: string },
+  now = new Date(),
+): Promise<{ userId: string; email: string }> {
+  checkPasswordPolicy(input.password, input.email);
+  const outcome = await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('accord.bootstrap'))`.execute(trx);
+    if (await hasOperator(trx)) return { error: 'IAM_SETUP_DONE' as const };
+    const spent = await trx
+      .updateTable('accord.setup_tokens')
+      .set({ used_at: now })
+      .where('token_hash', '=', hashToken(input.token))
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .returning('id')
+      .executeTakeFirst();
+    if (!spent) return { error: 'IAM_SETUP_TOKEN_INVALID' as const };
+    if (await findUserByEmail(trx, null, input.email)) return { error: 'IAM_SETUP_DONE' as const };
+    const userId = await createUser(trx, { tenantId: null, email: input.email, password: input.password });
+    await grantRole(trx, { userId, role: 'platform-operator', tenantId: null, stageId: null });
+    await record(trx, source, {
+      tenantId: null,
+      action: 'platform.bootstrap',
+      target: { type: 'user', id: userId },
+      outcome: 'success',
+      details: { method: 'setup-token', email: input.email.toLowerCase() },
+    });
+    return { userId, email: input.email.toLowerCase() };
+  });
+  const code = 'error' in outcome ? outcome.error : undefined;
+  if (code !== undefined) {
+    await db.transaction().execute((trx) =>
+      record(trx, source, { tenantId: null, action: 'platform.bootstrap', outcome: 'failure', reason: code }),
+    );
+    throw new AccordError(code);
+  }
+  return outcome as { userId: string; email: string };
+}

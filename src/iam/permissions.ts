@@ -1,0 +1,52 @@
+/**
+ * The permission catalog: the one place permissions are defined (docs/security.md lists them).
+ * Routes name one of these; roles are sets of them.
+ */
+export const permissions = {
+  'platform:manage': 'Manage the installation itself (operators).',
+  'metrics:read': 'Read Prometheus metrics.',
+  'tenant:create': 'Create tenants.',
+  'tenant:read': 'See a tenant and its settings.',
+  'tenant:delete': 'Delete a tenant and everything in it.',
+  'stage:read': "See a tenant's stages.",
+  'stage:manage': 'Create and delete stages.',
+  'user:manage': 'Create, disable and delete users; grant roles.',
+  'audit:read': 'Search and export the audit trail.',
+  'security:read': 'Read security events, alerts and incidents.',
+  'key:rotate': 'Rotate encryption keys.',
+  'app:deploy': 'Deploy app revisions to a stage.',
+  'app:promote': 'Promote a revision to the next stage.',
+} as const;
+
+export type Permission = keyof typeof permissions;
+
+const all = Object.keys(permissions) as Permission[];
+
+/** Built-in roles. Custom roles (IAM issue) are built from the same catalog. */
+export const builtInRoles: Readonly<Record<string, { description: string; permissions: readonly Permission[] }>> = {
+  'platform-operator': { description: 'Runs the installation.', permissions: all },
+  'security-officer': {
+    description: 'Reads alerts, incidents and audit trails.',
+    permissions: ['tenant:read', 'stage:read', 'audit:read', 'security:read', 'metrics:read'],
+  },
+  auditor: { description: 'Read-only access to evidence.', permissions: ['tenant:read', 'stage:read', 'audit:read'] },
+  'tenant-admin': {
+    description: "Manages a tenant's users, stages and keys.",
+    permissions: ['tenant:read', 'stage:read', 'stage:manage', 'user:manage', 'audit:read', 'key:rotate', 'app:deploy', 'app:promote'],
+  },
+  developer: { description: 'Builds and deploys apps.', permissions: ['tenant:read', 'stage:read', 'app:deploy'] },
+  'release-manager': {
+    description: 'Deploys and promotes revisions.',
+    permissions: ['tenant:read', 'stage:read', 'app:deploy', 'app:promote'],
+  },
+};
+
+/** Whether `role` carries `permission`. Unknown roles carry nothing (fail closed). */
+export function roleHas(role: string, permission: string): boolean {
+  return builtInRoles[role]?.permissions.includes(permission as Permission) ?? false;
+}
+
+/** Whether a string names a permission of the catalog. */
+export function isPermission(p: string): p is Permission {
+  return Object.hasOwn(permissions, p);
+}

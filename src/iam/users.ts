@@ -1,0 +1,73 @@
+import type { DbOrTrx, Trx } from '../db/index.ts';
+import type { GrantView } from '../http/index.ts';
+import { hashPassword } from './passwords.ts';
+
+/** Emails are compared case-insensitively; stored lower-case (a CHECK enforces it). */
+export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
+
+/** Finds a user of a directory (null tenant: the platform directory) by email. */
+export function findUserByEmail(db: DbOrTrx, tenantId: string | null, email: string) {
+  let q = db.selectFrom('accord.users').selectAll().where('email', '=', normaliseEmail(email));
+  q = tenantId === null ? q.where('tenant_id', 'is', null) : q.where('tenant_id', '=', tenantId);
+  return q.executeTakeFirst();
+}
+
+/** Creates a user with a password and returns its id. The caller audits. */
+export async function createUser(
+  trx: Trx,
+  input: { tenantId: string | null; email: string; password: string; displayName?: string },
+): Promise<string> {
+  const row = await trx
+    .insertInto('accord.users')
+    .values({
+      tenant_id: input.tenantId,
+      email: normaliseEmail(input.email),
+      display_name: input.displayName ?? '',
+      password_hash: await hashPassword(input.password),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Grants a role, optionally limited to a tenant and a stage. */
+export async function grantRole(
+  trx: Trx,
+  grant: { userId: string; role: string; tenantId: string | null; stageId: string | null },
+): Promise<void> {
+  await trx
+    .insertInto('accord.role_grants')
+    .values({ user_id: grant.userId, role: grant.role, tenant_id: grant.tenantId, stage_id: grant.stageId })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
+/** A user's grants with tenant and stage names resolved, as the authorizer needs them. */
+export async function grantsOf(db: DbOrTrx, userId: string): Promise<GrantView[]> {
+  const rows = await db
+    .selectFrom('accord.role_grants as g')
+    .leftJoin('accord.tenants as t', 't.id', 'g.tenant_id')
+    .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
+    .select(['g.role', 'g.tenant_id', 't.name as tenant_name', 'g.stage_id', 's.name as stage_name'])
+    .where('g.user_id', '=', userId)
+    .execute();
+  return rows.map((r) => ({
+    role: r.role,
+    tenantId: r.tenant_id,
+    tenantName: r.tenant_name,
+    stageId: r.stage_id,
+    stageName: r.stage_name,
+  }));
+}
+
+/** Whether any platform operator exists (the installation has been set up). */
+export async function hasOperator(db: DbOrTrx): Promise<boolean> {
+  const row = await db
+    .selectFrom('accord.role_grants')
+    .select('id')
+    .where('role', '=', 'platform-operator')
+    .where('tenant_id', 'is', null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { record } from '../audit/index.ts';
+import type { Config } from '../config/index.ts';
+import type { Database } from '../db/index.ts';
+import { isAccordError } from '../errors/index.ts';
+import { type RouteDefinition, registerRoutes } from '../http/index.ts';
+import { auditSource, authenticateToken, authorize, iamRoutes } from '../iam/index.ts';
+import { tenancyRoutes } from '../tenancy/index.ts';
+import { installErrorHandling } from './errors.ts';
+import { installMetrics } from './metrics.ts';
+import { platformRoutes } from './platform-routes.ts';
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly database: Database;
+  readonly logger: Logger;
+  /** TLS key and certificate; absent only for in-process tests driven by `inject()`. */
+  readonly https?: { readonly key: string; readonly cert: string };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  return m?.[1];
+}
+
+/**
+ * Assembles the platform's HTTP server: security headers, error handling, authentication,
+ * per-route authorization, metrics, OpenAPI, and every capability's routes. A route without a
+ * declared access rule stops the assembly.
+ */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { config, database } = opts;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    ...(opts.https
+      ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const, allowHTTP1: true } }
+      : {}),
+    // An incoming id from a proxy is kept when it looks like one, so traces join up.
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    routerOptions: { ignoreTrailingSlash: true },
+    // The HTTPS and plain variants differ only in the raw server type, which nothing here touches.
+  }) as unknown as FastifyInstance;
+
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.access) {
+      throw new Error(`Route ${route.method} ${route.url} declares no access rule; every route must (see src/http/route.ts).`);
+    }
+  });
+
+  await app.register(helmet, {
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Accord API', version: '1', description: 'Control plane of the Accord platform.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  installErrorHandling(app);
+  const metrics = installMetrics(app);
+
+  app.decorateRequest('meta', undefined as unknown as FastifyRequest['meta']);
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    reply.header('cache-control', 'no-store');
+    const token = bearer(req);
+    const auth = token
+      ? await authenticateToken(database.db, token, {
+          idleSeconds: config.sessionIdleTimeoutSeconds,
+          absoluteSeconds: config.sessionAbsoluteTimeoutSeconds,
+        })
+      : undefined;
+    const ua = req.headers['user-agent'];
+    req.meta = {
+      requestId: req.id,
+      sourceIp: req.ip ?? null,
+      userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null,
+      auth,
+    };
+  });
+  // Before validation, so an anonymous caller learns nothing about a route's input rules.
+  app.addHook('preValidation', async (req) => {
+    const acc = req.routeOptions.config.access;
+    if (!acc) return;
+    try {
+      authorize(req.meta, acc, (req.params ?? {}) as Record<string, string | undefined>);
+    } catch (err) {
+      if (isAccordError(err)) {
+        await database.db
+          .transaction()
+          .execute((trx) =>
+            record(trx, auditSource(req.meta), {
+              tenantId: null,
+              action: 'access.denied',
+              target: { type: 'route', id: `${req.method} ${req.routeOptions.url}` },
+              outcome: 'denied',
+              reason: err.code,
+              details: { path: req.url.split('?')[0] },
+            }),
+          )
+          .catch((auditErr) => req.log.error({ err: auditErr }, 'audit write failed for a denied request'));
+      }
+      throw err;
+    }
+  });
+
+  const routes: RouteDefinition[] = [
+    ...platformRoutes({ app, database, metrics }),
+    ...iamRoutes({ db: database.db, config }),
+    ...tenancyRoutes({ db: database.db }),
+  ];
+  registerRoutes(app, routes);
+  return app;
+}

@@ -1,0 +1,56 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Registry } from 'prom-client';
+import { type Database, migrationsApplied } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { access, type RouteDefinition } from '../http/index.ts';
+
+/** Health, readiness, metrics and the API description. */
+export function platformRoutes(deps: { app: FastifyInstance; database: Database; metrics: Registry }): RouteDefinition[] {
+  // Once every migration is seen applied, it stays so for this process (migrations only go forward).
+  let migrated = false;
+  return [
+    {
+      method: 'GET',
+      url: '/healthz',
+      access: access.public,
+      schema: { summary: 'Liveness: the process is up', tags: ['platform'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+      handler: async () => ({ status: 'ok' as const }),
+    },
+    {
+      method: 'GET',
+      url: '/readyz',
+      access: access.public,
+      schema: {
+        summary: 'Readiness: the database answers and the catalog is migrated',
+        tags: ['platform'],
+        response: { 200: Type.Object({ status: Type.Literal('ready'), engine: Type.String() }) },
+      },
+      handler: async () => {
+        try {
+          await sql`select 1`.execute(deps.database.db);
+          migrated ||= await migrationsApplied(deps.database.db);
+        } catch (cause) {
+          throw new AccordError('DB_NOT_READY', { cause });
+        }
+        if (!migrated) throw new AccordError('DB_NOT_READY', { message: 'Catalog migrations are not applied yet.' });
+        return { status: 'ready' as const, engine: deps.database.engine };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/metrics',
+      access: access.permission('metrics:read'),
+      schema: { summary: 'Prometheus metrics (operators and security officers)', tags: ['platform'] },
+      handler: async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/openapi.json',
+      access: access.public,
+      schema: { summary: 'This API, as OpenAPI 3.1', tags: ['platform'] },
+      handler: async () => deps.app.swagger(),
+    },
+  ];
+}

@@ -1,0 +1,133 @@
+import { Type } from '@sinclair/typebox';
+import type { Db } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { access, parts, type RouteDefinition } from '../http/index.ts';
+import { auditSource } from '../iam/index.ts';
+import { createStage, createTenant, deleteTenant, getTenant, listStages, listTenants } from './service.ts';
+
+const TenantOut = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  displayName: Type.String(),
+  region: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+const StageOut = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  position: Type.Integer(),
+  schema: Type.String(),
+  role: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
+const scoped = { tenantParam: 'tenant' } as const;
+
+/** Tenants and stages (PLAT-2). */
+export function tenancyRoutes(deps: { db: Db }): RouteDefinition[] {
+  const { db } = deps;
+  return [
+    {
+      method: 'POST',
+      url: '/api/v1/tenants',
+      access: access.permission('tenant:create'),
+      status: 201,
+      schema: {
+        summary: 'Create a tenant with the default stages',
+        tags: ['tenancy'],
+        body: Type.Object(
+          {
+            name: Type.String({ maxLength: 63 }),
+            displayName: Type.Optional(Type.String({ maxLength: 100 })),
+            region: Type.Optional(Type.String({ maxLength: 32 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Composite([TenantOut, Type.Object({ stages: Type.Array(StageOut) })]) },
+      },
+      handler: async (req) => {
+        const { body } = parts<unknown, { name: string; displayName?: string; region?: string }>(req);
+        return createTenant(db, auditSource(req.meta), body);
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/tenants',
+      // Everyone signed in may list; the list holds only the tenants the caller has a grant on.
+      access: access.authenticated,
+      schema: { summary: 'List the tenants visible to the caller', tags: ['tenancy'], response: { 200: Type.Array(TenantOut) } },
+      handler: async (req) => {
+        const auth = req.meta.auth;
+        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+        const platformWide = auth.grants.some((g) => g.tenantId === null);
+        if (platformWide) return listTenants(db);
+        return listTenants(db, [...new Set(auth.grants.map((g) => g.tenantName).filter((n): n is string => n !== null))]);
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/tenants/:tenant',
+      access: access.permission('tenant:read', scoped),
+      schema: {
+        summary: 'Show a tenant and its stages',
+        tags: ['tenancy'],
+        params: TenantParams,
+        response: { 200: Type.Composite([TenantOut, Type.Object({ stages: Type.Array(StageOut) })]) },
+      },
+      handler: async (req) => {
+        const { params } = parts<{ tenant: string }>(req);
+        const tenant = await getTenant(db, params.tenant);
+        return { ...tenant, stages: await listStages(db, tenant.id) };
+      },
+    },
+    {
+      method: 'DELETE',
+      url: '/api/v1/tenants/:tenant',
+      access: access.permission('tenant:delete', scoped),
+      status: 204,
+      schema: {
+        summary: 'Delete a tenant, its stages, schemas, roles and users',
+        tags: ['tenancy'],
+        params: TenantParams,
+        querystring: Type.Object({ confirm: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
+      },
+      handler: async (req, reply) => {
+        const { params, query } = parts<{ tenant: string }, unknown, { confirm?: string }>(req);
+        await deleteTenant(db, auditSource(req.meta), params.tenant, query.confirm);
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/tenants/:tenant/stages',
+      access: access.permission('stage:read', scoped),
+      schema: { summary: "List a tenant's stages in order", tags: ['tenancy'], params: TenantParams, response: { 200: Type.Array(StageOut) } },
+      handler: async (req) => {
+        const { params } = parts<{ tenant: string }>(req);
+        const tenant = await getTenant(db, params.tenant);
+        return listStages(db, tenant.id);
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/tenants/:tenant/stages',
+      access: access.permission('stage:manage', scoped),
+      status: 201,
+      schema: {
+        summary: 'Create a stage, by default last, or after a given stage',
+        tags: ['tenancy'],
+        params: TenantParams,
+        body: Type.Object(
+          { name: Type.String({ maxLength: 63 }), after: Type.Optional(Type.String({ maxLength: 63 })) },
+          { additionalProperties: false },
+        ),
+        response: { 201: StageOut },
+      },
+      handler: async (req) => {
+        const { params, body } = parts<{ tenant: string }, { name: string; after?: string }>(req);
+        return createStage(db, auditSource(req.meta), params.tenant, body);
+      },
+    },
+  ];
+}
+

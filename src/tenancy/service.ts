@@ -1,0 +1,209 @@
+import { type AuditSource, record } from '../audit/index.ts';
+import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { assertRegion, assertStageName, assertTenantName, DEFAULT_STAGES } from './names.ts';
+import { createStageStorage, dropStageStorage, newStageStorageNames } from './stage-storage.ts';
+
+/** A stage as the API shows it. */
+export interface Stage {
+  readonly id: string;
+  readonly name: string;
+  readonly position: number;
+  readonly schema: string;
+  readonly role: string;
+  readonly createdAt: string;
+}
+
+/** A tenant as the API shows it. */
+export interface Tenant {
+  readonly id: string;
+  readonly name: string;
+  readonly displayName: string;
+  readonly region: string;
+  readonly createdAt: string;
+}
+
+type TenantRow = { [K in keyof TenantsTable]: K extends 'id' ? string : K extends 'created_at' ? Date : TenantsTable[K] };
+type StageRow = { id: string; name: string; position: number; schema_name: string; role_name: string; created_at: Date };
+
+const toTenant = (r: TenantRow): Tenant => ({
+  id: r.id,
+  name: r.name,
+  displayName: r.display_name,
+  region: r.region,
+  createdAt: r.created_at.toISOString(),
+});
+const toStage = (r: StageRow): Stage => ({
+  id: r.id,
+  name: r.name,
+  position: r.position,
+  schema: r.schema_name,
+  role: r.role_name,
+  createdAt: r.created_at.toISOString(),
+});
+
+const isUniqueViolation = (err: unknown): boolean => (err as { code?: string })?.code === '23505';
+
+/** Looks a tenant up by name; throws TENANCY_TENANT_NOT_FOUND. */
+export async function getTenant(db: DbOrTrx, name: string, opts: { lock?: boolean } = {}): Promise<Tenant> {
+  let q = db.selectFrom('accord.tenants').selectAll().where('name', '=', name);
+  if (opts.lock) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  if (!row) throw new AccordError('TENANCY_TENANT_NOT_FOUND', { details: { tenant: name } });
+  return toTenant(row);
+}
+
+/** Lists tenants, optionally only those named. */
+export async function listTenants(db: DbOrTrx, only?: readonly string[]): Promise<Tenant[]> {
+  if (only !== undefined && only.length === 0) return [];
+  let q = db.selectFrom('accord.tenants').selectAll().orderBy('name');
+  if (only !== undefined) q = q.where('name', 'in', [...only]);
+  return (await q.execute()).map(toTenant);
+}
+
+/** A tenant's stages in their order. */
+export async function listStages(db: DbOrTrx, tenantId: string): Promise<Stage[]> {
+  const rows = await db
+    .selectFrom('accord.stages')
+    .select(['id', 'name', 'position', 'schema_name', 'role_name', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .orderBy('position')
+    .execute();
+  return rows.map(toStage);
+}
+
+async function insertStage(trx: Trx, tenantId: string, name: string, position: number): Promise<Stage> {
+  const names = newStageStorageNames();
+  await createStageStorage(trx, names);
+  const row = await trx
+    .insertInto('accord.stages')
+    .values({ tenant_id: tenantId, name, position, schema_name: names.schema, role_name: names.role })
+    .returning(['id', 'name', 'position', 'schema_name', 'role_name', 'created_at'])
+    .executeTakeFirstOrThrow();
+  return toStage(row);
+}
+
+/**
+ * Creates a tenant with the default stages (each with its schema and role), all in one
+ * transaction with its audit records: a failure leaves nothing behind.
+ */
+export async function createTenant(
+  db: Db,
+  source: AuditSource,
+  input: { name: string; displayName?: string | undefined; region?: string | undefined },
+): Promise<Tenant & { stages: Stage[] }> {
+  assertTenantName(input.name);
+  const region = input.region ?? 'default';
+  assertRegion(region);
+  const displayName = input.displayName?.trim() || input.name;
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('accord.tenants')
+        .values({ name: input.name, display_name: displayName, region })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const tenant = toTenant(row);
+      await record(trx, source, {
+        tenantId: tenant.id,
+        action: 'tenant.created',
+        target: { type: 'tenant', id: tenant.id },
+        outcome: 'success',
+        details: { name: tenant.name, displayName, region },
+      });
+      const stages: Stage[] = [];
+      for (const [i, name] of DEFAULT_STAGES.entries()) {
+        const stage = await insertStage(trx, tenant.id, name, i + 1);
+        await record(trx, source, stageCreated(tenant.id, stage));
+        stages.push(stage);
+      }
+      return { ...tenant, stages };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new AccordError('TENANCY_TENANT_EXISTS', { details: { tenant: input.name }, cause: err });
+    }
+    throw err;
+  }
+}
+
+const stageCreated = (tenantId: string, stage: Stage) =>
+  ({
+    tenantId,
+    action: 'stage.created',
+    target: { type: 'stage', id: stage.id },
+    outcome: 'success',
+    details: { name: stage.name, position: stage.position, schema: stage.schema },
+  }) as const;
+
+/**
+ * Adds a stage after an existing one (default: last). Later stages shift down one place. The
+ * tenant row is locked so concurrent insertions keep positions consistent.
+ */
+export async function createStage(
+  db: Db,
+  source: AuditSource,
+  tenantName: string,
+  input: { name: string; after?: string | undefined },
+): Promise<Stage> {
+  assertStageName(input.name);
+  if (input.after !== undefined) assertStageName(input.after);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const tenant = await getTenant(trx, tenantName, { lock: true });
+      const stages = await listStages(trx, tenant.id);
+      if (stages.some((s) => s.name === input.name)) {
+        throw new AccordError('TENANCY_STAGE_EXISTS', { details: { tenant: tenantName, stage: input.name } });
+      }
+      let position = (stages.at(-1)?.position ?? 0) + 1;
+      if (input.after !== undefined) {
+        const after = stages.find((s) => s.name === input.after);
+        if (!after) {
+          throw new AccordError('TENANCY_STAGE_NOT_FOUND', {
+            message: `The tenant has no stage "${input.after}" to insert after.`,
+            details: { tenant: tenantName, stage: input.after },
+          });
+        }
+        position = after.position + 1;
+        await trx
+          .updateTable('accord.stages')
+          .set((eb) => ({ position: eb('position', '+', 1) }))
+          .where('tenant_id', '=', tenant.id)
+          .where('position', '>=', position)
+          .execute();
+      }
+      const stage = await insertStage(trx, tenant.id, input.name, position);
+      await record(trx, source, stageCreated(tenant.id, stage));
+      return stage;
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new AccordError('TENANCY_STAGE_EXISTS', { details: { tenant: tenantName, stage: input.name }, cause: err });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Deletes a tenant: its stages' schemas and roles, its users and grants (by cascade), then the
+ * tenant row. The deletion is audited on the platform chain, since the tenant's own is gone
+ * with it. (Crypto-shredding of its keys comes with the data-protection capability.)
+ */
+export async function deleteTenant(db: Db, source: AuditSource, tenantName: string, confirm: string | undefined): Promise<void> {
+  if (confirm !== tenantName) {
+    throw new AccordError('TENANCY_CONFIRMATION_REQUIRED', { details: { tenant: tenantName } });
+  }
+  await db.transaction().execute(async (trx) => {
+    const tenant = await getTenant(trx, tenantName, { lock: true });
+    const stages = await listStages(trx, tenant.id);
+    for (const s of stages) await dropStageStorage(trx, { schema: s.schema, role: s.role });
+    await trx.deleteFrom('accord.tenants').where('id', '=', tenant.id).execute();
+    await record(trx, source, {
+      tenantId: null,
+      action: 'tenant.deleted',
+      target: { type: 'tenant', id: tenant.id },
+      outcome: 'success',
+      details: { name: tenant.name, stages: stages.map((s) => s.name), schemasDropped: stages.map((s) => s.schema) },
+    });
+  });
+}
