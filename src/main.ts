@@ -1,1 +1,3 @@
-console.log("hello from main", process.argv.slice(2))
+import { runCli } from './cli/index.ts';
+
+await runCli(process.argv.slice(2));

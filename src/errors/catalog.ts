@@ -28,6 +28,13 @@ export const catalog = {
   DB_NOT_READY: { status: 503, title: 'Not ready', message: 'The platform is not ready.' },
   // TLS
   TLS_FILE_UNREADABLE: { status: 500, title: 'TLS file unreadable', message: 'A TLS file cannot be read.' },
+  TLS_FILE_UNWRITABLE: { status: 500, title: 'TLS file unwritable', message: 'A TLS file cannot be written.' },
+  TLS_FILE_INVALID: { status: 500, title: 'TLS file invalid', message: 'A TLS file holds no usable certificate or key.' },
+  TLS_KEY_MISMATCH: { status: 500, title: 'TLS key mismatch', message: 'The private key does not belong to the certificate.' },
+  TLS_CA_KEY_MISSING: { status: 500, title: 'TLS CA key missing', message: 'The local CA key is missing.' },
+  TLS_CA_EXPIRED: { status: 500, title: 'TLS CA expired', message: 'The local CA has expired.' },
+  TLS_INVALID_HOSTNAME: { status: 500, title: 'Invalid TLS hostname', message: 'A hostname cannot be put in a certificate.' },
+  TLS_LOCK_TIMEOUT: { status: 500, title: 'TLS lock timeout', message: 'Another process holds the TLS directory lock.' },
   TLS_INCOMPLETE: {
     status: 500,
     title: 'TLS configuration incomplete',

@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { apiClient } from './client.ts';
+import { action, sessionClient, withJson } from './command.ts';
+import { cliError } from './output.ts';
+import { loadProfile, readArgFile, removeProfile, saveProfile } from './profile.ts';
+
+interface ServerOptions {
+  url?: string;
+  caFile?: string;
+}
+
+/** URL and CA from flags, else from the saved profile (same URL only: a CA is per server). */
+function server(opts: ServerOptions): { url: string; ca?: string } {
+  const saved = loadProfile();
+  const url = opts.url ?? saved?.url;
+  if (!url) throw cliError('CLI_USAGE', 'Give --url (no saved profile to take it from).');
+  if (opts.caFile) return { url, ca: readArgFile(opts.caFile, '--ca-file') };
+  if (saved?.ca && saved.url === url) return { url, ca: saved.ca };
+  return { url };
+}
+
+/** `accord setup`, `accord login`, `accord logout`. */
+export function registerSessionCommands(program: Command): void {
+  withJson(
+    program
+      .command('setup')
+      .description('create the first platform operator with the one-time setup token printed by `accord start`')
+      .requiredOption('--url <url>', 'platform URL, e.g. https://localhost:8443')
+      .option('--ca-file <file>', 'CA certificate to trust (printed by `accord start`)')
+      .requiredOption('--token <token>', 'the one-time setup token')
+      .requiredOption('--email <email>', 'email of the operator to create')
+      .requiredOption('--password-file <file>', 'file holding the new password (12+ characters)'),
+  ).action(
+    action(async (out, opts: ServerOptions & { token: string; email: string; passwordFile: string }) => {
+      const password = readArgFile(opts.passwordFile, '--password-file', { trimNewline: true });
+      const client = apiClient(server(opts));
+      const res = await client.call<{ userId: string; email: string }>('POST', '/api/v1/setup', {
+        token: opts.token,
+        email: opts.email,
+        password,
+      });
+      out.result(res, (r: { email: string }) => `Operator ${r.email} created. Next: accord login --url ${opts.url} --email ${r.email} --password-file FILE`);
+    }),
+  );
+
+  withJson(
+    program
+      .command('login')
+      .description('sign in and save the session (URL, CA, token) under ACCORD_CONFIG_DIR, mode 0600')
+      .option('--url <url>', 'platform URL (default: the saved profile)')
+      .option('--ca-file <file>', 'CA certificate to trust (default: the saved profile)')
+      .requiredOption('--email <email>', 'your email')
+      .requiredOption('--password-file <file>', 'file holding your password'),
+  ).action(
+    action(async (out, opts: ServerOptions & { email: string; passwordFile: string }) => {
+      const password = readArgFile(opts.passwordFile, '--password-file', { trimNewline: true });
+      const target = server(opts);
+      const res = await apiClient(target).call<{ token: string; expiresAt: string; user: { id: string; email: string } }>(
+        'POST',
+        '/api/v1/auth/login',
+        { email: opts.email, password },
+      );
+      saveProfile({ ...target, token: res.token, email: res.user.email, expiresAt: res.expiresAt });
+      out.result(
+        { url: target.url, email: res.user.email, userId: res.user.id, expiresAt: res.expiresAt },
+        (r: { email: string; url: string }) => `Logged in to ${r.url} as ${r.email}.`,
+      );
+    }),
+  );
+
+  withJson(program.command('logout').description('end the session on the server and forget it locally')).action(
+    action(async (out) => {
+      const { client } = sessionClient();
+      try {
+        await client.call('POST', '/api/v1/auth/logout');
+      } finally {
+        // Forget the token even if the server already considers it ended.
+        removeProfile();
+      }
+      out.result({ loggedOut: true }, () => 'Logged out.');
+    }),
+  );
+}

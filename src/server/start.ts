@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.ts';
+import { type Database, migrate, openDatabase } from '../db/index.ts';
+import { AccordError, isAccordError } from '../errors/index.ts';
+import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
+import { buildApp } from './app.ts';
+import { createLogger } from './logger.ts';
+import { isTlsError, loadOrCreateTlsMaterial, type TlsMaterial } from './tls/index.ts';
+
+/** A platform node that is listening. */
+export interface RunningPlatform {
+  readonly url: string;
+  readonly port: number;
+  readonly engine: Database['engine'];
+  readonly databaseLocation: string;
+  readonly tls: TlsMaterial;
+  readonly bootstrap: BootstrapState;
+  readonly app: FastifyInstance;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+function displayUrl(config: Config, port: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/$/, '');
+  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '127.0.0.1' || config.host === '::1';
+  return `https://${wildcard ? 'localhost' : config.host}:${port}`;
+}
+
+async function tlsFor(config: Config): Promise<TlsMaterial> {
+  try {
+    return await loadOrCreateTlsMaterial({
+      dataDir: config.dataDir,
+      ...(config.tlsCert ? { certFile: config.tlsCert } : {}),
+      ...(config.tlsKey ? { keyFile: config.tlsKey } : {}),
+      hostnames: [...config.tlsHostnames],
+    });
+  } catch (err) {
+    if (isTlsError(err)) throw new AccordError(err.code, { message: err.message, cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Starts one platform node: TLS material, database, catalog migrations, bootstrap, then the
+ * HTTPS listener. Anything that fails closes what was opened and throws a catalog error.
+ */
+export async function startPlatform(config: Config, opts: { logger?: Logger } = {}): Promise<RunningPlatform> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  const tls = await tlsFor(config);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  let app: FastifyInstance | undefined;
+  try {
+    const { applied } = await migrate(database.db);
+    if (applied.length > 0) logger.info({ applied }, 'catalog migrations applied');
+    const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });
+    app = await buildApp({ config, database, logger, https: { key: tls.key, cert: tls.cert } });
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const running = app;
+    logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');
+    return {
+      url: displayUrl(config, port),
+      port,
+      engine: database.engine,
+      databaseLocation: database.location,
+      tls,
+      bootstrap,
+      app: running,
+      logger,
+      async close() {
+        await running.close();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await app?.close().catch(() => {});
+    await database.close().catch(() => {});
+    if (isAccordError(err)) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new AccordError('CONFIG_INVALID', {
+        message: `Port ${config.port} on ${config.host} is already in use. Stop the other process or pass --port.`,
+        details: { key: 'port' },
+      });
+    }
+    throw err;
+  }
+}
