@@ -41,7 +41,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger,
     ...(opts.https
-      ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const, allowHTTP1: true } }
+      ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } }
       : {}),
     // An incoming id from a proxy is kept when it looks like one, so traces join up.
     genReqId: (req) => {

@@ -49,11 +49,12 @@ async function tlsFor(config: Config): Promise<TlsMaterial> {
  */
 export async function startPlatform(config: Config, opts: { logger?: Logger } = {}): Promise<RunningPlatform> {
   const logger = opts.logger ?? createLogger(config.logLevel);
-  mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
-  const tls = await tlsFor(config);
+  // The database first: a start that cannot reach it must leave nothing behind, not even a CA.
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let app: FastifyInstance | undefined;
   try {
+    mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+    const tls = await tlsFor(config);
     const { applied } = await migrate(database.db);
     if (applied.length > 0) logger.info({ applied }, 'catalog migrations applied');
     const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });

@@ -14,6 +14,12 @@ export interface TestEngine {
 }
 
 let server: Promise<PostgresServer> | undefined;
+
+/** The run's PostgreSQL server (or this file's own when run alone), stopped after the file. */
+export function testServer(): Promise<PostgresServer> {
+  server ??= getTestPostgres();
+  return server;
+}
 const opened: Database[] = [];
 
 after(async () => {
@@ -27,8 +33,7 @@ after(async () => {
  * prove stage schemas and roles work without superuser powers.
  */
 export async function newPostgresDatabaseUrl(): Promise<string> {
-  server ??= getTestPostgres();
-  const s = await server;
+  const s = await testServer();
   const url = await createDatabase(s.url, 'accord');
   const dbName = new URL(url).pathname.slice(1);
   const role = `app_${randomBytes(6).toString('hex')}`;
@@ -48,9 +53,8 @@ export async function newPostgresDatabaseUrl(): Promise<string> {
 
 /** The superuser URL of the run's server (for tamper and inspection steps in tests). */
 export async function superuserUrl(dbUrl: string): Promise<string> {
-  server ??= getTestPostgres();
   const u = new URL(dbUrl);
-  u.username = new URL((await server).url).username;
+  u.username = new URL((await testServer()).url).username;
   return u.toString();
 }
 

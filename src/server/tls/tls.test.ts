@@ -411,6 +411,10 @@ test('creates a single CA when several processes start at once', async (t) => {
     });
     return { child, ready, done };
   });
+  // A child that fails would leave the others waiting on stdin forever.
+  t.after(() => {
+    for (const { child } of children) if (child.exitCode === null) child.kill();
+  });
   await Promise.race([Promise.all(children.map((c) => c.ready)), Promise.all(children.map((c) => c.done))]);
   for (const { child } of children) child.stdin.write('go\n');
   const results = await Promise.all(children.map((c) => c.done));
