@@ -7,8 +7,8 @@ import { record } from '../audit/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
-import { type RouteDefinition, registerRoutes } from '../http/index.ts';
-import { auditSource, authenticateToken, authorize, iamRoutes } from '../iam/index.ts';
+import { type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
+import { auditSource, authenticateToken, authorize, iamRoutes, isPermission } from '../iam/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
 import { installMetrics } from './metrics.ts';
@@ -20,6 +20,19 @@ export interface AppOptions {
   readonly logger: Logger;
   /** TLS key and certificate; absent only for in-process tests driven by `inject()`. */
   readonly https?: { readonly key: string; readonly cert: string };
+}
+
+/** A route as registered, with the access rule it declared (tests enumerate these). */
+export interface DeclaredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly access: RouteAccess;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    declaredRoutes: readonly DeclaredRoute[];
+  }
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -50,16 +63,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     bodyLimit: 1024 * 1024,
     trustProxy: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true },
     // The HTTPS and plain variants differ only in the raw server type, which nothing here touches.
   }) as unknown as FastifyInstance;
 
+  const declared: DeclaredRoute[] = [];
   app.addHook('onRoute', (route) => {
-    if (!route.config?.access) {
+    const acc = route.config?.access;
+    if (!acc) {
       throw new Error(`Route ${route.method} ${route.url} declares no access rule; every route must (see src/http/route.ts).`);
     }
+    if (acc.kind === 'permission' && !isPermission(acc.permission)) {
+      throw new Error(`Route ${route.method} ${route.url} names ${acc.permission}, which is not in the permission catalog.`);
+    }
+    for (const method of [route.method].flat()) declared.push({ method, url: route.url, access: acc });
   });
+  app.decorate('declaredRoutes', declared);
 
   await app.register(helmet, {
     hsts: { maxAge: 31_536_000, includeSubDomains: true },
