@@ -1,8 +1,32 @@
+export { canonicalJson, chainHash, chainIdFor, GENESIS_HASH, PLATFORM_CHAIN, type CanonicalRecord } from './canonical.ts';
+export {
+  type CheckpointPolicy,
+  latestCheckpointSeqs,
+  listCheckpoints,
+  readCheckpointFiles,
+  takeCheckpoints,
+  writeCheckpointFiles,
+} from './checkpoints.ts';
+export { toCef, toJsonLine, toSyslog5424 } from './formats.ts';
 export {
   type AuditActor,
   type AuditEvent,
   type AuditSource,
   record,
+  recordAlone,
   scrubDetails,
   systemSource,
+  toCanonical,
 } from './record.ts';
+export { type AuditQuery, type AuditRecordView, searchAudit } from './search.ts';
+export {
+  type CheckpointBody,
+  type CheckpointSigner,
+  checkpointPayload,
+  ephemeralSigner,
+  keyIdOf,
+  loadOrCreateSigner,
+  type SignedCheckpoint,
+  verifyCheckpointSignature,
+} from './signing.ts';
+export { type ChainProblem, type ChainReport, verifyChain, verifyChains } from './verify.ts';

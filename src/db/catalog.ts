@@ -67,23 +67,54 @@ export interface SetupTokensTable {
   used_at: Date | null;
 }
 
-export interface AuditEventsTable {
-  id: Generated<string>;
-  occurred_at: ColumnType<Date, Date | undefined, never>;
+export interface AuditChainsTable {
+  /** 'platform' or the tenant's id. */
+  chain_id: string;
   tenant_id: string | null;
-  actor_type: 'user' | 'client' | 'system' | 'anonymous';
+  last_seq: ColumnType<number, number | undefined, number>;
+  last_hash: ColumnType<Buffer, Buffer | undefined, Buffer>;
+  /** Records at or below this sequence were moved to archive files; verification starts here. */
+  anchor_seq: ColumnType<number, number | undefined, number>;
+  anchor_hash: ColumnType<Buffer, Buffer | undefined, Buffer>;
+  last_checkpoint_seq: ColumnType<number, number | undefined, number>;
+  last_checkpoint_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface AuditEventsTable {
+  chain_id: string;
+  seq: number;
+  id: string;
+  occurred_at: Date;
+  tenant_id: string | null;
+  actor_type: string;
   actor_id: string | null;
   actor_label: string | null;
   actor_roles: string[];
   action: string;
   target_type: string | null;
   target_id: string | null;
-  outcome: 'success' | 'failure' | 'denied';
+  outcome: string;
   reason: string | null;
   source_ip: string | null;
   user_agent: string | null;
   request_id: string | null;
   details: ColumnType<Record<string, unknown>, string, never>;
+  hash: Buffer;
+}
+
+export interface AuditCheckpointsTable {
+  chain_id: string;
+  seq: number;
+  hash: Buffer;
+  signed_at: Date;
+  key_id: string;
+  signature: Buffer;
+}
+
+export interface AuditSinkCursorsTable {
+  sink: string;
+  chain_id: string;
+  last_seq: ColumnType<number, number | undefined, number>;
 }
 
 /** The whole platform catalog as Kysely sees it. */
@@ -94,5 +125,8 @@ export interface Catalog {
   'accord.role_grants': RoleGrantsTable;
   'accord.sessions': SessionsTable;
   'accord.setup_tokens': SetupTokensTable;
+  'accord.audit_chains': AuditChainsTable;
   'accord.audit_events': AuditEventsTable;
+  'accord.audit_checkpoints': AuditCheckpointsTable;
+  'accord.audit_sink_cursors': AuditSinkCursorsTable;
 }

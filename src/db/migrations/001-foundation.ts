@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 
-/** Tenants, stages, the minimal identity tables the first operator needs, and the audit table. */
+/** Tenants, stages, and the minimal identity tables the first operator needs. */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     create table accord.tenants (
@@ -60,32 +60,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       expires_at timestamptz not null,
       used_at timestamptz
     );
-    create table accord.audit_events (
-      id uuid primary key default gen_random_uuid(),
-      occurred_at timestamptz not null default clock_timestamp(),
-      tenant_id uuid,
-      actor_type text not null,
-      actor_id text,
-      actor_label text,
-      actor_roles text[] not null default '{}',
-      action text not null,
-      target_type text,
-      target_id text,
-      outcome text not null check (outcome in ('success', 'failure', 'denied')),
-      reason text,
-      source_ip text,
-      user_agent text,
-      request_id text,
-      details jsonb not null default '{}'
-    );
-    create index audit_events_tenant_time on accord.audit_events (tenant_id, occurred_at);
   `.execute(db);
 }
 
 /** Migrations are forward-only in production; down exists for development resets. */
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
-    drop table accord.audit_events, accord.setup_tokens, accord.sessions, accord.role_grants,
+    drop table accord.setup_tokens, accord.sessions, accord.role_grants,
       accord.users, accord.stages, accord.tenants;
   `.execute(db);
 }

@@ -1,0 +1,123 @@
+import type { DbOrTrx } from '../db/index.ts';
+import { chainHash } from './canonical.ts';
+import { listCheckpoints } from './checkpoints.ts';
+import { toCanonical } from './record.ts';
+import { type SignedCheckpoint, verifyCheckpointSignature } from './signing.ts';
+
+/** What can be wrong with a chain, at its first bad sequence number. */
+export type ChainProblem =
+  | 'hash-mismatch' /* a record's content or position changed */
+  | 'missing-record' /* a sequence number is absent: a record was deleted */
+  | 'duplicate-record' /* a sequence number appears twice or goes backwards: a record was inserted */
+  | 'truncated' /* the chain ends before its head or an exported checkpoint */
+  | 'beyond-head' /* records after the chain's recorded head: inserted at the end */
+  | 'checkpoint-mismatch' /* a signed checkpoint's hash differs from the record at its sequence */
+  | 'checkpoint-signature'; /* a checkpoint is not signed by a key this platform trusts */
+
+export interface ChainReport {
+  readonly chain: string;
+  readonly tenantId: string | null;
+  readonly ok: boolean;
+  /** Records checked (those online; archived ones are covered by the anchor). */
+  readonly records: number;
+  readonly anchorSeq: number;
+  readonly lastSeq: number;
+  readonly checkpointsChecked: number;
+  readonly firstBadSeq?: number;
+  readonly problem?: ChainProblem;
+  readonly detail?: string;
+}
+
+const BATCH = 2000;
+
+/**
+ * Recomputes one chain from its anchor and checks it against the stored head, the stored
+ * checkpoints and any external ones (e.g. files exported earlier). Stops at the first problem
+ * and reports its sequence number.
+ */
+export async function verifyChain(
+  db: DbOrTrx,
+  chain: string,
+  opts: { trustedKeys: ReadonlyMap<string, string>; external?: readonly SignedCheckpoint[] },
+): Promise<ChainReport> {
+  const head = await db.selectFrom('accord.audit_chains').selectAll().where('chain_id', '=', chain).executeTakeFirst();
+  const stored = await listCheckpoints(db, { chain });
+  const checkpoints = [...stored, ...(opts.external ?? []).filter((c) => c.chain === chain)];
+  const base = {
+    chain,
+    tenantId: head?.tenant_id ?? null,
+    anchorSeq: Number(head?.anchor_seq ?? 0),
+    lastSeq: Number(head?.last_seq ?? 0),
+    checkpointsChecked: checkpoints.length,
+  };
+  const fail = (records: number, firstBadSeq: number, problem: ChainProblem, detail: string): ChainReport => ({
+    ...base,
+    ok: false,
+    records,
+    firstBadSeq,
+    problem,
+    detail,
+  });
+
+  for (const cp of checkpoints) {
+    const pem = opts.trustedKeys.get(cp.keyId);
+    if (!pem || !verifyCheckpointSignature(cp, pem)) {
+      return fail(0, cp.seq, 'checkpoint-signature', pem ? `checkpoint ${cp.seq} has an invalid signature` : `checkpoint ${cp.seq} is signed by key ${cp.keyId}, which this platform does not know`);
+    }
+  }
+  const wanted = new Map<number, string[]>();
+  for (const cp of checkpoints) wanted.set(cp.seq, [...(wanted.get(cp.seq) ?? []), cp.hash]);
+
+  let expected = base.anchorSeq + 1;
+  let prev = head?.anchor_hash ?? Buffer.alloc(32);
+  let records = 0;
+  let after = -1;
+  for (;;) {
+    const rows = await db
+      .selectFrom('accord.audit_events')
+      .selectAll()
+      .where('chain_id', '=', chain)
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(BATCH)
+      .execute();
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (seq < expected) return fail(records, seq, 'duplicate-record', `sequence ${seq} appears where ${expected} was expected`);
+      if (seq > expected) return fail(records, expected, 'missing-record', `sequence ${expected} is missing (next present: ${seq})`);
+      const computed = chainHash(prev, toCanonical(row));
+      if (!computed.equals(row.hash)) return fail(records, seq, 'hash-mismatch', `record ${seq} does not match its hash or its predecessor`);
+      for (const h of wanted.get(seq) ?? []) {
+        if (h !== computed.toString('hex')) return fail(records, seq, 'checkpoint-mismatch', `record ${seq} differs from the signed checkpoint`);
+      }
+      prev = computed;
+      expected = seq + 1;
+      records++;
+    }
+    after = Number(rows.at(-1)?.seq);
+    // Ties within one batch end never happen: (chain_id, seq) is the primary key unless someone dropped it,
+    // and then the next batch starts after the last seq seen, which the duplicate check above covers.
+  }
+  const lastSeen = expected - 1;
+  if (lastSeen < base.lastSeq) return fail(records, lastSeen + 1, 'truncated', `the chain ends at ${lastSeen} but its head says ${base.lastSeq}`);
+  if (lastSeen > base.lastSeq) return fail(records, base.lastSeq + 1, 'beyond-head', `records after the head ${base.lastSeq}`);
+  const furthest = Math.max(0, ...checkpoints.map((c) => c.seq));
+  if (furthest > lastSeen) return fail(records, lastSeen + 1, 'truncated', `a signed checkpoint covers ${furthest} but the chain ends at ${lastSeen}`);
+  return { ...base, ok: true, records };
+}
+
+/** Verifies every chain (or the ones named), including chains only known from external checkpoints. */
+export async function verifyChains(
+  db: DbOrTrx,
+  opts: { chains?: readonly string[]; trustedKeys: ReadonlyMap<string, string>; external?: readonly SignedCheckpoint[] },
+): Promise<ChainReport[]> {
+  let chains = opts.chains ? [...opts.chains] : (await db.selectFrom('accord.audit_chains').select('chain_id').orderBy('chain_id').execute()).map((c) => c.chain_id);
+  if (!opts.chains) {
+    for (const cp of opts.external ?? []) if (!chains.includes(cp.chain)) chains.push(cp.chain);
+    chains = [...new Set(chains)];
+  }
+  const reports: ChainReport[] = [];
+  for (const chain of chains) reports.push(await verifyChain(db, chain, opts));
+  return reports;
+}
