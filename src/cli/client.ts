@@ -44,14 +44,18 @@ export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>): ApiCl
             res.on('end', () => {
               const text = Buffer.concat(chunks).toString('utf8');
               const status = res.statusCode ?? 0;
-              let parsed: unknown;
-              try {
-                parsed = text ? JSON.parse(text) : undefined;
-              } catch {
-                parsed = undefined;
+              // JSON documents are parsed; anything else (JSON lines, CEF) is handed back as text.
+              const type = String(res.headers['content-type'] ?? '');
+              let parsed: unknown = text;
+              if (/json/.test(type) && !/ndjson/.test(type)) {
+                try {
+                  parsed = text ? JSON.parse(text) : undefined;
+                } catch {
+                  parsed = undefined;
+                }
               }
               if (status >= 200 && status < 300) return resolve(parsed as T);
-              const p = (parsed ?? {}) as { code?: string; detail?: string; details?: unknown };
+              const p = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { code?: string; detail?: string; details?: unknown };
               reject(new RemoteError(p.code ?? `HTTP_${status}`, status, p.detail ?? `The server answered ${status}.`, p.details));
             });
           },

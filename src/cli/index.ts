@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerAuditCommands } from './audit.ts';
 import { reportError } from './output.ts';
 import { registerSessionCommands } from './session.ts';
 import { registerStartCommand } from './start.ts';
@@ -15,8 +16,9 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerSessionCommands(program);
   registerTenancyCommands(program);
-  for (const cmd of program.commands) cmd.exitOverride();
-  for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
+  registerAuditCommands(program);
+  const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
+  for (const cmd of all(program)) cmd.exitOverride();
   return program;
 }
 
@@ -25,9 +27,8 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
   const json = argv.includes('--json');
   if (json) program.configureOutput({ writeErr: () => {} });
-  for (const cmd of [...program.commands, ...program.commands.flatMap((c) => c.commands)]) {
-    if (json) cmd.configureOutput({ writeErr: () => {} });
-  }
+  const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
+  for (const cmd of all(program)) if (json) cmd.configureOutput({ writeErr: () => {} });
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {

@@ -40,6 +40,7 @@ export interface OpenOptions {
 
 // Counts and sequence numbers fit in a double; strings for int8 would leak into every caller.
 const INT8_OID = 20;
+const BYTEA_OID = 17;
 
 /** Opens the engine the options select and checks it answers. Does not migrate. */
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
@@ -52,7 +53,8 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
   const location = opts.inMemory ? 'PGlite (in memory)' : `PGlite at ${join(dataDir, 'pgdata')}`;
   try {
     const pglite = await PGlite.create(opts.inMemory ? 'memory://' : join(dataDir, 'pgdata'), {
-      parsers: { [INT8_OID]: (v: string) => Number(v) },
+      // bytea as Buffer, as node-postgres gives it (PGlite's default is a bare Uint8Array).
+      parsers: { [INT8_OID]: (v: string) => Number(v), [BYTEA_OID]: (v: string) => Buffer.from(v.slice(2), 'hex') },
     });
     const db = new Kysely<Catalog>({ dialect: pgliteDialect(pglite) });
     return {

@@ -77,6 +77,13 @@ export const catalog = {
     title: 'Confirmation required',
     message: 'Repeat the tenant name in the confirm field to delete it.',
   },
+  // Audit trail
+  AUDIT_QUERY_INVALID: { status: 400, title: 'Invalid audit query', message: 'The audit filters are not valid.' },
+  AUDIT_CHECKPOINTS_INVALID: {
+    status: 400,
+    title: 'Invalid checkpoints',
+    message: 'The checkpoints given are not in the exported checkpoint format.',
+  },
   // CLI-side errors (never sent by the server, printed by the CLI with the same shape)
   CLI_USAGE: { status: 400, title: 'Usage error', message: 'The command line is not valid.' },
   CLI_FILE_UNREADABLE: { status: 400, title: 'Unreadable file', message: 'A file given on the command line cannot be read.' },

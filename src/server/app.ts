@@ -3,7 +3,8 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { record } from '../audit/index.ts';
+import { type CheckpointSigner, record } from '../audit/index.ts';
+import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
@@ -18,6 +19,8 @@ export interface AppOptions {
   readonly config: Config;
   readonly database: Database;
   readonly logger: Logger;
+  /** Signs audit checkpoints; its public key verifies them. */
+  readonly signer: CheckpointSigner;
   /** TLS key and certificate; absent only for in-process tests driven by `inject()`. */
   readonly https?: { readonly key: string; readonly cert: string };
 }
@@ -146,6 +149,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...platformRoutes({ app, database, metrics }),
     ...iamRoutes({ db: database.db, config }),
     ...tenancyRoutes({ db: database.db }),
+    ...auditRoutes({ db: database.db, config, signer: opts.signer }),
   ];
   registerRoutes(app, routes);
   return app;

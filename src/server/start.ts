@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import { type Database, migrate, openDatabase } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
+import { loadOrCreateSigner } from '../audit/index.ts';
+import { AuditJobs, checkpointTask } from '../audit-trail/index.ts';
 import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
@@ -58,11 +60,24 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     const { applied } = await migrate(database.db);
     if (applied.length > 0) logger.info({ applied }, 'catalog migrations applied');
     const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });
-    app = await buildApp({ config, database, logger, https: { key: tls.key, cert: tls.cert } });
+    const signer = loadOrCreateSigner(config.auditSigningKeyFile ?? join(config.dataDir, 'keys', 'audit-signing-key.pem'));
+    app = await buildApp({ config, database, logger, signer, https: { key: tls.key, cert: tls.cert } });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const running = app;
+    const jobs = new AuditJobs(
+      [
+        checkpointTask(
+          database.db,
+          signer,
+          { everyRecords: config.auditCheckpointEveryRecords, everyMs: config.auditCheckpointEveryMinutes * 60_000 },
+          config.auditCheckpointDir,
+        ),
+      ],
+      logger,
+    );
+    jobs.start();
     logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');
     return {
       url: displayUrl(config, port),
@@ -75,6 +90,8 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
       async close() {
         await running.close();
+        // Before the database closes: a last checkpoint covers everything written before a clean stop.
+        await jobs.stop();
         await database.close();
       },
     };

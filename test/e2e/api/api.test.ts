@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { ephemeralSigner } from '../../../src/audit/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import { createSession, createUser, ensureBootstrap, grantRole } from '../../../src/iam/index.ts';
@@ -40,7 +41,7 @@ for (const engine of engines()) {
           cb();
         },
       });
-      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink) });
+      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink), signer: ephemeralSigner() });
       const boot = await ensureBootstrap(db, {});
       assert.equal(boot.state, 'token-issued');
       const token = boot.state === 'token-issued' ? boot.token : '';

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ephemeralSigner } from '../../../src/audit/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import { ensureBootstrap, hasOperator } from '../../../src/iam/index.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
@@ -497,7 +498,7 @@ describe('an expired setup token', () => {
       assert.equal(issued.state, 'token-issued');
       assert.ok(issued.state === 'token-issued' && issued.expiresAt.getTime() < Date.now());
       const config = loadConfig({ env: {}, flags: { dataDir: join(tmpdir(), 'accord-unused'), logLevel: 'silent' } });
-      const app = await buildApp({ config, database, logger: createLogger('silent') });
+      const app = await buildApp({ config, database, logger: createLogger('silent'), signer: ephemeralSigner() });
       try {
         const setup = (token: string) =>
           app.inject({ method: 'POST', url: '/api/v1/setup', payload: { token, email: EMAIL, password: PASSWORD } });

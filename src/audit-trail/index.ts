@@ -1,0 +1,2 @@
+export { AuditJobs, type AuditTask, checkpointTask } from './jobs.ts';
+export { auditRoutes } from './routes.ts';
