@@ -91,6 +91,7 @@ const fileName = (cp: SignedCheckpoint) => `${String(cp.seq).padStart(12, '0')}.
  */
 export function writeCheckpointFiles(dir: string, checkpoints: readonly SignedCheckpoint[]): number {
   let written = 0;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const cp of checkpoints) {
     const chainDir = join(dir, cp.chain);
     mkdirSync(chainDir, { recursive: true, mode: 0o700 });

@@ -167,6 +167,14 @@ for (const engine of engines()) {
       problem(await app.inject({ method: 'POST', url: '/api/v1/tenants', headers: auth(adminToken), payload: { name: 'mine' } }), 403, 'IAM_FORBIDDEN');
       problem(await app.inject({ method: 'DELETE', url: '/api/v1/tenants/acme?confirm=acme', headers: auth(adminToken) }), 403, 'IAM_FORBIDDEN');
       problem(await get('/metrics'), 403, 'IAM_FORBIDDEN');
+      // The audit trail: its own chain yes, another tenant's is as missing, the platform's is forbidden.
+      const own = await get('/api/v1/tenants/acme/audit');
+      assert.equal(own.statusCode, 200);
+      assert.ok(own.json().records.every((r: { chain: string }) => r.chain === acme.id));
+      problem(await get('/api/v1/tenants/globex/audit'), 404, 'TENANCY_TENANT_NOT_FOUND');
+      problem(await get('/api/v1/tenants/globex/audit/export?format=cef'), 404, 'TENANCY_TENANT_NOT_FOUND');
+      problem(await get('/api/v1/audit'), 403, 'IAM_FORBIDDEN');
+      problem(await get('/api/v1/tenants/acme/audit?limit=0'), 400, 'AUDIT_QUERY_INVALID');
       const globexStages = await app.inject({ method: 'GET', url: '/api/v1/tenants/globex/stages', headers: auth(opsToken) });
       assert.equal(globexStages.json().length, 3, 'the foreign tenant was not changed');
     });

@@ -1,0 +1,309 @@
+// Two platform server processes on one PostgreSQL database, both writing audit records as fast as
+// the test can make them: every chain must stay one gap-free, valid hash chain (issue 3, "Tests").
+// Each tenant search adds a record to that tenant's chain; each anonymous request to a protected
+// route adds an `access.denied` record to the platform chain; the per-chain head lock is what keeps
+// the two nodes from forking a chain.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { newPostgresDatabaseUrl, superuserUrl } from '../../harness/engines.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const BIN = join(ROOT, 'bin', 'accord.js');
+const EMAIL = 'ops@example.test';
+const PASSWORD = 'correct horse battery staple';
+const READY_TIMEOUT_MS = 60_000;
+/** Requests per node, and how many each node has in flight at once. */
+const REQUESTS_PER_NODE = 1500;
+const IN_FLIGHT_PER_NODE = 24;
+
+/** Our environment without ACCORD_* (the harness sets some), plus `extra`. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ACCORD_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+interface Ready {
+  event: 'ready';
+  url: string;
+  caFile: string;
+  setup: { state: string; token?: string };
+}
+
+/** One `accord start` child with an HTTPS agent that trusts its generated CA. */
+class Node {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  output = '';
+  ready: Ready | undefined;
+  agent: Agent | undefined;
+  port = 0;
+
+  constructor(name: string, args: readonly string[], env: Record<string, string>) {
+    this.name = name;
+    this.child = spawn(process.execPath, [BIN, 'start', '--json', '--port', '0', '--log-level', 'warn', ...args], {
+      cwd: ROOT,
+      env: childEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.once('error', () => {}); // surfaces as an exit
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    const keep = (d: Buffer) => {
+      this.output += d;
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+  }
+
+  /** Waits for the `ready` line, then builds a keep-alive agent trusting the node's CA. */
+  async start(): Promise<Ready> {
+    const ready = await new Promise<Ready>((resolve, reject) => {
+      const check = () => {
+        for (const line of this.output.split('\n')) {
+          try {
+            const doc = JSON.parse(line) as Partial<Ready>;
+            if (doc?.event === 'ready') return finish(() => resolve(doc as Ready));
+          } catch {
+            // a log line or a partial line
+          }
+        }
+      };
+      const finish = (fn: () => void) => {
+        clearTimeout(timer);
+        this.child.stdout?.off('data', check);
+        fn();
+      };
+      const timer = setTimeout(() => finish(() => reject(new Error(`${this.name}: no ready line within ${READY_TIMEOUT_MS} ms\n${this.output}`))), READY_TIMEOUT_MS);
+      this.child.stdout?.on('data', check);
+      void this.exited.then(() => finish(() => reject(new Error(`${this.name}: exited before ready\n${this.output}`))));
+      check();
+    });
+    this.ready = ready;
+    this.port = Number(new URL(ready.url).port);
+    this.agent = new Agent({ keepAlive: true, ca: await readFile(ready.caFile, 'utf8'), maxSockets: IN_FLIGHT_PER_NODE });
+    return ready;
+  }
+
+  /** One HTTPS request; resolves with the status and the parsed JSON body (if any). */
+  call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: unknown }> {
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const headers: Record<string, string> = {};
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: this.port, path, method, servername: 'localhost', agent: this.agent, headers },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => {
+            let body: unknown = text;
+            try {
+              body = text ? JSON.parse(text) : null;
+            } catch {
+              // not JSON: keep the text for the failure message
+            }
+            resolve({ status: res.statusCode ?? 0, body });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** SIGTERM, then SIGKILL if it lingers. */
+  async kill(): Promise<void> {
+    this.agent?.destroy();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
+
+interface ChainRow {
+  chain_id: string;
+  count: number;
+  min: number;
+  max: number;
+}
+
+/** Rows per chain straight from the table, as the harness superuser (no application code in between). */
+async function chainRows(url: string): Promise<Map<string, ChainRow>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ chain_id: string; count: string; min: string; max: string }>(
+      'select chain_id, count(*), min(seq), max(seq) from accord.audit_events group by chain_id',
+    );
+    return new Map(rows.map((r) => [r.chain_id, { chain_id: r.chain_id, count: Number(r.count), min: Number(r.min), max: Number(r.max) }]));
+  } finally {
+    await client.end();
+  }
+}
+
+type Kind = 'acme' | 'globex' | 'anonymous';
+const KINDS: readonly Kind[] = ['acme', 'globex', 'anonymous'];
+// Protected routes an anonymous caller is turned away from; each refusal is one platform record.
+const ANONYMOUS_PATHS = ['/api/v1/tenants', '/api/v1/tenants/acme/audit', '/api/v1/audit', '/api/v1/tenants/globex'];
+
+interface Tally {
+  ok: Record<Kind, number>;
+  /** Anything but 200 for a search or 401 for an anonymous request: `kind status` → count. */
+  unexpected: Map<string, number>;
+  errors: string[];
+}
+
+/** Sends `total` requests to one node with `inFlight` of them outstanding at any time. */
+async function burst(node: Node, token: string, total: number, inFlight: number, offset: number): Promise<Tally> {
+  const tally: Tally = { ok: { acme: 0, globex: 0, anonymous: 0 }, unexpected: new Map(), errors: [] };
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < total; i = next++) {
+      const kind = KINDS[(i + offset) % KINDS.length]!;
+      const [path, auth, want] =
+        kind === 'anonymous'
+          ? [ANONYMOUS_PATHS[i % ANONYMOUS_PATHS.length]!, undefined, 401]
+          : [`/api/v1/tenants/${kind}/audit?limit=1`, token, 200];
+      try {
+        const res = await node.call('GET', path, auth ? { token: auth } : {});
+        if (res.status === want) tally.ok[kind]++;
+        else {
+          const key = `${kind} ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`;
+          tally.unexpected.set(key, (tally.unexpected.get(key) ?? 0) + 1);
+        }
+      } catch (err) {
+        tally.errors.push(`${kind}: ${(err as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return tally;
+}
+
+describe('two platform nodes writing the audit trail of one PostgreSQL database at once', { concurrency: false }, () => {
+  let dir: string;
+  let databaseUrl: string;
+  let inspectUrl: string;
+  const nodes: Node[] = [];
+  let a: Node;
+  let b: Node;
+  let token: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'accord-audit-concurrency-'));
+    databaseUrl = await newPostgresDatabaseUrl();
+    inspectUrl = await superuserUrl(databaseUrl);
+    // Both nodes sign checkpoints with one key, so each trusts the other's checkpoints.
+    const env = { ACCORD_AUDIT_SIGNING_KEY_FILE: join(dir, 'shared', 'audit-signing-key.pem') };
+    for (const n of ['a', 'b']) await mkdir(join(dir, n));
+    a = new Node('node A', ['--data-dir', join(dir, 'a', 'data'), '--database-url', databaseUrl], env);
+    nodes.push(a);
+    // One at a time: only the first start finds no operator and prints a setup token.
+    await a.start();
+    b = new Node('node B', ['--data-dir', join(dir, 'b', 'data'), '--database-url', databaseUrl], env);
+    nodes.push(b);
+    await b.start();
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.kill()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the first node to start prints the setup token and the second does not', () => {
+    assert.equal(typeof a.ready?.setup.token, 'string', JSON.stringify(a.ready?.setup));
+    assert.equal(b.ready?.setup.token, undefined, JSON.stringify(b.ready?.setup));
+  });
+
+  test('an operator set up and signed in on node A can create tenants on both nodes', async () => {
+    const setup = await a.call('POST', '/api/v1/setup', { body: { token: a.ready!.setup.token, email: EMAIL, password: PASSWORD } });
+    assert.equal(setup.status, 201, JSON.stringify(setup.body));
+    const login = await a.call('POST', '/api/v1/auth/login', { body: { email: EMAIL, password: PASSWORD } });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    token = (login.body as { token: string }).token;
+    // The session lives in the shared database, so node B accepts it too.
+    const acme = await a.call('POST', '/api/v1/tenants', { token, body: { name: 'acme' } });
+    assert.equal(acme.status, 201, JSON.stringify(acme.body));
+    const globex = await b.call('POST', '/api/v1/tenants', { token, body: { name: 'globex' } });
+    assert.equal(globex.status, 201, JSON.stringify(globex.body));
+  });
+
+  test('thousands of audited requests on both nodes at once leave every chain gap-free and valid', { timeout: 120_000 }, async (t) => {
+    assert.ok(token, 'the setup step ran');
+    // Chain ids of the tenants, from the verify report (it names each chain's tenant).
+    const first = await a.call('POST', '/api/v1/audit/verify', { token, body: {} });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const chainOf = new Map<string, string>();
+    for (const c of (first.body as VerifyOut).chains) chainOf.set(c.tenant ?? 'platform', c.chain);
+    const acmeChain = chainOf.get('acme');
+    const globexChain = chainOf.get('globex');
+    const platformChain = chainOf.get('platform');
+    assert.ok(acmeChain && globexChain && platformChain, `chains of acme, globex and the platform: ${JSON.stringify([...chainOf])}`);
+
+    const before = await chainRows(inspectUrl);
+    const started = performance.now();
+    const [ta, tb] = await Promise.all([
+      burst(a, token, REQUESTS_PER_NODE, IN_FLIGHT_PER_NODE, 0),
+      burst(b, token, REQUESTS_PER_NODE, IN_FLIGHT_PER_NODE, 1),
+    ]);
+    const seconds = (performance.now() - started) / 1000;
+    const sent = 2 * REQUESTS_PER_NODE;
+    t.diagnostic(`${sent} requests on 2 nodes (${IN_FLIGHT_PER_NODE} in flight each) in ${seconds.toFixed(1)} s: ${(sent / seconds).toFixed(0)} req/s`);
+    for (const [name, tally] of [
+      ['A', ta],
+      ['B', tb],
+    ] as const) {
+      t.diagnostic(`node ${name}: ${JSON.stringify(tally.ok)}, unexpected ${JSON.stringify([...tally.unexpected])}, errors ${tally.errors.length}`);
+    }
+    // A 500 here would mean an audit write failed under contention (a deadlock, a serialization error).
+    assert.deepEqual([...ta.unexpected, ...tb.unexpected], [], 'every search 200, every anonymous request 401');
+    assert.deepEqual([...ta.errors, ...tb.errors].slice(0, 5), [], 'no transport errors');
+
+    const afterBurst = await chainRows(inspectUrl);
+    const verify = await a.call('POST', '/api/v1/audit/verify', { token, body: {} });
+    assert.equal(verify.status, 200, JSON.stringify(verify.body));
+    const report = verify.body as VerifyOut;
+    const bad = report.chains.filter((c) => !c.ok);
+    assert.deepEqual(bad, [], 'every chain verifies');
+    assert.equal(report.ok, true);
+
+    for (const c of report.chains) {
+      assert.equal(c.records, c.lastSeq, `chain ${c.tenant ?? c.chain}: records == lastSeq`);
+      const row = afterBurst.get(c.chain);
+      assert.ok(row, `chain ${c.chain} has rows`);
+      // With (chain_id, seq) the primary key, count == max and min == 1 means exactly 1..max.
+      assert.deepEqual(
+        { count: row.count, min: row.min, max: row.max },
+        { count: c.lastSeq, min: 1, max: c.lastSeq },
+        `chain ${c.tenant ?? c.chain}: seq is exactly 1..lastSeq in the table`,
+      );
+    }
+    assert.equal(report.chains.length, afterBurst.size, 'the report covers every chain in the table');
+
+    const grew = (chain: string) => afterBurst.get(chain)!.count - (before.get(chain)?.count ?? 0);
+    assert.equal(grew(acmeChain), ta.ok.acme + tb.ok.acme, 'one acme record per successful acme search');
+    assert.equal(grew(globexChain), ta.ok.globex + tb.ok.globex, 'one globex record per successful globex search');
+    assert.equal(grew(platformChain), ta.ok.anonymous + tb.ok.anonymous, 'one platform record per refused anonymous request');
+    assert.equal(ta.ok.acme + tb.ok.acme + ta.ok.globex + tb.ok.globex + ta.ok.anonymous + tb.ok.anonymous, sent);
+  });
+});
+
+interface VerifyOut {
+  ok: boolean;
+  chains: { chain: string; tenant: string | null; ok: boolean; records: number; lastSeq: number; firstBadSeq?: number; problem?: string }[];
+}
