@@ -683,7 +683,7 @@ function checkSignature(sig: ArchiveSignature, trustedKeys: ReadonlyMap<string, 
 export async function verifyArchive(dir: string, trustedKeys: ReadonlyMap<string, string>, opts: { db?: DbOrTrx } = {}): Promise<ArchiveReport[]> {
   let chainDirs: string[];
   try {
-    chainDirs = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    chainDirs = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && CHAIN_ID.test(d.name)).map((d) => d.name).sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -729,7 +729,7 @@ async function verifyChainArchive(chainDir: string, chain: string, trustedKeys: 
     const lines = bytes.toString('utf8').split('\n');
     // Every line ends with a newline, so the split leaves one empty string at the end.
     if (lines.pop() !== '') return fail(e.jsonl, e.lastSeq, 'malformed', `${e.jsonl} does not end with a newline`);
-    let prev = Buffer.from(sig.prevHash, 'hex');
+    let prev: Buffer = Buffer.from(sig.prevHash, 'hex');
     let expected = e.firstSeq;
     for (const line of lines) {
       if (expected > e.lastSeq) return fail(e.jsonl, expected, 'sequence', `${e.jsonl} has more lines than its ${sig.records} records`);

@@ -1,2 +1,3 @@
-export { AuditJobs, type AuditTask, checkpointTask } from './jobs.ts';
+export { archiveExpired, verifyArchive } from './archive.ts';
+export { AuditJobs, type AuditTask, archiveTask, checkpointTask } from './jobs.ts';
 export { auditRoutes } from './routes.ts';

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { type CheckpointPolicy, type CheckpointSigner, takeCheckpoints, writeCheckpointFiles } from '../audit/index.ts';
 import type { Db } from '../db/index.ts';
+import { archiveExpired } from './archive.ts';
 
 /** A periodic task of the audit trail (checkpoints, SIEM delivery, archiving). */
 export interface AuditTask {
@@ -80,4 +81,25 @@ export class AuditJobs {
       }
     }
   }
+}
+
+/**
+ * Moves records past the online window to signed archive files and purges archives past
+ * retention. Broken chains are not archived; they are reported here as errors (a tamper alarm).
+ */
+export function archiveTask(
+  db: Db,
+  signer: CheckpointSigner,
+  opts: { dir: string; onlineDays: number; retentionDays: number },
+  logger: Logger,
+): AuditTask {
+  return {
+    name: 'audit.archive',
+    everyMs: 6 * 3600_000,
+    async run() {
+      const result = await archiveExpired(db, signer, opts);
+      for (const p of result.problems) logger.error({ problem: p }, 'audit archiving found a problem');
+      return result;
+    },
+  };
 }

@@ -29,8 +29,10 @@ interface KeyPair {
 class Receiver {
   readonly messages: string[] = [];
   /** SNI names clients sent, one per accepted TLS connection. */
-  readonly servernames: (string | false)[] = [];
+  readonly servernames: (string | false | null)[] = [];
   readonly protocolErrors: string[] = [];
+  /** When set, each connection stops reading after this many messages and is then dropped. */
+  stallAfter: number | undefined;
   readonly #pair: KeyPair;
   readonly #sockets = new Set<TLSSocket>();
   #server: Server | undefined;
@@ -38,6 +40,16 @@ class Receiver {
 
   constructor(pair: KeyPair) {
     this.#pair = pair;
+  }
+
+  /**
+   * Waits until `count` messages have arrived in all: the sender's write completes when the
+   * kernel has the bytes, possibly before this receiver has read them.
+   */
+  async waitFor(count: number): Promise<void> {
+    for (const deadline = Date.now() + 5_000; this.messages.length < count && Date.now() < deadline; ) await sleep(10);
+    // Anything beyond `count` would be a duplicate; give it a moment to show up too.
+    await sleep(20);
   }
 
   async start(port = this.port): Promise<this> {
@@ -69,7 +81,9 @@ class Receiver {
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => {});
     let buffered = Buffer.alloc(0);
+    let received = 0;
     socket.on('data', (chunk: Buffer) => {
+      if (this.stallAfter !== undefined && received >= this.stallAfter) return;
       buffered = Buffer.concat([buffered, chunk]);
       for (;;) {
         const space = buffered.indexOf(0x20);
@@ -84,6 +98,13 @@ class Receiver {
         if (buffered.length < space + 1 + length) return;
         this.messages.push(buffered.subarray(space + 1, space + 1 + length).toString('utf8'));
         buffered = buffered.subarray(space + 1 + length);
+        received += 1;
+        if (this.stallAfter !== undefined && received >= this.stallAfter) {
+          // A receiver that dies mid-stream, unread data in its buffers: the sender's write fails.
+          socket.pause();
+          setImmediate(() => socket.destroy());
+          return;
+        }
       }
     });
   }
@@ -119,6 +140,18 @@ async function writeRecords(db: Db, tenantId: string | null, n: number): Promise
           outcome: j % 7 === 0 ? 'denied' : 'success',
           details: { i: j, note: NOTE },
         });
+      }
+    });
+  }
+}
+
+/** Records of about 24 KB each, so that a batch of them outgrows the kernel's socket buffers. */
+async function writeBigRecords(db: Db, n: number): Promise<void> {
+  const chunk = '東'.repeat(2000);
+  for (let i = 0; i < n; i += 50) {
+    await db.transaction().execute(async (trx) => {
+      for (let j = i; j < Math.min(n, i + 50); j++) {
+        await record(trx, systemSource, { tenantId: null, action: 'test.sink.big', outcome: 'success', details: { a: chunk, b: chunk, c: chunk, d: chunk } });
       }
     });
   }
@@ -188,6 +221,7 @@ test('options that cannot work are refused at construction, naming the option', 
   refused({ name: 'syslog', url: 'tls://user:hunter2@siem:6514' }, 'url');
   refused({ name: 'syslog', url: 'tcp://relay' }, 'url');
   refused({ name: 'syslog', url: 'tls://siem:6514/path' }, 'url');
+  refused({ name: 'syslog', url: 'tls://siem:0' }, 'url');
   refused({ name: '', url: 'tls://siem:6514' }, 'name');
   refused({ name: 'syslog', url: 'tls://siem:6514', batchSize: 0 }, 'batchSize');
   refused({ name: 'syslog', url: 'tls://siem:6514', hostname: 'two words' }, 'hostname');
@@ -227,6 +261,7 @@ for (const engine of engines()) {
       assert.equal(await sink.deliver(), 300);
       const ms = performance.now() - started;
       t.diagnostic(`${engine.name}: 300 records in ${ms.toFixed(0)} ms`);
+      await receiver.waitFor(300);
 
       assert.deepEqual(receiver.protocolErrors, []);
       assertExactlyOnce(receiver.messages, await storedRecords(db));
@@ -242,6 +277,7 @@ for (const engine of engines()) {
       assert.equal(await sink.deliver(), 0);
       await writeRecords(db, tenant, 5);
       assert.equal(await sink.deliver(), 5);
+      await receiver.waitFor(305);
       assert.equal(receiver.servernames.length, 1, 'the connection stays open between rounds');
       assertExactlyOnce(receiver.messages, await storedRecords(db));
     });
@@ -252,6 +288,7 @@ for (const engine of engines()) {
       await writeRecords(db, tenant, 15);
       sink = new SyslogSink(db, { name: 'syslog', url: url(), caPem: ca, batchSize: 64, hostname: HOST_NAME });
       assert.equal(await sink.deliver(), 35);
+      await receiver.waitFor(340);
       assert.equal(receiver.servernames.length, 2, 'the new sink opened its own connection');
       assertExactlyOnce(receiver.messages, await storedRecords(db));
       assert.deepEqual(await cursors(db, 'syslog'), { [PLATFORM_CHAIN]: 170, [tenant]: 170 });
@@ -285,6 +322,7 @@ for (const engine of engines()) {
       let sent = 0;
       for (const deadline = Date.now() + 5_000; sent < 40 && Date.now() < deadline; await sleep(50)) sent += await sink.deliver();
       assert.equal(sent, 40);
+      await receiver.waitFor(delivered + 40);
       assert.equal(receiver.messages.length, delivered + 40);
       // Clean outage: the receiver was gone before the round, so nothing was half-sent and nothing
       // repeats. A receiver that dies during a write gets that batch again (at least once).
@@ -292,13 +330,15 @@ for (const engine of engines()) {
       assert.deepEqual(await cursors(db, 'syslog'), { [PLATFORM_CHAIN]: 200, [tenant]: 180 });
     });
 
-    test('two nodes delivering the same sink at once send each record once', async () => {
+    test('two nodes delivering the same sink at once send each record once', async (t) => {
       await writeRecords(db, null, 200);
       await writeRecords(db, tenant, 200);
       const other = new SyslogSink(db, { name: 'syslog', url: url(), caPem: ca, batchSize: 50, hostname: 'accord-node-2' });
       try {
         const [a, b] = await Promise.all([sink.deliver(), other.deliver()]);
+        t.diagnostic(`${engine.name}: node 1 sent ${a}, node 2 sent ${b}`);
         assert.equal(a + b, 400);
+        await receiver.waitFor(780);
       } finally {
         await other.close();
       }
@@ -331,6 +371,36 @@ for (const engine of engines()) {
         await wary.close();
         await impostor.stop();
       }
+    });
+
+    test('a receiver that dies in the middle of a batch gets the whole batch again: duplicates, never a loss', async () => {
+      await sink.close();
+      await writeBigRecords(db, 400);
+      // ~10 MB in one batch: more than loopback TCP buffers hold (Linux caps the send buffer at
+      // 4 MB by default, net.ipv4.tcp_wmem), so the write is still under way when the receiver dies.
+      sink = new SyslogSink(db, { name: 'syslog', url: url(), caPem: ca, batchSize: 500, hostname: HOST_NAME });
+      const before = await cursors(db, 'syslog');
+      const mark = receiver.messages.length;
+      receiver.stallAfter = 3;
+      await assert.rejects(sink.deliver(), /write failed|write refused/);
+      assert.deepEqual(await cursors(db, 'syslog'), before, 'the failed batch was rolled back');
+      const partial = receiver.messages.slice(mark).map((m) => parse(m).seq);
+      assert.ok(partial.length >= 3, 'the receiver got the start of the batch');
+
+      receiver.stallAfter = undefined;
+      let sent = 0;
+      for (const deadline = Date.now() + 5_000; sent === 0 && Date.now() < deadline; await sleep(50)) sent += await sink.deliver();
+      assert.equal(sent, 400);
+      await receiver.waitFor(mark + partial.length + 400);
+      const resent = receiver.messages.slice(mark + partial.length).map((m) => parse(m).seq);
+      const first = before[PLATFORM_CHAIN]! + 1;
+      assert.deepEqual(
+        resent,
+        Array.from({ length: 400 }, (_, i) => first + i),
+        'the whole batch arrives again, in order',
+      );
+      assert.deepEqual(partial, resent.slice(0, partial.length), 'the duplicates are exactly what the dead receiver had read');
+      assert.deepEqual(await cursors(db, 'syslog'), { ...before, [PLATFORM_CHAIN]: first + 399 });
     });
   });
 }

@@ -182,7 +182,7 @@ export class SyslogSink {
           .forUpdate()
           .skipLocked()
           .executeTakeFirst();
-        // Locked: another node is delivering this chain right now; it will take the rest.
+        // Locked: another node is delivering this chain right now; it or a later round takes the rest.
         if (cursor === undefined) return { count: 0, more: false };
         const rows = await trx
           .selectFrom('accord.audit_events')
@@ -278,6 +278,7 @@ function parseTarget(url: string): Target {
   const tls = u.protocol === 'tls:';
   if (u.port === '' && !tls) throw invalid('url', 'tcp:// needs a port');
   const port = u.port === '' ? DEFAULT_TLS_PORT : Number(u.port);
+  if (port < 1 || port > 65535) throw invalid('url', 'needs a port from 1 to 65535');
   return { tls, host, port, display: `${u.protocol}//${u.host}${u.port === '' ? `:${port}` : ''}` };
 }
 
@@ -378,7 +379,8 @@ class Connection {
         done = true;
         clearTimeout(timer);
         this.#socket.off('close', onClose);
-        if (err === undefined) resolve();
+        // The write callback passes null, not undefined, on success.
+        if (err === undefined || err === null) resolve();
         else reject(new TransportError(`write failed: ${reasonOf(err)}`, { cause: err }));
       };
       const onClose = () => finish(this.#lost ?? new Error('connection closed'));

@@ -6,7 +6,7 @@ import type { Config } from '../config/index.ts';
 import { type Database, migrate, openDatabase } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
 import { loadOrCreateSigner } from '../audit/index.ts';
-import { AuditJobs, checkpointTask } from '../audit-trail/index.ts';
+import { AuditJobs, archiveTask, checkpointTask } from '../audit-trail/index.ts';
 import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
@@ -73,6 +73,12 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
           signer,
           { everyRecords: config.auditCheckpointEveryRecords, everyMs: config.auditCheckpointEveryMinutes * 60_000 },
           config.auditCheckpointDir,
+        ),
+        archiveTask(
+          database.db,
+          signer,
+          { dir: config.auditArchiveDir ?? join(config.dataDir, 'audit-archive'), onlineDays: config.auditOnlineDays, retentionDays: config.auditRetentionDays },
+          logger,
         ),
       ],
       logger,
