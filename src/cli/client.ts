@@ -13,7 +13,7 @@ const TLS_HINTS: Record<string, string> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server certificate is not trusted: pass --ca-file with the CA that signed it',
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the server certificate is not trusted: pass --ca-file with the CA that signed it',
   ERR_TLS_CERT_ALTNAME_INVALID: 'the server certificate does not name this host',
-  ECONNREFUSED: 'nothing is listening there; is `accord start` running?',
+  ECONNREFUSED: 'nothing is listening there (is `accord start` running?)',
 };
 
 /** A client for one server, trusting the given CA (or the system store). */

@@ -11,7 +11,6 @@ export function buildProgram(): Command {
   const program = new Command('accord')
     .description('Accord: multi-tenant enterprise application platform')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerStartCommand(program);
   registerSessionCommands(program);
@@ -26,15 +25,20 @@ export function buildProgram(): Command {
 export async function runCli(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
   const json = argv.includes('--json');
-  if (json) program.configureOutput({ writeErr: () => {} });
+  // Commander's own error lines are dropped: every error is printed once, by reportError.
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
-  for (const cmd of all(program)) if (json) cmd.configureOutput({ writeErr: () => {} });
+  for (const cmd of [program, ...all(program)]) cmd.configureOutput({ outputError: () => {} });
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return;
-      reportError(new AccordError('CLI_USAGE', { message: err.message.replace(/^error: /, '') }), json);
+      // Help shown because a command group was called bare: usage, not a failure to report twice.
+      if (err.code === 'commander.help' || err.code === 'commander.helpDisplayed') {
+        process.exitCode = 2;
+        return;
+      }
+      reportError(new AccordError('CLI_USAGE', { message: `${err.message.replace(/^error: /, '')} (run with --help for usage)` }), json);
       return;
     }
     reportError(err, json);

@@ -39,7 +39,8 @@ export function registerSessionCommands(program: Command): void {
         email: opts.email,
         password,
       });
-      out.result(res, (r: { email: string }) => `Operator ${r.email} created. Next: accord login --url ${opts.url} --email ${r.email} --password-file FILE`);
+      const ca = opts.caFile ? ` --ca-file ${opts.caFile}` : '';
+      out.result(res, (r: { email: string }) => `Operator ${r.email} created. Next: accord login --url ${opts.url}${ca} --email ${r.email} --password-file FILE`);
     }),
   );
 

@@ -81,6 +81,18 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: {}, file: file('bad2.json', '{port:') }), (e) => isAccordError(e, 'CONFIG_INVALID'));
   });
 
+  test('a secret given both directly and as a file is ambiguous and rejected', () => {
+    const f = file('db-url-2', 'postgres://a@b/c');
+    assert.throws(
+      () => loadConfig({ env: { ACCORD_DATABASE_URL: 'postgres://x@y/z', ACCORD_DATABASE_URL_FILE: f } }),
+      (e) => isAccordError(e, 'CONFIG_INVALID'),
+    );
+  });
+
+  test('a bootstrap email without its password (or the reverse) is rejected, not ignored', () => {
+    assert.throws(() => loadConfig({ env: { ACCORD_BOOTSTRAP_EMAIL: 'ops@example.test' } }), (e) => isAccordError(e, 'CONFIG_INVALID'));
+  });
+
   test('a TLS certificate without its key is rejected', () => {
     assert.throws(() => loadConfig({ env: { ACCORD_TLS_CERT: '/x.pem' } }), (e) => isAccordError(e, 'TLS_INCOMPLETE'));
   });

@@ -6,7 +6,7 @@ import { type Config, ConfigSchema, listKeys, secretKeys } from './schema.ts';
 export { type Config, ConfigSchema } from './schema.ts';
 
 /** ACCORD_* variables that belong to the CLI client or the test harness, not to the server. */
-const foreignEnv = new Set(['ACCORD_CONFIG_DIR', 'ACCORD_CONFIG_FILE']);
+const foreignEnv = new Set(['ACCORD_CONFIG_DIR', 'ACCORD_CONFIG_FILE', 'ACCORD_DEBUG']);
 const foreignEnvPrefixes = ['ACCORD_TEST_'];
 
 const knownKeys = new Set(Object.keys(ConfigSchema.properties));
@@ -47,6 +47,7 @@ function normalise(raw: Record<string, unknown>, origin: string): Record<string,
     if (value === undefined) continue;
     if (key.endsWith('File') && (secretKeys as readonly string[]).includes(key.slice(0, -4))) {
       const target = key.slice(0, -4);
+      if (raw[target] !== undefined) throw invalid(`${origin}: give ${target} or ${key}, not both`, target);
       if (typeof value !== 'string') throw invalid(`${origin}: ${key} must be a file path`, key);
       out[target] = readSecretFile(value, target);
       continue;
@@ -139,6 +140,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw invalid(`Invalid configuration for ${toEnvName(key)} / ${key}: ${first?.message ?? 'invalid'}${shownValue}`, key);
   }
   const config = withDefaults as Config;
+  if ((config.bootstrapEmail === undefined) !== (config.bootstrapPassword === undefined)) {
+    throw invalid('Give both ACCORD_BOOTSTRAP_EMAIL and ACCORD_BOOTSTRAP_PASSWORD_FILE, or neither.', 'bootstrapEmail');
+  }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AccordError('TLS_INCOMPLETE', { message: 'Give both tlsCert and tlsKey, or neither.' });
   }

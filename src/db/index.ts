@@ -129,7 +129,8 @@ function safeCause(cause: unknown): string {
 
 /**
  * Applies pending catalog migrations. Safe from several nodes at once: Kysely's PostgreSQL
- * adapter takes a transaction-scoped advisory lock, and every migration runs in that transaction.
+ * adapter takes an advisory lock around the run (the other nodes wait, then find nothing to do),
+ * and the migrations run in one transaction.
  */
 export async function migrate(db: Db): Promise<{ applied: string[] }> {
   await sql`create schema if not exists accord`.execute(db).catch(async (err) => {

@@ -71,7 +71,7 @@ for (const engine of engines()) {
       assert.equal(ok.statusCode, 200, ok.body);
       opsToken = ok.json().token;
       assert.match(opsToken, /^acs_/);
-      const events = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'auth.login').orderBy('occurred_at').execute();
+      const events = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'auth.login').orderBy('seq').execute();
       assert.deepEqual(events, [
         { outcome: 'failure', reason: 'bad-password' },
         { outcome: 'failure', reason: 'unknown-user' },
