@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { type CheckpointPolicy, type CheckpointSigner, takeCheckpoints, writeCheckpointFiles } from '../audit/index.ts';
 import type { Db } from '../db/index.ts';
 import { archiveExpired } from './archive.ts';
+import type { SyslogSink } from './syslog-sink.ts';
 
 /** A periodic task of the audit trail (checkpoints, SIEM delivery, archiving). */
 export interface AuditTask {
@@ -102,4 +103,9 @@ export function archiveTask(
       return result;
     },
   };
+}
+
+/** Delivers new records to the SIEM; the sink keeps its own cursor and backoff. */
+export function syslogTask(sink: SyslogSink): AuditTask {
+  return { name: 'audit.syslog', everyMs: 1000, runOnStop: true, run: () => sink.deliver() };
 }

@@ -116,7 +116,7 @@ interface Parsed {
   host: string;
   chain: string;
   seq: number;
-  body: { id: string; seq: number; chain: string; details: { note?: string } };
+  body: { id: string; seq: number; chain: string; hash: string; details: { note?: string } };
 }
 
 // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG (RFC 5424, section 6)
@@ -157,10 +157,10 @@ async function writeBigRecords(db: Db, n: number): Promise<void> {
   }
 }
 
-/** Every stored record as `chain:seq` → id. */
+/** Every stored record as `chain:seq` → `id hash`. */
 async function storedRecords(db: Db): Promise<Map<string, string>> {
-  const rows = await db.selectFrom('accord.audit_events').select(['chain_id', 'seq', 'id']).execute();
-  return new Map(rows.map((r) => [`${r.chain_id}:${r.seq}`, r.id]));
+  const rows = await db.selectFrom('accord.audit_events').select(['chain_id', 'seq', 'id', 'hash']).execute();
+  return new Map(rows.map((r) => [`${r.chain_id}:${r.seq}`, `${r.id} ${Buffer.from(r.hash).toString('hex')}`]));
 }
 
 async function cursors(db: Db, sink: string): Promise<Record<string, number>> {
@@ -179,7 +179,7 @@ function assertExactlyOnce(messages: string[], stored: Map<string, string>): voi
     const p = parse(message);
     const key = `${p.chain}:${p.seq}`;
     seen.set(key, (seen.get(key) ?? 0) + 1);
-    assert.equal(p.body.id, stored.get(key), `${key} carries the stored record`);
+    assert.equal(`${p.body.id} ${p.body.hash}`, stored.get(key), `${key} carries the stored record and its chain hash`);
     assert.equal(p.body.seq, p.seq);
     assert.equal(p.body.chain, p.chain);
     assert.ok(p.seq > (lastSeq.get(p.chain) ?? 0), `${key} arrived after a later record of its chain`);

@@ -4,14 +4,14 @@
 //
 // Delivery guarantee, and its one limit. The cursor only moves in the transaction that read the
 // batch, after the socket reported the batch flushed, so every record is sent at least once across
-// failures and restarts; a failed write rolls back and the whole batch is sent again, which is the
-// one way duplicates arise (a receiver that got part of a batch sees that part twice; it can drop
-// them by the `chain`/`seq` pair in the structured data). RFC 5425 has no acknowledgement: "flushed"
-// means the kernel accepted the bytes, not that the receiver stored them. A receiver that crashes
-// with bytes in flight loses them without our knowing. We narrow the window (a connection the peer
-// has closed is never written to, and a batch during which the peer went away is rolled back), but
-// only an acknowledged protocol closes it: where that matters, point `tcp://` at a local relay
-// (rsyslog with RELP or a disk queue) and let it forward.
+// failures and restarts. Duplicates arise only when a batch went out and its cursor update did not
+// commit: a write failing midway (the receiver sees the part it got twice) or the database failing
+// at commit (the whole batch twice). Receivers drop them by the `chain`/`seq` pair in the structured
+// data. RFC 5425 has no acknowledgement: "flushed" means the kernel accepted the bytes, not that
+// the receiver stored them. A receiver that crashes with bytes in flight loses them without our
+// knowing. We narrow the window (a connection the peer has closed is never written to, and a batch
+// during which the peer went away is rolled back), but only an acknowledged protocol closes it:
+// where that matters, point `tcp://` at a local relay (rsyslog with RELP or a disk queue).
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -226,10 +226,7 @@ interface PendingChain {
   readonly hasCursor: boolean;
 }
 
-/**
- * A stored audit row as the API, exports and syslog show it (the mapping of `searchAudit`).
- * `hash` goes through Buffer.from because PGlite returns bytea as a plain Uint8Array.
- */
+/** A stored audit row as the API, exports and syslog show it (the mapping of `searchAudit`). */
 export function auditRowToView(r: Selectable<AuditEventsTable>): AuditRecordView {
   return {
     chain: r.chain_id,
@@ -244,7 +241,7 @@ export function auditRowToView(r: Selectable<AuditEventsTable>): AuditRecordView
     reason: r.reason,
     source: { ip: r.source_ip, userAgent: r.user_agent, requestId: r.request_id },
     details: r.details,
-    hash: Buffer.from(r.hash).toString('hex'),
+    hash: r.hash.toString('hex'),
   };
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -6,7 +6,7 @@ import type { Config } from '../config/index.ts';
 import { type Database, migrate, openDatabase } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
 import { loadOrCreateSigner } from '../audit/index.ts';
-import { AuditJobs, archiveTask, checkpointTask } from '../audit-trail/index.ts';
+import { AuditJobs, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
 import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
@@ -29,6 +29,14 @@ function displayUrl(config: Config, port: number): string {
   if (config.publicUrl) return config.publicUrl.replace(/\/$/, '');
   const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '127.0.0.1' || config.host === '::1';
   return `https://${wildcard ? 'localhost' : config.host}:${port}`;
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new AccordError('CONFIG_FILE_UNREADABLE', { message: `Cannot read auditSyslogCaFile ${path}.`, details: { key: 'auditSyslogCaFile', path }, cause });
+  }
 }
 
 async function tlsFor(config: Config): Promise<TlsMaterial> {
@@ -66,8 +74,16 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const running = app;
+    const sink = config.auditSyslogUrl
+      ? new SyslogSink(database.db, {
+          name: 'syslog',
+          url: config.auditSyslogUrl,
+          ...(config.auditSyslogCaFile ? { caPem: readCaFile(config.auditSyslogCaFile) } : {}),
+        })
+      : undefined;
     const jobs = new AuditJobs(
       [
+        ...(sink ? [syslogTask(sink)] : []),
         checkpointTask(
           database.db,
           signer,
@@ -96,8 +112,10 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
       async close() {
         await running.close();
-        // Before the database closes: a last checkpoint covers everything written before a clean stop.
+        // Before the database closes: a last checkpoint covers everything written before a clean
+        // stop, and a last delivery sends it.
         await jobs.stop();
+        await sink?.close();
         await database.close();
       },
     };
