@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './audit.ts';
+import { registerKeyCommands } from './keys.ts';
 import { reportError } from './output.ts';
 import { registerSessionCommands } from './session.ts';
 import { registerStartCommand } from './start.ts';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerSessionCommands(program);
   registerTenancyCommands(program);
   registerAuditCommands(program);
+  registerKeyCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

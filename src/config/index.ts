@@ -140,6 +140,12 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw invalid(`Invalid configuration for ${toEnvName(key)} / ${key}: ${first?.message ?? 'invalid'}${shownValue}`, key);
   }
   const config = withDefaults as Config;
+  if (config.kms === 'pkcs11' && config.rootKeyPassphrase !== undefined) {
+    throw invalid('ACCORD_ROOT_KEY_PASSPHRASE_FILE applies to the local KMS only; the HSM protects its own root key.', 'rootKeyPassphrase');
+  }
+  if (config.kms === 'pkcs11' && (!config.pkcs11Module || !config.pkcs11TokenLabel || config.pkcs11Pin === undefined)) {
+    throw invalid('ACCORD_KMS=pkcs11 needs ACCORD_PKCS11_MODULE, ACCORD_PKCS11_TOKEN_LABEL and ACCORD_PKCS11_PIN_FILE.', 'kms');
+  }
   if ((config.bootstrapEmail === undefined) !== (config.bootstrapPassword === undefined)) {
     throw invalid('Give both ACCORD_BOOTSTRAP_EMAIL and ACCORD_BOOTSTRAP_PASSWORD_FILE, or neither.', 'bootstrapEmail');
   }

@@ -47,6 +47,14 @@ export const ConfigSchema = Type.Object(
     auditArchiveDir: Type.Optional(Type.String({ minLength: 1, description: 'Where signed audit archives go (default <dataDir>/audit-archive).' })),
     auditSyslogUrl: Type.Optional(Type.String({ pattern: '^(tls|tcp)://', description: 'SIEM sink: tls://host:port (RFC 5425).' })),
     auditSyslogCaFile: Type.Optional(Type.String({ minLength: 1, description: 'CA to verify the syslog receiver.' })),
+    kms: Type.Union([Type.Literal('local'), Type.Literal('pkcs11')], {
+      default: 'local',
+      description: 'Where the root key lives: local (a key file under <dataDir>/kms) or pkcs11 (an HSM).',
+    }),
+    rootKeyPassphrase: Type.Optional(Type.String({ minLength: 12, description: 'Protects the local root key file (use the _FILE form).' })),
+    pkcs11Module: Type.Optional(Type.String({ minLength: 1, description: 'PKCS#11 module path, e.g. /usr/lib/softhsm/libsofthsm2.so.' })),
+    pkcs11TokenLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Label of the HSM token holding the root key.' })),
+    pkcs11Pin: Type.Optional(Type.String({ minLength: 1, description: 'User PIN of the token (use the _FILE form).' })),
     sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
     sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
   },
@@ -57,7 +65,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Readonly<Static<typeof ConfigSchema>>;
 
 /** Keys whose values are secrets: never logged, and loadable from `*File` / `ACCORD_*_FILE`. */
-export const secretKeys = ['databaseUrl', 'bootstrapPassword'] as const;
+export const secretKeys = ['databaseUrl', 'bootstrapPassword', 'rootKeyPassphrase', 'pkcs11Pin'] as const;
 
 /** Keys holding a list; in the environment they are comma-separated. */
 export const listKeys = ['tlsHostnames'] as const;

@@ -117,6 +117,47 @@ export interface AuditSinkCursorsTable {
   last_seq: ColumnType<number, number | undefined, number>;
 }
 
+export interface TenantKeksTable {
+  tenant_id: string;
+  version: number;
+  root_key_id: string;
+  wrapped: Buffer;
+  state: 'active' | 'retired';
+  created_at: CreatedAt;
+}
+
+export interface StageDeksTable {
+  stage_id: string;
+  tenant_id: string;
+  version: number;
+  kek_version: number;
+  wrapped: Buffer;
+  state: 'active' | 'retired';
+  created_at: CreatedAt;
+}
+
+export interface StageSecretsTable {
+  stage_id: string;
+  name: string;
+  envelope: Buffer;
+  key_version: number;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface JobsTable {
+  id: Generated<string>;
+  kind: string;
+  tenant_id: string | null;
+  state: 'pending' | 'running' | 'done' | 'failed';
+  payload: ColumnType<Record<string, unknown>, string, string>;
+  progress: ColumnType<Record<string, unknown>, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  locked_until: Date | null;
+  error: string | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 /** The whole platform catalog as Kysely sees it. */
 export interface Catalog {
   'accord.tenants': TenantsTable;
@@ -129,4 +170,8 @@ export interface Catalog {
   'accord.audit_events': AuditEventsTable;
   'accord.audit_checkpoints': AuditCheckpointsTable;
   'accord.audit_sink_cursors': AuditSinkCursorsTable;
+  'accord.tenant_keks': TenantKeksTable;
+  'accord.stage_deks': StageDeksTable;
+  'accord.stage_secrets': StageSecretsTable;
+  'accord.jobs': JobsTable;
 }

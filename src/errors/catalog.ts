@@ -84,6 +84,89 @@ export const catalog = {
     title: 'Invalid checkpoints',
     message: 'The checkpoints given are not in the exported checkpoint format.',
   },
+  // Data protection: field encryption
+  CRYPTO_ENVELOPE_INVALID: {
+    status: 500,
+    title: 'Invalid encrypted value',
+    message: 'A stored encrypted value is not in a known envelope format.',
+  },
+  CRYPTO_KEY_VERSION_UNKNOWN: {
+    status: 500,
+    title: 'Unknown key version',
+    message: 'A stored encrypted value names a key version that is not available.',
+  },
+  CRYPTO_DECRYPT_FAILED: {
+    status: 500,
+    title: 'Decryption failed',
+    message: 'A stored encrypted value failed its integrity check.',
+  },
+  CRYPTO_TEXT_INVALID: {
+    status: 400,
+    title: 'Invalid text',
+    message: 'A text value is not well-formed Unicode.',
+  },
+  // Data protection: key management (KMS providers)
+  CRYPTO_KMS_UNAVAILABLE: {
+    status: 503,
+    title: 'Key management unavailable',
+    message: 'The key management service is unavailable.',
+  },
+  CRYPTO_KMS_TOKEN_NOT_FOUND: {
+    status: 503,
+    title: 'HSM token not found',
+    message: 'No initialised HSM token carries the configured label.',
+  },
+  CRYPTO_KMS_PIN_WRONG: { status: 500, title: 'HSM PIN rejected', message: 'The HSM rejected the PIN.' },
+  CRYPTO_KMS_MECHANISM_UNSUPPORTED: {
+    status: 500,
+    title: 'HSM mechanism unsupported',
+    message: 'The HSM token does not support AES-GCM (CKM_AES_GCM).',
+  },
+  CRYPTO_KMS_PASSPHRASE_WRONG: {
+    status: 500,
+    title: 'Root key passphrase wrong',
+    message: 'The root key passphrase is wrong, or the root key file was altered.',
+  },
+  CRYPTO_KMS_PASSPHRASE_REQUIRED: {
+    status: 500,
+    title: 'Root key passphrase required',
+    message: 'The root key file is protected by a passphrase; none was given.',
+  },
+  CRYPTO_KMS_PASSPHRASE_UNEXPECTED: {
+    status: 500,
+    title: 'Root key file not passphrase-protected',
+    message: 'A root key passphrase was given, but the root key file is not protected by one.',
+  },
+  CRYPTO_KMS_KEYSTORE_INVALID: {
+    status: 500,
+    title: 'Root key store invalid',
+    message: 'The root key store cannot be read: it is damaged or of an unknown format.',
+  },
+  CRYPTO_KMS_KEYSTORE_INSECURE: {
+    status: 500,
+    title: 'Root key store insecure',
+    message: 'The root key store is not protected as required (file permissions or key attributes).',
+  },
+  CRYPTO_KMS_ROOT_KEY_MISSING: {
+    status: 500,
+    title: 'Root key missing',
+    message: 'No root key exists and creating one was not allowed.',
+  },
+  CRYPTO_KMS_KEY_NOT_FOUND: {
+    status: 500,
+    title: 'Root key version not found',
+    message: 'The root key version does not exist or was retired.',
+  },
+  CRYPTO_KMS_KEY_CURRENT: {
+    status: 409,
+    title: 'Root key version in use',
+    message: 'The current root key version cannot be retired; rotate first.',
+  },
+  CRYPTO_KMS_UNWRAP_FAILED: {
+    status: 500,
+    title: 'Key unwrap failed',
+    message: 'A wrapped key failed to unwrap: it was altered, or belongs to another owner.',
+  },
   // CLI-side errors (never sent by the server, printed by the CLI with the same shape)
   CLI_USAGE: { status: 400, title: 'Usage error', message: 'The command line is not valid.' },
   CLI_FILE_UNREADABLE: { status: 400, title: 'Unreadable file', message: 'A file given on the command line cannot be read.' },

@@ -13,7 +13,9 @@ export const permissions = {
   'user:manage': 'Create, disable and delete users; grant roles.',
   'audit:read': 'Search and export the audit trail.',
   'security:read': 'Read security events, alerts and incidents.',
+  'key:read': 'See key versions and rotation jobs (never key material).',
   'key:rotate': 'Rotate encryption keys.',
+  'secret:write': "Set a stage's secret settings (write-only).",
   'app:deploy': 'Deploy app revisions to a stage.',
   'app:promote': 'Promote a revision to the next stage.',
 } as const;
@@ -27,12 +29,12 @@ export const builtInRoles: Readonly<Record<string, { description: string; permis
   'platform-operator': { description: 'Runs the installation.', permissions: all },
   'security-officer': {
     description: 'Reads alerts, incidents and audit trails.',
-    permissions: ['tenant:read', 'stage:read', 'audit:read', 'security:read', 'metrics:read'],
+    permissions: ['tenant:read', 'stage:read', 'audit:read', 'security:read', 'metrics:read', 'key:read'],
   },
   auditor: { description: 'Read-only access to evidence.', permissions: ['tenant:read', 'stage:read', 'audit:read'] },
   'tenant-admin': {
     description: "Manages a tenant's users, stages and keys.",
-    permissions: ['tenant:read', 'stage:read', 'stage:manage', 'user:manage', 'audit:read', 'key:rotate', 'app:deploy', 'app:promote'],
+    permissions: ['tenant:read', 'stage:read', 'stage:manage', 'user:manage', 'audit:read', 'key:read', 'key:rotate', 'secret:write', 'app:deploy', 'app:promote'],
   },
   developer: { description: 'Builds and deploys apps.', permissions: ['tenant:read', 'stage:read', 'app:deploy'] },
   'release-manager': {

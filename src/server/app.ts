@@ -6,10 +6,12 @@ import type { Logger } from 'pino';
 import { type CheckpointSigner, record } from '../audit/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
+import type { Keyring } from '../crypto/keys/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
 import { auditSource, authenticateToken, authorize, iamRoutes, isPermission } from '../iam/index.ts';
+import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
 import { installMetrics } from './metrics.ts';
@@ -21,6 +23,8 @@ export interface AppOptions {
   readonly logger: Logger;
   /** Signs audit checkpoints; its public key verifies them. */
   readonly signer: CheckpointSigner;
+  /** The key hierarchy under the KMS root key. */
+  readonly keyring: Keyring;
   /** TLS key and certificate; absent only for in-process tests driven by `inject()`. */
   readonly https?: { readonly key: string; readonly cert: string };
 }
@@ -148,7 +152,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const routes: RouteDefinition[] = [
     ...platformRoutes({ app, database, metrics }),
     ...iamRoutes({ db: database.db, config }),
-    ...tenancyRoutes({ db: database.db }),
+    ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
+    ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
   ];
   registerRoutes(app, routes);

@@ -14,6 +14,10 @@ export const redactPaths = [
   '*.secret',
   '*.databaseUrl',
   '*.bootstrapPassword',
+  '*.rootKeyPassphrase',
+  '*.pkcs11Pin',
+  '*.pin',
+  '*.passphrase',
   'config.databaseUrl',
   'config.bootstrapPassword',
 ];

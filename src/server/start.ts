@@ -4,7 +4,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import { type Database, migrate, openDatabase } from '../db/index.ts';
-import { AccordError, isAccordError } from '../errors/index.ts';
+import { openKms } from '../crypto/kms/index.ts';
+import { Keyring } from '../crypto/keys/index.ts';
+import { AccordError, catalog, isAccordError } from '../errors/index.ts';
+import { JobRunner } from '../jobs/index.ts';
+import { keyJobSteps } from '../keys/index.ts';
+import { systemSource } from '../audit/index.ts';
 import { loadOrCreateSigner } from '../audit/index.ts';
 import { AuditJobs, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
 import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
@@ -29,6 +34,15 @@ function displayUrl(config: Config, port: number): string {
   if (config.publicUrl) return config.publicUrl.replace(/\/$/, '');
   const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '127.0.0.1' || config.host === '::1';
   return `https://${wildcard ? 'localhost' : config.host}:${port}`;
+}
+
+/** Errors of the crypto layer carry catalog codes; give them the catalog's shape. */
+function asCatalogError(err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  if (!isAccordError(err) && typeof code === 'string' && Object.hasOwn(catalog, code)) {
+    return new AccordError(code as keyof typeof catalog, { message: (err as Error).message, cause: err });
+  }
+  return err;
 }
 
 function readCaFile(path: string): string {
@@ -62,14 +76,31 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
   // The database first: a start that cannot reach it must leave nothing behind, not even a CA.
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let app: FastifyInstance | undefined;
+  let closeKms: (() => Promise<void>) | undefined;
   try {
     mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
     const tls = await tlsFor(config);
     const { applied } = await migrate(database.db);
     if (applied.length > 0) logger.info({ applied }, 'catalog migrations applied');
     const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });
+    // Once the catalog holds wrapped keys, a missing root key is an error, never a reason to make a
+    // new one (which would leave every tenant key unreadable).
+    const hasWrappedKeys = (await database.db.selectFrom('accord.tenant_keks').select('tenant_id').limit(1).executeTakeFirst()) !== undefined;
+    const kms = await openKms({
+      kms: config.kms,
+      dataDir: config.dataDir,
+      createIfMissing: !hasWrappedKeys,
+      ...(config.rootKeyPassphrase === undefined ? {} : { passphrase: config.rootKeyPassphrase }),
+      ...(config.kms === 'pkcs11'
+        ? { pkcs11: { module: config.pkcs11Module ?? '', tokenLabel: config.pkcs11TokenLabel ?? '', pin: config.pkcs11Pin ?? '' } }
+        : {}),
+    }).catch((err: unknown) => {
+      throw asCatalogError(err);
+    });
+    closeKms = () => kms.close();
+    const keyring = new Keyring(kms);
     const signer = loadOrCreateSigner(config.auditSigningKeyFile ?? join(config.dataDir, 'keys', 'audit-signing-key.pem'));
-    app = await buildApp({ config, database, logger, signer, https: { key: tls.key, cert: tls.cert } });
+    app = await buildApp({ config, database, logger, signer, keyring, https: { key: tls.key, cert: tls.cert } });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -100,6 +131,8 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
     );
     jobs.start();
+    const runner = new JobRunner(database.db, keyJobSteps(keyring, systemSource, (msg, err) => logger.warn({ err }, msg)), logger);
+    runner.start();
     logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');
     return {
       url: displayUrl(config, port),
@@ -112,15 +145,18 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
       async close() {
         await running.close();
+        await runner.stop();
         // Before the database closes: a last checkpoint covers everything written before a clean
         // stop, and a last delivery sends it.
         await jobs.stop();
         await sink?.close();
+        await kms.close();
         await database.close();
       },
     };
   } catch (err) {
     await app?.close().catch(() => {});
+    await closeKms?.().catch(() => {});
     await database.close().catch(() => {});
     if (isAccordError(err)) throw err;
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

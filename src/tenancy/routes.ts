@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, parts, type RouteDefinition } from '../http/index.ts';
@@ -24,8 +25,8 @@ const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
 const scoped = { tenantParam: 'tenant' } as const;
 
 /** Tenants and stages (PLAT-2). */
-export function tenancyRoutes(deps: { db: Db }): RouteDefinition[] {
-  const { db } = deps;
+export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefinition[] {
+  const { db, keyring } = deps;
   return [
     {
       method: 'POST',
@@ -47,7 +48,7 @@ export function tenancyRoutes(deps: { db: Db }): RouteDefinition[] {
       },
       handler: async (req) => {
         const { body } = parts<unknown, { name: string; displayName?: string; region?: string }>(req);
-        return createTenant(db, auditSource(req.meta), body);
+        return createTenant(db, keyring, auditSource(req.meta), body);
       },
     },
     {
@@ -93,7 +94,7 @@ export function tenancyRoutes(deps: { db: Db }): RouteDefinition[] {
       },
       handler: async (req, reply) => {
         const { params, query } = parts<{ tenant: string }, unknown, { confirm?: string }>(req);
-        await deleteTenant(db, auditSource(req.meta), params.tenant, query.confirm);
+        await deleteTenant(db, keyring, auditSource(req.meta), params.tenant, query.confirm);
         return reply.code(204).send();
       },
     },
@@ -125,7 +126,7 @@ export function tenancyRoutes(deps: { db: Db }): RouteDefinition[] {
       },
       handler: async (req) => {
         const { params, body } = parts<{ tenant: string }, { name: string; after?: string }>(req);
-        return createStage(db, auditSource(req.meta), params.tenant, body);
+        return createStage(db, keyring, auditSource(req.meta), params.tenant, body);
       },
     },
   ];

@@ -1,4 +1,5 @@
 import { type AuditSource, record } from '../audit/index.ts';
+import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { assertRegion, assertStageName, assertTenantName, DEFAULT_STAGES } from './names.ts';
@@ -89,6 +90,7 @@ async function insertStage(trx: Trx, tenantId: string, name: string, position: n
  */
 export async function createTenant(
   db: Db,
+  keyring: Keyring,
   source: AuditSource,
   input: { name: string; displayName?: string | undefined; region?: string | undefined },
 ): Promise<Tenant & { stages: Stage[] }> {
@@ -111,9 +113,11 @@ export async function createTenant(
         outcome: 'success',
         details: { name: tenant.name, displayName, region },
       });
+      await keyring.createKek(trx, tenant.id);
       const stages: Stage[] = [];
       for (const [i, name] of DEFAULT_STAGES.entries()) {
         const stage = await insertStage(trx, tenant.id, name, i + 1);
+        await keyring.createDek(trx, tenant.id, stage.id);
         await record(trx, source, stageCreated(tenant.id, stage));
         stages.push(stage);
       }
@@ -142,6 +146,7 @@ const stageCreated = (tenantId: string, stage: Stage) =>
  */
 export async function createStage(
   db: Db,
+  keyring: Keyring,
   source: AuditSource,
   tenantName: string,
   input: { name: string; after?: string | undefined },
@@ -173,6 +178,7 @@ export async function createStage(
           .execute();
       }
       const stage = await insertStage(trx, tenant.id, input.name, position);
+      await keyring.createDek(trx, tenant.id, stage.id);
       await record(trx, source, stageCreated(tenant.id, stage));
       return stage;
     });
@@ -185,17 +191,19 @@ export async function createStage(
 }
 
 /**
- * Deletes a tenant: its stages' schemas and roles, its users and grants (by cascade), then the
- * tenant row. The deletion is audited on the platform chain, since the tenant's own is gone
- * with it. (Crypto-shredding of its keys comes with the data-protection capability.)
+ * Deletes a tenant. Its keys go first (crypto-shredding: whatever copy of its data exists
+ * elsewhere can no longer be decrypted), then its stages' schemas and roles, its users and
+ * grants (by cascade) and the tenant row, all in one transaction. The deletion is audited on the
+ * platform chain, with what was destroyed.
  */
-export async function deleteTenant(db: Db, source: AuditSource, tenantName: string, confirm: string | undefined): Promise<void> {
+export async function deleteTenant(db: Db, keyring: Keyring, source: AuditSource, tenantName: string, confirm: string | undefined): Promise<void> {
   if (confirm !== tenantName) {
     throw new AccordError('TENANCY_CONFIRMATION_REQUIRED', { details: { tenant: tenantName } });
   }
   await db.transaction().execute(async (trx) => {
     const tenant = await getTenant(trx, tenantName, { lock: true });
     const stages = await listStages(trx, tenant.id);
+    const shredded = await keyring.shredTenant(trx, tenant.id);
     for (const s of stages) await dropStageStorage(trx, { schema: s.schema, role: s.role });
     await trx.deleteFrom('accord.tenants').where('id', '=', tenant.id).execute();
     await record(trx, source, {
@@ -203,7 +211,12 @@ export async function deleteTenant(db: Db, source: AuditSource, tenantName: stri
       action: 'tenant.deleted',
       target: { type: 'tenant', id: tenant.id },
       outcome: 'success',
-      details: { name: tenant.name, stages: stages.map((s) => s.name), schemasDropped: stages.map((s) => s.schema) },
+      details: {
+        name: tenant.name,
+        stages: stages.map((s) => s.name),
+        schemasDropped: stages.map((s) => s.schema),
+        keysDestroyed: { tenantKekVersions: shredded.keks, stageDataKeys: shredded.deks },
+      },
     });
   });
 }

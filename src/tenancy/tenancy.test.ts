@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { engines } from '../../test/harness/engines.ts';
+import { testKeyring } from '../../test/harness/keys.ts';
+import type { Keyring } from '../crypto/keys/index.ts';
 import { systemSource } from '../audit/index.ts';
 import type { Db } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
@@ -21,9 +23,11 @@ async function roleExists(db: Db, role: string): Promise<boolean> {
 for (const engine of engines()) {
   describe(`tenancy on ${engine.name}`, { concurrency: false }, () => {
     let db: Db;
+    let keyring: Keyring;
     test('a new tenant gets development, test and production, each with its own schema and role', async () => {
       db = (await engine.open()).db;
-      const t = await createTenant(db, systemSource, { name: 'acme', displayName: 'Acme Corp' });
+      keyring = await testKeyring();
+      const t = await createTenant(db, keyring, systemSource, { name: 'acme', displayName: 'Acme Corp' });
       assert.equal(t.displayName, 'Acme Corp');
       assert.deepEqual(names(t.stages), ['development', 'test', 'production']);
       assert.deepEqual(
@@ -48,7 +52,7 @@ for (const engine of engines()) {
     });
 
     test('a stage inserted after test sits between test and production', async () => {
-      const uat = await createStage(db, systemSource, 'acme', { name: 'uat', after: 'test' });
+      const uat = await createStage(db, keyring, systemSource, 'acme', { name: 'uat', after: 'test' });
       assert.equal(uat.position, 3);
       const t = await db.selectFrom('accord.tenants').select('id').where('name', '=', 'acme').executeTakeFirstOrThrow();
       const stages = await listStages(db, t.id);
@@ -57,7 +61,7 @@ for (const engine of engines()) {
         stages.map((s) => s.position),
         [1, 2, 3, 4],
       );
-      const last = await createStage(db, systemSource, 'acme', { name: 'sandbox' });
+      const last = await createStage(db, keyring, systemSource, 'acme', { name: 'sandbox' });
       assert.equal(last.position, 5);
     });
 
@@ -65,16 +69,16 @@ for (const engine of engines()) {
       const before = await db.selectFrom('accord.stages').select('id').execute();
       const auditBefore = await db.selectFrom('accord.audit_events').select('id').execute();
       const cases: [() => Promise<unknown>, string][] = [
-        [() => createTenant(db, systemSource, { name: 'Bad_Name' }), 'TENANCY_TENANT_NAME_INVALID'],
-        [() => createTenant(db, systemSource, { name: 'a' }), 'TENANCY_TENANT_NAME_INVALID'],
-        [() => createTenant(db, systemSource, { name: 'ends-' }), 'TENANCY_TENANT_NAME_INVALID'],
-        [() => createTenant(db, systemSource, { name: 'api' }), 'TENANCY_TENANT_NAME_INVALID'],
-        [() => createTenant(db, systemSource, { name: 'acme' }), 'TENANCY_TENANT_EXISTS'],
-        [() => createTenant(db, systemSource, { name: 'ok-name', region: 'EU West' }), 'REQUEST_INVALID'],
-        [() => createStage(db, systemSource, 'acme', { name: 'UAT' }), 'TENANCY_STAGE_NAME_INVALID'],
-        [() => createStage(db, systemSource, 'acme', { name: 'uat' }), 'TENANCY_STAGE_EXISTS'],
-        [() => createStage(db, systemSource, 'acme', { name: 'perf', after: 'nowhere' }), 'TENANCY_STAGE_NOT_FOUND'],
-        [() => createStage(db, systemSource, 'nope', { name: 'perf' }), 'TENANCY_TENANT_NOT_FOUND'],
+        [() => createTenant(db, keyring, systemSource, { name: 'Bad_Name' }), 'TENANCY_TENANT_NAME_INVALID'],
+        [() => createTenant(db, keyring, systemSource, { name: 'a' }), 'TENANCY_TENANT_NAME_INVALID'],
+        [() => createTenant(db, keyring, systemSource, { name: 'ends-' }), 'TENANCY_TENANT_NAME_INVALID'],
+        [() => createTenant(db, keyring, systemSource, { name: 'api' }), 'TENANCY_TENANT_NAME_INVALID'],
+        [() => createTenant(db, keyring, systemSource, { name: 'acme' }), 'TENANCY_TENANT_EXISTS'],
+        [() => createTenant(db, keyring, systemSource, { name: 'ok-name', region: 'EU West' }), 'REQUEST_INVALID'],
+        [() => createStage(db, keyring, systemSource, 'acme', { name: 'UAT' }), 'TENANCY_STAGE_NAME_INVALID'],
+        [() => createStage(db, keyring, systemSource, 'acme', { name: 'uat' }), 'TENANCY_STAGE_EXISTS'],
+        [() => createStage(db, keyring, systemSource, 'acme', { name: 'perf', after: 'nowhere' }), 'TENANCY_STAGE_NOT_FOUND'],
+        [() => createStage(db, keyring, systemSource, 'nope', { name: 'perf' }), 'TENANCY_TENANT_NOT_FOUND'],
       ];
       for (const [p, code] of cases) await assert.rejects(p(), (e) => isAccordError(e) && e.code === code, code);
       assert.equal((await db.selectFrom('accord.stages').select('id').execute()).length, before.length);
@@ -83,7 +87,7 @@ for (const engine of engines()) {
     });
 
     test("a stage's role can use its own schema but not another stage's, another tenant's or the catalog", async () => {
-      const other = await createTenant(db, systemSource, { name: 'globex' });
+      const other = await createTenant(db, keyring, systemSource, { name: 'globex' });
       const acme = await db.selectFrom('accord.tenants').select('id').where('name', '=', 'acme').executeTakeFirstOrThrow();
       const [dev, test_] = await listStages(db, acme.id);
       assert.ok(dev && test_);
@@ -114,9 +118,9 @@ for (const engine of engines()) {
     test('deleting a tenant drops its schemas and roles, requires confirmation, and is audited', async () => {
       const acme = await db.selectFrom('accord.tenants').select('id').where('name', '=', 'acme').executeTakeFirstOrThrow();
       const stages = await listStages(db, acme.id);
-      await assert.rejects(deleteTenant(db, systemSource, 'acme', 'acm'), (e) => isAccordError(e, 'TENANCY_CONFIRMATION_REQUIRED'));
+      await assert.rejects(deleteTenant(db, keyring, systemSource, 'acme', 'acm'), (e) => isAccordError(e, 'TENANCY_CONFIRMATION_REQUIRED'));
       assert.ok(await schemaExists(db, stages[0]?.schema ?? ''));
-      await deleteTenant(db, systemSource, 'acme', 'acme');
+      await deleteTenant(db, keyring, systemSource, 'acme', 'acme');
       for (const s of stages) {
         assert.equal(await schemaExists(db, s.schema), false, s.schema);
         assert.equal(await roleExists(db, s.role), false, s.role);
@@ -124,7 +128,7 @@ for (const engine of engines()) {
       assert.equal((await db.selectFrom('accord.stages').select('id').where('tenant_id', '=', acme.id).execute()).length, 0);
       const audit = await db.selectFrom('accord.audit_events').select(['action', 'tenant_id']).where('action', '=', 'tenant.deleted').execute();
       assert.deepEqual(audit, [{ action: 'tenant.deleted', tenant_id: null }]);
-      await assert.rejects(deleteTenant(db, systemSource, 'acme', 'acme'), (e) => isAccordError(e, 'TENANCY_TENANT_NOT_FOUND'));
+      await assert.rejects(deleteTenant(db, keyring, systemSource, 'acme', 'acme'), (e) => isAccordError(e, 'TENANCY_TENANT_NOT_FOUND'));
       // The other tenant is untouched.
       assert.ok(await db.selectFrom('accord.tenants').select('id').where('name', '=', 'globex').executeTakeFirst());
     });

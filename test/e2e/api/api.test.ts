@@ -7,6 +7,7 @@ import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import { createSession, createUser, ensureBootstrap, grantRole } from '../../../src/iam/index.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
+import { testKeyring } from '../../harness/keys.ts';
 import { engines } from '../../harness/engines.ts';
 
 const OPS_PASSWORD = 'operator passphrase 1';
@@ -41,7 +42,7 @@ for (const engine of engines()) {
           cb();
         },
       });
-      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink), signer: ephemeralSigner() });
+      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink), signer: ephemeralSigner(), keyring: await testKeyring() });
       const boot = await ensureBootstrap(db, {});
       assert.equal(boot.state, 'token-issued');
       const token = boot.state === 'token-issued' ? boot.token : '';

@@ -12,6 +12,7 @@ import { loadConfig } from '../../../src/config/index.ts';
 import { ensureBootstrap, hasOperator } from '../../../src/iam/index.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
 import { cli, EMAIL, fails, get, ok, PASSWORD, type Ready, ServerProcess, STACK_LINE } from '../../harness/cli.ts';
+import { testKeyring } from '../../harness/keys.ts';
 import { engines, newPostgresDatabaseUrl } from '../../harness/engines.ts';
 
 interface StageOut {
@@ -324,7 +325,7 @@ describe('an expired setup token', () => {
       assert.equal(issued.state, 'token-issued');
       assert.ok(issued.state === 'token-issued' && issued.expiresAt.getTime() < Date.now());
       const config = loadConfig({ env: {}, flags: { dataDir: join(tmpdir(), 'accord-unused'), logLevel: 'silent' } });
-      const app = await buildApp({ config, database, logger: createLogger('silent'), signer: ephemeralSigner() });
+      const app = await buildApp({ config, database, logger: createLogger('silent'), signer: ephemeralSigner(), keyring: await testKeyring() });
       try {
         const setup = (token: string) =>
           app.inject({ method: 'POST', url: '/api/v1/setup', payload: { token, email: EMAIL, password: PASSWORD } });

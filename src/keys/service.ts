@@ -1,0 +1,219 @@
+import { type AuditSource, record } from '../audit/index.ts';
+import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } from '../crypto/field/index.ts';
+import type { Keyring } from '../crypto/keys/index.ts';
+import type { Db, DbOrTrx } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { enqueueJob, type JobStep } from '../jobs/index.ts';
+
+const BATCH = 100;
+
+/** What `accord keys status` shows: versions, how many values each DEK version still protects, jobs. */
+export async function keyStatus(db: DbOrTrx, keyring: Keyring, tenantId: string) {
+  const keks = await db.selectFrom('accord.tenant_keks').select(['version', 'state', 'root_key_id', 'created_at']).where('tenant_id', '=', tenantId).orderBy('version').execute();
+  const stages = await db.selectFrom('accord.stages').select(['id', 'name', 'position']).where('tenant_id', '=', tenantId).orderBy('position').execute();
+  const deks = await db.selectFrom('accord.stage_deks').select(['stage_id', 'version', 'state', 'kek_version', 'created_at']).where('tenant_id', '=', tenantId).orderBy('version').execute();
+  const counts = await db
+    .selectFrom('accord.stage_secrets')
+    .innerJoin('accord.stages', 'accord.stages.id', 'accord.stage_secrets.stage_id')
+    .select(['accord.stage_secrets.stage_id', 'accord.stage_secrets.key_version', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('accord.stages.tenant_id', '=', tenantId)
+    .groupBy(['accord.stage_secrets.stage_id', 'accord.stage_secrets.key_version'])
+    .execute();
+  const jobs = await db
+    .selectFrom('accord.jobs')
+    .select(['id', 'kind', 'state', 'progress', 'attempts', 'error', 'created_at', 'updated_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('kind', 'like', 'keys.%')
+    .orderBy('created_at', 'desc')
+    .limit(10)
+    .execute();
+  return {
+    provider: keyring.kms.name,
+    rootKeyId: keyring.kms.currentKeyId(),
+    kek: keks.map((k) => ({ version: k.version, state: k.state, rootKeyId: k.root_key_id, createdAt: k.created_at.toISOString() })),
+    stages: stages.map((s) => ({
+      stage: s.name,
+      deks: deks
+        .filter((d) => d.stage_id === s.id)
+        .map((d) => ({
+          version: d.version,
+          state: d.state,
+          kekVersion: d.kek_version,
+          createdAt: d.created_at.toISOString(),
+          values: Number(counts.find((c) => c.stage_id === s.id && c.key_version === d.version)?.n ?? 0),
+        })),
+    })),
+    jobs: jobs.map((j) => ({ id: j.id, kind: j.kind, state: j.state, progress: j.progress, attempts: j.attempts, error: j.error, createdAt: j.created_at.toISOString() })),
+  };
+}
+
+/**
+ * Rotates a tenant's KEK (or, with a stage, that stage's DEK): the new version is used for new
+ * writes at once, and a job moves existing material over in batches, resumable after a crash.
+ */
+export async function rotateKeys(
+  db: Db,
+  keyring: Keyring,
+  source: AuditSource,
+  tenant: { id: string; name: string },
+  stage?: { id: string; name: string },
+): Promise<{ kind: 'kek' | 'dek'; version: number; jobId: string }> {
+  return db.transaction().execute(async (trx) => {
+    // One rotation at a time per tenant: the tenant row is the lock.
+    await trx.selectFrom('accord.tenants').select('id').where('id', '=', tenant.id).forUpdate().executeTakeFirstOrThrow();
+    if (stage) {
+      const version = await keyring.createDek(trx, tenant.id, stage.id);
+      const jobId = await enqueueJob(trx, 'keys.reencrypt-stage', { stageId: stage.id, tenantId: tenant.id, toVersion: version }, tenant.id);
+      await record(trx, source, { tenantId: tenant.id, action: 'key.rotated', target: { type: 'stage-dek', id: stage.id }, outcome: 'success', details: { stage: stage.name, version, jobId } });
+      return { kind: 'dek' as const, version, jobId };
+    }
+    const version = await keyring.createKek(trx, tenant.id);
+    const jobId = await enqueueJob(trx, 'keys.rewrap-tenant', { tenantId: tenant.id, toVersion: version }, tenant.id);
+    await record(trx, source, { tenantId: tenant.id, action: 'key.rotated', target: { type: 'tenant-kek', id: tenant.id }, outcome: 'success', details: { version, jobId } });
+    return { kind: 'kek' as const, version, jobId };
+  });
+}
+
+/** Root rotation: a new KMS root key version, then a job rewraps every tenant KEK (and only those). */
+export async function rotateRoot(db: Db, keyring: Keyring, source: AuditSource): Promise<{ rootKeyId: string; jobId: string }> {
+  const previous = keyring.kms.currentKeyId();
+  const rootKeyId = await keyring.kms.rotateRoot();
+  return db.transaction().execute(async (trx) => {
+    const jobId = await enqueueJob(trx, 'keys.rewrap-root', { toKeyId: rootKeyId, retire: [previous] });
+    await record(trx, source, { tenantId: null, action: 'key.root.rotated', target: { type: 'root-key', id: rootKeyId }, outcome: 'success', details: { jobId } });
+    return { rootKeyId, jobId };
+  });
+}
+
+const secretContext = (tenantId: string, stageId: string, name: string): FieldContext => ({
+  tenant: tenantId,
+  stage: stageId,
+  entity: 'accord.stage-secret',
+  field: 'value',
+  recordId: name,
+});
+
+/** Stores a secret stage setting encrypted under the stage's active DEK. Audited without its value. */
+export async function setSecret(
+  db: Db,
+  keyring: Keyring,
+  source: AuditSource,
+  at: { tenantId: string; stageId: string; stageName: string },
+  name: string,
+  value: string,
+): Promise<{ name: string; keyVersion: number }> {
+  return db.transaction().execute(async (trx) => {
+    const dek = await keyring.activeDek(trx, at.stageId);
+    const envelope = encryptField(dek, value, secretContext(at.tenantId, at.stageId, name));
+    await trx
+      .insertInto('accord.stage_secrets')
+      .values({ stage_id: at.stageId, name, envelope, key_version: dek.version })
+      .onConflict((oc) => oc.columns(['stage_id', 'name']).doUpdateSet({ envelope, key_version: dek.version, updated_at: new Date() }))
+      .execute();
+    await record(trx, source, { tenantId: at.tenantId, action: 'secret.set', target: { type: 'stage-secret', id: `${at.stageName}/${name}` }, outcome: 'success', details: { keyVersion: dek.version } });
+    return { name, keyVersion: dek.version };
+  });
+}
+
+/** Secret names with masked values: the API never returns a secret. */
+export async function listSecrets(db: DbOrTrx, stageId: string) {
+  const rows = await db.selectFrom('accord.stage_secrets').select(['name', 'key_version', 'updated_at']).where('stage_id', '=', stageId).orderBy('name').execute();
+  return rows.map((r) => ({ name: r.name, value: '********', keyVersion: r.key_version, updatedAt: r.updated_at.toISOString() }));
+}
+
+/** The runtime's read of a secret (no route exposes this). Fails closed on any integrity problem. */
+export async function readSecret(db: DbOrTrx, keyring: Keyring, tenantId: string, stageId: string, name: string): Promise<string | undefined> {
+  const row = await db.selectFrom('accord.stage_secrets').select(['envelope']).where('stage_id', '=', stageId).where('name', '=', name).executeTakeFirst();
+  if (!row) return undefined;
+  const version = envelopeKeyVersion(row.envelope);
+  const dek = await keyring.dek(db, stageId, version);
+  return decryptField((v) => (v === version ? dek : undefined), row.envelope, secretContext(tenantId, stageId, name)).toString('utf8');
+}
+
+/** The rotation jobs' steps, bound to a keyring. */
+export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: string, err: unknown) => void = () => {}): Map<string, JobStep> {
+  return new Map<string, JobStep>([
+    [
+      'keys.rewrap-tenant',
+      async (db, job) => {
+        const { tenantId, toVersion } = job.payload as { tenantId: string; toVersion: number };
+        return db.transaction().execute(async (trx) => {
+          const pending = await trx
+            .selectFrom('accord.stage_deks')
+            .select(['stage_id', 'version'])
+            .where('tenant_id', '=', tenantId)
+            .where('kek_version', '<', toVersion)
+            .limit(BATCH)
+            .execute();
+          for (const d of pending) await keyring.rewrapDek(trx, d.stage_id, d.version);
+          const done = Number(job.progress.rewrapped ?? 0) + pending.length;
+          if (pending.length > 0) return { done: false, progress: { rewrapped: done } };
+          const destroyed = await trx.deleteFrom('accord.tenant_keks').where('tenant_id', '=', tenantId).where('version', '<', toVersion).returning('version').execute();
+          if (destroyed.length > 0) {
+            await record(trx, source, { tenantId, action: 'key.destroyed', target: { type: 'tenant-kek', id: tenantId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
+          }
+          return { done: true, progress: { rewrapped: done, destroyedVersions: destroyed.map((d) => d.version) } };
+        });
+      },
+    ],
+    [
+      'keys.reencrypt-stage',
+      async (db, job) => {
+        const { tenantId, stageId, toVersion } = job.payload as { tenantId: string; stageId: string; toVersion: number };
+        return db.transaction().execute(async (trx) => {
+          const pending = await trx
+            .selectFrom('accord.stage_secrets')
+            .select(['name', 'envelope', 'key_version'])
+            .where('stage_id', '=', stageId)
+            .where('key_version', '<', toVersion)
+            .limit(BATCH)
+            .forUpdate()
+            .execute();
+          const target = await keyring.dek(trx, stageId, toVersion);
+          if (!target) throw new AccordError('INTERNAL', { message: 'rotation target key is missing' });
+          for (const s of pending) {
+            const old = await keyring.dek(trx, stageId, s.key_version);
+            const ctx = secretContext(tenantId, stageId, s.name);
+            const plain = decryptField((v) => (v === s.key_version ? old : undefined), s.envelope, ctx);
+            const envelope = encryptField(target, plain, ctx);
+            plain.fill(0);
+            await trx.updateTable('accord.stage_secrets').set({ envelope, key_version: toVersion }).where('stage_id', '=', stageId).where('name', '=', s.name).execute();
+          }
+          const done = Number(job.progress.reencrypted ?? 0) + pending.length;
+          if (pending.length > 0) return { done: false, progress: { reencrypted: done } };
+          const destroyed = await trx.deleteFrom('accord.stage_deks').where('stage_id', '=', stageId).where('version', '<', toVersion).returning('version').execute();
+          if (destroyed.length > 0) {
+            await record(trx, source, { tenantId, action: 'key.destroyed', target: { type: 'stage-dek', id: stageId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
+          }
+          return { done: true, progress: { reencrypted: done, destroyedVersions: destroyed.map((d) => d.version) } };
+        });
+      },
+    ],
+    [
+      'keys.rewrap-root',
+      async (db, job) => {
+        const { toKeyId, retire } = job.payload as { toKeyId: string; retire: string[] };
+        const result = await db.transaction().execute(async (trx) => {
+          const pending = await trx.selectFrom('accord.tenant_keks').select(['tenant_id', 'version']).where('root_key_id', '<>', toKeyId).limit(BATCH).execute();
+          for (const k of pending) await keyring.rewrapKek(trx, k.tenant_id, k.version);
+          return pending.length;
+        });
+        const done = Number(job.progress.rewrapped ?? 0) + result;
+        if (result > 0) return { done: false, progress: { rewrapped: done } };
+        // The old root key version is destroyed once nothing it wrapped is left in the catalog.
+        const retired: string[] = [];
+        for (const id of retire) {
+          const still = await db.selectFrom('accord.tenant_keks').select('tenant_id').where('root_key_id', '=', id).limit(1).executeTakeFirst();
+          if (still || id === keyring.kms.currentKeyId()) continue;
+          try {
+            await keyring.kms.retireRoot(id);
+            retired.push(id);
+          } catch (err) {
+            log('could not retire an old root key version', err);
+          }
+        }
+        return { done: true, progress: { rewrapped: done, retiredRootKeys: retired } };
+      },
+    ],
+  ]);
+}
