@@ -59,6 +59,8 @@ for (const engine of engines()) {
         await trx.insertInto('accord.stage_secrets').values({ stage_id: dev.id, name: 'COPY', envelope: a.envelope, key_version: 1 }).execute();
       });
       await assert.rejects(readSecret(db, keyring, tenant.id, dev.id, 'COPY'), (e: { code?: string }) => e.code === 'CRYPTO_DECRYPT_FAILED');
+      const alarm = await db.selectFrom('accord.audit_events').select(['reason', 'target_id']).where('action', '=', 'crypto.decrypt.failed').execute();
+      assert.deepEqual(alarm, [{ reason: 'CRYPTO_DECRYPT_FAILED', target_id: `${dev.id}/COPY` }]);
       await db.deleteFrom('accord.stage_secrets').where('name', '=', 'COPY').execute();
     });
 

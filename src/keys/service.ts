@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../audit/index.ts';
+import { type AuditSource, record, recordAlone, systemSource } from '../audit/index.ts';
 import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } from '../crypto/field/index.ts';
 import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
@@ -121,13 +121,29 @@ export async function listSecrets(db: DbOrTrx, stageId: string) {
   return rows.map((r) => ({ name: r.name, value: '********', keyVersion: r.key_version, updatedAt: r.updated_at.toISOString() }));
 }
 
-/** The runtime's read of a secret (no route exposes this). Fails closed on any integrity problem. */
-export async function readSecret(db: DbOrTrx, keyring: Keyring, tenantId: string, stageId: string, name: string): Promise<string | undefined> {
+/**
+ * The runtime's read of a secret (no route exposes this). Fails closed on any integrity problem,
+ * and records the failure on the tenant's audit chain: a value that does not decrypt is either
+ * tampering or a lost key, and both are security events.
+ */
+export async function readSecret(db: Db, keyring: Keyring, tenantId: string, stageId: string, name: string): Promise<string | undefined> {
   const row = await db.selectFrom('accord.stage_secrets').select(['envelope']).where('stage_id', '=', stageId).where('name', '=', name).executeTakeFirst();
   if (!row) return undefined;
-  const version = envelopeKeyVersion(row.envelope);
-  const dek = await keyring.dek(db, stageId, version);
-  return decryptField((v) => (v === version ? dek : undefined), row.envelope, secretContext(tenantId, stageId, name)).toString('utf8');
+  try {
+    const version = envelopeKeyVersion(row.envelope);
+    const dek = await keyring.dek(db, stageId, version);
+    return decryptField((v) => (v === version ? dek : undefined), row.envelope, secretContext(tenantId, stageId, name)).toString('utf8');
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    await recordAlone(db, systemSource, {
+      tenantId,
+      action: 'crypto.decrypt.failed',
+      target: { type: 'stage-secret', id: `${stageId}/${name}` },
+      outcome: 'failure',
+      reason: typeof code === 'string' ? code : 'error',
+    }).catch(() => {});
+    throw err;
+  }
 }
 
 /** The rotation jobs' steps, bound to a keyring. */

@@ -150,7 +150,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   const routes: RouteDefinition[] = [
-    ...platformRoutes({ app, database, metrics }),
+    ...platformRoutes({ app, database, metrics, kmsHealth: () => opts.keyring.kms.health() }),
     ...iamRoutes({ db: database.db, config }),
     ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),

@@ -7,7 +7,12 @@ import { AccordError } from '../errors/index.ts';
 import { access, type RouteDefinition } from '../http/index.ts';
 
 /** Health, readiness, metrics and the API description. */
-export function platformRoutes(deps: { app: FastifyInstance; database: Database; metrics: Registry }): RouteDefinition[] {
+export function platformRoutes(deps: {
+  app: FastifyInstance;
+  database: Database;
+  metrics: Registry;
+  kmsHealth: () => Promise<{ ok: boolean; detail: string }>;
+}): RouteDefinition[] {
   // Once every migration is seen applied, it stays so for this process (migrations only go forward).
   let migrated = false;
   return [
@@ -23,7 +28,7 @@ export function platformRoutes(deps: { app: FastifyInstance; database: Database;
       url: '/readyz',
       access: access.public,
       schema: {
-        summary: 'Readiness: the database answers and the catalog is migrated',
+        summary: 'Readiness: the database answers, the catalog is migrated and the KMS can serve',
         tags: ['platform'],
         response: { 200: Type.Object({ status: Type.Literal('ready'), engine: Type.String() }) },
       },
@@ -35,6 +40,8 @@ export function platformRoutes(deps: { app: FastifyInstance; database: Database;
           throw new AccordError('DB_NOT_READY', { cause });
         }
         if (!migrated) throw new AccordError('DB_NOT_READY', { message: 'Catalog migrations are not applied yet.' });
+        const kms = await deps.kmsHealth().catch(() => ({ ok: false, detail: 'health check failed' }));
+        if (!kms.ok) throw new AccordError('CRYPTO_KMS_UNAVAILABLE', { message: `The key management service is not ready: ${kms.detail}` });
         return { status: 'ready' as const, engine: deps.database.engine };
       },
     },
