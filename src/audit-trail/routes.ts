@@ -15,8 +15,7 @@ import {
 } from '../audit/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
-import { access, parts, type RouteDefinition } from '../http/index.ts';
-import { auditSource } from '../iam/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { getTenant, listTenants } from '../tenancy/index.ts';
 import { encodeCursor, parseAuditFilters, type RawAuditFilters } from './query.ts';
 

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './audit.ts';
 import { registerKeyCommands } from './keys.ts';
+import { registerUserCommands } from './users.ts';
 import { reportError } from './output.ts';
 import { registerSessionCommands } from './session.ts';
 import { registerStartCommand } from './start.ts';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerTenancyCommands(program);
   registerAuditCommands(program);
   registerKeyCommands(program);
+  registerUserCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

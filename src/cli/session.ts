@@ -51,15 +51,16 @@ export function registerSessionCommands(program: Command): void {
       .option('--url <url>', 'platform URL (default: the saved profile)')
       .option('--ca-file <file>', 'CA certificate to trust (default: the saved profile)')
       .requiredOption('--email <email>', 'your email')
-      .requiredOption('--password-file <file>', 'file holding your password'),
+      .requiredOption('--password-file <file>', 'file holding your password')
+      .option('--tenant <name>', 'the tenant to sign in to, when your email exists in several'),
   ).action(
-    action(async (out, opts: ServerOptions & { email: string; passwordFile: string }) => {
+    action(async (out, opts: ServerOptions & { email: string; passwordFile: string; tenant?: string }) => {
       const password = readArgFile(opts.passwordFile, '--password-file', { trimNewline: true });
       const target = server(opts);
       const res = await apiClient(target).call<{ token: string; expiresAt: string; user: { id: string; email: string } }>(
         'POST',
         '/api/v1/auth/login',
-        { email: opts.email, password },
+        { email: opts.email, password, ...(opts.tenant ? { tenant: opts.tenant } : {}) },
       );
       saveProfile({ ...target, token: res.token, email: res.user.email, expiresAt: res.expiresAt });
       out.result(

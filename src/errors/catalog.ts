@@ -54,6 +54,20 @@ export const catalog = {
     title: 'Invalid setup token',
     message: 'The setup token is wrong, expired or already used.',
   },
+  IAM_USER_EXISTS: { status: 409, title: 'User exists', message: 'A user with this email already exists in this directory.' },
+  IAM_USER_NOT_FOUND: { status: 404, title: 'User not found', message: 'No such user.' },
+  IAM_ROLE_UNKNOWN: { status: 400, title: 'Unknown role', message: 'No such role.' },
+  IAM_GRANT_ESCALATION: {
+    status: 403,
+    title: 'Grant refused',
+    message: 'You can only grant roles whose permissions you hold yourself on that scope.',
+  },
+  IAM_GRANT_NOT_FOUND: { status: 404, title: 'Grant not found', message: 'No such grant.' },
+  IAM_TENANT_REQUIRED: {
+    status: 400,
+    title: 'Tenant required',
+    message: 'This email exists in several tenants: say which tenant to sign in to.',
+  },
   IAM_SETUP_DONE: { status: 409, title: 'Already set up', message: 'This installation already has an operator.' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },

@@ -1,4 +1,3 @@
-import type { AuditSource } from '../audit/index.ts';
 import { AccordError } from '../errors/index.ts';
 import type { AuthContext, GrantView, RequestMeta, RouteAccess } from '../http/index.ts';
 import { roleHas } from './permissions.ts';
@@ -45,17 +44,4 @@ export function authorize(meta: RequestMeta, acc: RouteAccess, params: Record<st
   if (!can(auth, acc.permission, { ...(tenant === undefined ? {} : { tenant }), ...(stage === undefined ? {} : { stage }) })) {
     throw new AccordError('IAM_FORBIDDEN', { details: { permission: acc.permission } });
   }
-}
-
-/** The audit view of a request: who, from where, with which roles at that moment. */
-export function auditSource(meta: RequestMeta): AuditSource {
-  const auth = meta.auth;
-  return {
-    actor: auth
-      ? { type: 'user', id: auth.userId, label: auth.email, roles: [...new Set(auth.grants.map((g) => g.role))] }
-      : { type: 'anonymous', id: null, label: null, roles: [] },
-    requestId: meta.requestId,
-    sourceIp: meta.sourceIp,
-    userAgent: meta.userAgent,
-  };
 }

@@ -1,4 +1,4 @@
-export { auditSource, authorize, can, seesTenant } from './authorize.ts';
+export { authorize, can, seesTenant } from './authorize.ts';
 export { type BootstrapState, completeSetup, ensureBootstrap } from './bootstrap.ts';
 export { login, logout } from './login.ts';
 export { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
@@ -6,3 +6,5 @@ export { builtInRoles, isPermission, type Permission, permissions, roleHas } fro
 export { iamRoutes } from './routes.ts';
 export { authenticateToken, createSession, revokeSession, type SessionPolicy } from './sessions.ts';
 export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normaliseEmail } from './users.ts';
+export { userRoutes } from './user-routes.ts';
+export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './user-admin.ts';

@@ -3,27 +3,47 @@ import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { verifyPassword } from './passwords.ts';
 import { createSession, revokeSession, type SessionPolicy } from './sessions.ts';
-import { findUserByEmail } from './users.ts';
+
+/** Accounts that may own an email: the platform directory's first, then tenant directories'. */
+async function candidates(db: Db, email: string, tenant: string | undefined) {
+  const lower = email.trim().toLowerCase();
+  let q = db
+    .selectFrom('accord.users as u')
+    .leftJoin('accord.tenants as t', 't.id', 'u.tenant_id')
+    .select(['u.id', 'u.email', 'u.tenant_id', 'u.password_hash', 'u.status', 't.name as tenant_name'])
+    .where('u.email', '=', lower);
+  if (tenant !== undefined) q = q.where('t.name', '=', tenant);
+  // Platform directory first: a null tenant_id sorts first under DESC (NULLS FIRST by default).
+  return q.orderBy('u.tenant_id', 'desc').limit(5).execute();
+}
 
 /**
- * Console sign-in with email and password (platform directory). Unknown email, wrong password
- * and disabled account give the same error after the same work. Every attempt is audited.
+ * Console sign-in with email and password, for platform operators and tenant users alike. The
+ * password is checked against every account with that email (at most a handful), so a wrong
+ * password, an unknown email and a disabled account give the same error after comparable work.
+ * Every attempt is audited: on the account's tenant chain when it is known, else the platform's.
  */
 export async function login(
   db: Db,
   source: AuditSource,
   policy: SessionPolicy,
-  input: { email: string; password: string },
-): Promise<{ token: string; expiresAt: Date; user: { id: string; email: string } }> {
-  const user = await findUserByEmail(db, null, input.email);
-  const ok = await verifyPassword(user?.password_hash, input.password);
-  if (!user || !ok || user.status !== 'active') {
-    const reason = !user ? 'unknown-user' : !ok ? 'bad-password' : 'disabled';
+  input: { email: string; password: string; tenant?: string | undefined },
+): Promise<{ token: string; expiresAt: Date; user: { id: string; email: string; tenant: string | null } }> {
+  const accounts = await candidates(db, input.email, input.tenant);
+  const matches: typeof accounts = [];
+  if (accounts.length === 0) await verifyPassword(undefined, input.password);
+  for (const a of accounts) if (await verifyPassword(a.password_hash, input.password)) matches.push(a);
+  const active = matches.filter((m) => m.status === 'active');
+  if (active.length > 1) throw new AccordError('IAM_TENANT_REQUIRED');
+  const user = active[0];
+  if (!user) {
+    const known = matches[0] ?? accounts[0];
+    const reason = accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
     await db.transaction().execute((trx) =>
       record(trx, { ...source, actor: { type: 'anonymous', id: null, label: input.email.toLowerCase(), roles: [] } }, {
-        tenantId: null,
+        tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
         action: 'auth.login',
-        ...(user ? { target: { type: 'user', id: user.id } } : {}),
+        ...(known && accounts.length === 1 ? { target: { type: 'user', id: known.id } } : {}),
         outcome: 'failure',
         reason,
       }),
@@ -33,21 +53,21 @@ export async function login(
   return db.transaction().execute(async (trx) => {
     const session = await createSession(trx, user.id, policy, { ip: source.sourceIp, userAgent: source.userAgent });
     await record(trx, { ...source, actor: { type: 'user', id: user.id, label: user.email, roles: [] } }, {
-      tenantId: null,
+      tenantId: user.tenant_id,
       action: 'auth.login',
       target: { type: 'session', id: session.id },
       outcome: 'success',
     });
-    return { token: session.token, expiresAt: session.expiresAt, user: { id: user.id, email: user.email } };
+    return { token: session.token, expiresAt: session.expiresAt, user: { id: user.id, email: user.email, tenant: user.tenant_name } };
   });
 }
 
 /** Ends the caller's session. */
-export async function logout(db: Db, source: AuditSource, sessionId: string): Promise<void> {
+export async function logout(db: Db, source: AuditSource, sessionId: string, tenantId: string | null = null): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await revokeSession(trx, sessionId);
     await record(trx, source, {
-      tenantId: null,
+      tenantId,
       action: 'auth.logout',
       target: { type: 'session', id: sessionId },
       outcome: 'success',

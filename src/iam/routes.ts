@@ -2,8 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { access, parts, type RouteDefinition } from '../http/index.ts';
-import { auditSource } from './authorize.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { completeSetup } from './bootstrap.ts';
 import { login, logout } from './login.ts';
 
@@ -13,7 +12,7 @@ const Password = Type.String({ minLength: 1, maxLength: 1024 });
 const SessionOut = Type.Object({
   token: Type.String(),
   expiresAt: Type.String({ format: 'date-time' }),
-  user: Type.Object({ id: Type.String(), email: Type.String() }),
+  user: Type.Object({ id: Type.String(), email: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]) }),
 });
 
 /** Setup, sign-in and sign-out of console users. */
@@ -46,11 +45,11 @@ export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
       schema: {
         summary: 'Sign in with email and password; returns a bearer session token',
         tags: ['iam'],
-        body: Type.Object({ email: Email, password: Password }, { additionalProperties: false }),
+        body: Type.Object({ email: Email, password: Password, tenant: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
         response: { 200: SessionOut },
       },
       handler: async (req) => {
-        const { body } = parts<unknown, { email: string; password: string }>(req);
+        const { body } = parts<unknown, { email: string; password: string; tenant?: string }>(req);
         const s = await login(deps.db, auditSource(req.meta), policy, body);
         return { ...s, expiresAt: s.expiresAt.toISOString() };
       },
@@ -64,7 +63,7 @@ export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
       handler: async (req, reply) => {
         const auth = req.meta.auth;
         if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await logout(deps.db, auditSource(req.meta), auth.sessionId);
+        await logout(deps.db, auditSource(req.meta), auth.sessionId, auth.tenantId);
         return reply.code(204).send();
       },
     },

@@ -9,8 +9,8 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keys/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
-import { type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
-import { auditSource, authenticateToken, authorize, iamRoutes, isPermission } from '../iam/index.ts';
+import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
+import { authenticateToken, authorize, iamRoutes, isPermission, userRoutes } from '../iam/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
@@ -152,6 +152,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const routes: RouteDefinition[] = [
     ...platformRoutes({ app, database, metrics, kmsHealth: () => opts.keyring.kms.health() }),
     ...iamRoutes({ db: database.db, config }),
+    ...userRoutes({ db: database.db }),
     ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),

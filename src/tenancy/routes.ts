@@ -2,8 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { access, parts, type RouteDefinition } from '../http/index.ts';
-import { auditSource } from '../iam/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { createStage, createTenant, deleteTenant, getTenant, listStages, listTenants } from './service.ts';
 
 const TenantOut = Type.Object({

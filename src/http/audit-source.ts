@@ -1,0 +1,15 @@
+import type { AuditSource } from '../audit/index.ts';
+import type { RequestMeta } from './context.ts';
+
+/** The audit view of a request: who, from where, with which roles at that moment. */
+export function auditSource(meta: RequestMeta): AuditSource {
+  const auth = meta.auth;
+  return {
+    actor: auth
+      ? { type: 'user', id: auth.userId, label: auth.email, roles: [...new Set(auth.grants.map((g) => g.role))] }
+      : { type: 'anonymous', id: null, label: null, roles: [] },
+    requestId: meta.requestId,
+    sourceIp: meta.sourceIp,
+    userAgent: meta.userAgent,
+  };
+}
