@@ -55,6 +55,16 @@ export const ConfigSchema = Type.Object(
     pkcs11Module: Type.Optional(Type.String({ minLength: 1, description: 'PKCS#11 module path, e.g. /usr/lib/softhsm/libsofthsm2.so.' })),
     pkcs11TokenLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Label of the HSM token holding the root key.' })),
     pkcs11Pin: Type.Optional(Type.String({ minLength: 1, description: 'User PIN of the token (use the _FILE form).' })),
+    lockoutAccount: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
+      minItems: 1,
+      default: ['3:30', '6:1800'],
+      description: 'Sign-in lock steps per account, failures:lockSeconds, ascending (3:30,6:1800: 3 failures lock 30 s, 6 lock 30 min).',
+    }),
+    lockoutIp: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
+      default: ['20:300', '50:3600'],
+      description: 'Sign-in lock steps per source IP (IPv6: per /64), failures:lockSeconds, ascending; empty disables.',
+    }),
+    lockoutWindowSeconds: Type.Integer({ minimum: 60, maximum: 7 * 86400, default: 3600, description: 'Failed sign-ins are counted over this many seconds.' }),
     sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
     sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
   },
@@ -68,4 +78,4 @@ export type Config = Readonly<Static<typeof ConfigSchema>>;
 export const secretKeys = ['databaseUrl', 'bootstrapPassword', 'rootKeyPassphrase', 'pkcs11Pin'] as const;
 
 /** Keys holding a list; in the environment they are comma-separated. */
-export const listKeys = ['tlsHostnames'] as const;
+export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp'] as const;

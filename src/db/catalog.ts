@@ -158,6 +158,22 @@ export interface JobsTable {
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
+export interface AuthFailuresTable {
+  id: Generated<number>;
+  kind: 'account' | 'ip';
+  /** account: `<tenant id or 'platform'>:<lower-case email>`; ip: the address (IPv6: its /64). */
+  subject: string;
+  occurred_at: Date;
+}
+
+export interface AuthLocksTable {
+  kind: 'account' | 'ip';
+  subject: string;
+  /** null or past: not locked (the row is also the subject's mutex while failures are recorded). */
+  locked_until: Date | null;
+  level: ColumnType<number, number | undefined, number>;
+}
+
 /** The whole platform catalog as Kysely sees it. */
 export interface Catalog {
   'accord.tenants': TenantsTable;
@@ -174,4 +190,6 @@ export interface Catalog {
   'accord.stage_deks': StageDeksTable;
   'accord.stage_secrets': StageSecretsTable;
   'accord.jobs': JobsTable;
+  'accord.auth_failures': AuthFailuresTable;
+  'accord.auth_locks': AuthLocksTable;
 }

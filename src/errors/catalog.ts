@@ -68,6 +68,7 @@ export const catalog = {
     title: 'Tenant required',
     message: 'This email exists in several tenants: say which tenant to sign in to.',
   },
+  IAM_LOCKED: { status: 429, title: 'Too many failed sign-ins', message: 'Too many failed sign-ins; try again later.' },
   IAM_SETUP_DONE: { status: 409, title: 'Already set up', message: 'This installation already has an operator.' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },

@@ -45,7 +45,8 @@ async function wrongPassword(db: Db, s: LockoutSubjects, now: Date, policy: Lock
   return fail(db, s, now, policy);
 }
 
-const alice = (ip: string | null = '198.51.100.7'): LockoutSubjects => lockoutSubjects({ tenantId: null, email: 'alice@acme.test', ip });
+/** Alice in a directory of the test's own, so tests can share one database without sharing counts. */
+const alice = (directory: string, ip: string | null): LockoutSubjects => lockoutSubjects({ tenantId: directory, email: 'alice@acme.test', ip });
 
 describe('lockout subjects and policy', () => {
   test('accounts are keyed by directory and case-insensitive email; absurdly long input is hashed', () => {
@@ -116,9 +117,16 @@ describe('lockout subjects and policy', () => {
 
 for (const engine of engines()) {
   describe(`lockout on ${engine.name}`, () => {
+    // One database for the suite (opening one costs seconds); each test counts its own subjects.
+    let shared: Promise<Db> | undefined;
+    const sharedDb = (): Promise<Db> => {
+      shared ??= open(engine);
+      return shared;
+    };
+
     test('three failures lock the account for 30 s; Retry-After counts down; it opens after 30 s', async () => {
-      const db = await open(engine);
-      const s = alice();
+      const db = await sharedDb();
+      const s = alice('three', '198.51.100.1');
       assert.deepEqual(await fail(db, s, at(0)), { locks: [] });
       assert.deepEqual(await fail(db, s, at(1)), { locks: [] });
       const third = await fail(db, s, at(2));
@@ -132,12 +140,12 @@ for (const engine of engines()) {
       assert.equal((await checkLockout(db, s, at(31.5))).retryAfterSeconds, 1);
       assert.deepEqual(await checkLockout(db, s, at(32)), { locked: false, retryAfterSeconds: 0 });
       // The lock is per account: the same address with another account is fine.
-      assert.equal((await checkLockout(db, lockoutSubjects({ tenantId: null, email: 'bob@acme.test', ip: '198.51.100.7' }), at(2))).locked, false);
+      assert.equal((await checkLockout(db, lockoutSubjects({ tenantId: 'three', email: 'bob@acme.test', ip: '198.51.100.1' }), at(2))).locked, false);
     });
 
     test('six failures within the window lock the account for 30 minutes', async () => {
-      const db = await open(engine);
-      const s = alice();
+      const db = await sharedDb();
+      const s = alice('six', '198.51.100.2');
       const results: ('refused' | FailureResult)[] = [];
       for (const second of [0, 1, 2, 10, 32, 40, 63, 94]) results.push(await wrongPassword(db, s, at(second)));
       const summary = results.map((r) => (r === 'refused' ? 'refused' : (r.lockedNow?.seconds ?? 0)));
@@ -154,22 +162,22 @@ for (const engine of engines()) {
     });
 
     test('failures older than the window do not count', async () => {
-      const db = await open(engine);
-      const s = alice();
+      const db = await sharedDb();
+      const s = alice('window', '198.51.100.3');
       await fail(db, s, at(0));
       await fail(db, s, at(1));
       // 60 min 1 s after the second failure, both have left the window.
       assert.deepEqual(await fail(db, s, at(3602)), { locks: [] });
       assert.deepEqual(await failureCounts(db, s, defaultLockoutPolicy, at(3602)), { account: 1, ip: 1 });
       // Within the window they do.
-      const other = lockoutSubjects({ tenantId: null, email: 'carol@acme.test', ip: null });
+      const other = lockoutSubjects({ tenantId: 'window', email: 'carol@acme.test', ip: null });
       await fail(db, other, at(0));
       await fail(db, other, at(1));
       assert.equal((await fail(db, other, at(3599))).lockedNow?.seconds, 30);
     });
 
     test('twenty failures from one IP across many accounts lock the IP for 5 minutes; another IP is fine', async () => {
-      const db = await open(engine);
+      const db = await sharedDb();
       const ip = '203.0.113.50';
       const victim = (i: number) => lockoutSubjects({ tenantId: null, email: `user${i}@acme.test`, ip });
       for (let i = 1; i <= 19; i++) assert.deepEqual(await wrongPassword(db, victim(i), at(i)), { locks: [] });
@@ -195,7 +203,7 @@ for (const engine of engines()) {
     });
 
     test('a burst of 50 failures from one IP (all in flight before the first lock) locks it for an hour', async () => {
-      const db = await open(engine);
+      const db = await sharedDb();
       const ip = '203.0.113.60';
       const seconds: number[] = [];
       for (let i = 1; i <= 50; i++) {
@@ -211,8 +219,8 @@ for (const engine of engines()) {
     });
 
     test("a success clears the account's failures but not the IP's", async () => {
-      const db = await open(engine);
-      const s = alice();
+      const db = await sharedDb();
+      const s = alice('success', '198.51.100.4');
       await fail(db, s, at(0));
       await fail(db, s, at(1));
       await db.transaction().execute((trx) => recordSuccess(trx, s, at(2)));
@@ -224,7 +232,7 @@ for (const engine of engines()) {
     });
 
     test('an unknown account is locked exactly like a known one', async () => {
-      const db = await open(engine);
+      const db = await sharedDb();
       await db.transaction().execute((trx) => createUser(trx, { tenantId: null, email: 'known@acme.test', password: 'a long enough passphrase' }));
       const run = async (email: string) => {
         const s = lockoutSubjects({ tenantId: null, email, ip: null });
@@ -242,11 +250,11 @@ for (const engine of engines()) {
     });
 
     test('concurrent failures are all counted, each seeing a distinct count', async () => {
-      const db = await open(engine);
+      const db = await sharedDb();
       // One step per count, each longer than the last, so every failure reports the count it saw.
       const steps = Array.from({ length: 10 }, (_, i) => ({ failures: i + 1, lockSeconds: (i + 1) * 10 }));
       const policy = lockoutPolicy({ account: steps, ip: steps, windowSeconds: 3600 });
-      const s = alice('192.0.2.10');
+      const s = alice('concurrent', '198.51.100.5');
       const results = await Promise.all(
         Array.from({ length: 10 }, () =>
           db.transaction().execute(async (trx) => {
@@ -268,9 +276,9 @@ for (const engine of engines()) {
     });
 
     test('a custom policy is honoured, and an empty IP list leaves addresses untracked', async () => {
-      const db = await open(engine);
+      const db = await sharedDb();
       const policy = lockoutPolicy({ account: [{ failures: 2, lockSeconds: 10 }], ip: [], windowSeconds: 120 });
-      const s = alice();
+      const s = alice('custom', '198.51.100.6');
       assert.deepEqual(await fail(db, s, at(0), policy), { locks: [] });
       assert.equal((await fail(db, s, at(1), policy)).lockedNow?.seconds, 10);
       assert.deepEqual(await checkLockout(db, s, at(1)), { locked: true, retryAfterSeconds: 10, scope: 'account' });
@@ -280,10 +288,10 @@ for (const engine of engines()) {
       assert.deepEqual(await fail(db, s, at(122), policy), { locks: [] });
     });
 
-    test('when account and IP lock on the same failure both are returned, the longer one first in line, and both audit', async () => {
-      const db = await open(engine);
+    test('when account and IP lock on the same failure both are returned, the longer decides Retry-After, and each is audited', async () => {
+      const db = await sharedDb();
       const policy = lockoutPolicy({ account: [{ failures: 2, lockSeconds: 60 }], ip: [{ failures: 2, lockSeconds: 600 }], windowSeconds: 3600 });
-      const s = alice();
+      const s = alice('both', '198.51.100.7');
       await fail(db, s, at(0), policy);
       const r = await db.transaction().execute(async (trx) => {
         const result = await recordFailure(trx, s, policy, at(1));
@@ -299,28 +307,33 @@ for (const engine of engines()) {
       );
       assert.equal(r.lockedNow?.scope, 'ip');
       assert.deepEqual(await checkLockout(db, s, at(1)), { locked: true, retryAfterSeconds: 600, scope: 'ip' });
-      const events = await db.selectFrom('accord.audit_events').select(['action', 'target_type', 'target_id', 'details']).where('action', '=', 'auth.lockout').orderBy('seq').execute();
+      const events = await db.selectFrom('accord.audit_events').select(['action', 'target_type', 'target_id', 'details'])
+        .where('action', '=', 'auth.lockout')
+        .where('target_id', 'in', [s.account, '198.51.100.7'])
+        .orderBy('seq')
+        .execute();
       assert.deepEqual(
         events.map((e) => [e.target_type, e.target_id, e.details.seconds]),
         [
-          ['account', 'platform:alice@acme.test', 60],
+          ['account', 'both:alice@acme.test', 60],
           ['ip', '198.51.100.7', 600],
         ],
       );
     });
 
     test('without a source address only the account is counted', async () => {
-      const db = await open(engine);
-      const s = alice(null);
+      const db = await sharedDb();
+      const s = alice('no-ip', null);
+      const ipRows = async () => (await sql<{ n: number }>`select count(*)::int as n from accord.auth_failures where kind = 'ip'`.execute(db)).rows[0]?.n;
+      const before = await ipRows();
       for (let i = 0; i < 3; i++) await fail(db, s, at(i));
       assert.deepEqual(await checkLockout(db, s, at(2)), { locked: true, retryAfterSeconds: 30, scope: 'account' });
-      const rows = await sql<{ n: number }>`select count(*)::int as n from accord.auth_failures where kind = 'ip'`.execute(db);
-      assert.equal(rows.rows[0]?.n, 0);
+      assert.equal(await ipRows(), before);
     });
 
     test('pruning deletes failures older than the window and ended locks, and keeps the rest', async () => {
-      const db = await open(engine);
-      const s = alice();
+      const db = await open(engine); // pruning is global: a database of its own
+      const s = alice('prune', '198.51.100.8');
       for (let i = 0; i < 3; i++) await fail(db, s, at(i));
       const other = lockoutSubjects({ tenantId: null, email: 'dave@acme.test', ip: null });
       await fail(db, other, at(1800));

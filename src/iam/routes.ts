@@ -4,6 +4,7 @@ import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { completeSetup } from './bootstrap.ts';
+import { lockoutPolicyFromConfig } from './lockout.ts';
 import { login, logout } from './login.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
@@ -17,6 +18,7 @@ const SessionOut = Type.Object({
 
 /** Setup, sign-in and sign-out of console users. */
 export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
+  const lockout = lockoutPolicyFromConfig(deps.config);
   const policy = {
     idleSeconds: deps.config.sessionIdleTimeoutSeconds,
     absoluteSeconds: deps.config.sessionAbsoluteTimeoutSeconds,
@@ -50,7 +52,7 @@ export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
       },
       handler: async (req) => {
         const { body } = parts<unknown, { email: string; password: string; tenant?: string }>(req);
-        const s = await login(deps.db, auditSource(req.meta), policy, body);
+        const s = await login(deps.db, auditSource(req.meta), policy, body, lockout);
         return { ...s, expiresAt: s.expiresAt.toISOString() };
       },
     },

@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as m001 from './001-foundation.ts';
 import * as m002 from './002-audit.ts';
 import * as m003 from './003-keys.ts';
+import * as m004 from './004-lockout.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '001-foundation': m001,
   '002-audit': m002,
   '003-keys': m003,
+  '004-lockout': m004,
 });

@@ -101,6 +101,21 @@ for (const engine of engines()) {
       assert.match(await login('dup@x.test', 'the same passphrase', 'acme'), /^acs_/);
     });
 
+    test('repeated wrong passwords lock the account with Retry-After, and a right password is refused meanwhile', async () => {
+      await call('POST', '/api/v1/tenants/acme/users', ops, { email: 'locky@acme.test', password: 'mountain river stone' });
+      const attempt = (password: string) => call('POST', '/api/v1/auth/login', undefined, { email: 'locky@acme.test', password });
+      for (let i = 0; i < 3; i++) assert.equal((await attempt('not the password!')).json().code, 'IAM_INVALID_CREDENTIALS');
+      const locked = await attempt('mountain river stone');
+      assert.equal(locked.statusCode, 429);
+      assert.equal(locked.json().code, 'IAM_LOCKED');
+      const retry = Number(locked.headers['retry-after']);
+      assert.ok(retry > 0 && retry <= 30, `retry-after ${retry}`);
+      const events = await call('GET', '/api/v1/audit?action=auth.lockout', ops);
+      assert.ok(events.json().records.some((r: { details: { scope?: string } }) => r.details.scope === 'account'));
+      // Another account from the same address is not affected.
+      assert.match(await login('admin@acme.test', 'orchard lemon tree'), /^acs_/);
+    });
+
     test('user and grant changes are audited on the tenant chain', async () => {
       const r = await call('GET', '/api/v1/tenants/acme/audit?action=role.*&limit=50', ops);
       const actions = r.json().records.map((x: { action: string }) => x.action);
