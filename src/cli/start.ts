@@ -58,8 +58,9 @@ export function registerStartCommand(program: Command): void {
         },
       });
       // Loaded here so client commands do not pay for the server's modules.
-      const { startPlatform } = await import('../server/index.ts');
-      const node = await startPlatform(config);
+      const { createLogger, startPlatform } = await import('../server/index.ts');
+      // With --json, stdout carries only the ready (or error) document; logs go to stderr.
+      const node = await startPlatform(config, out.json ? { logger: createLogger(config.logLevel, process.stderr) } : {});
       const b = node.bootstrap;
       const summary = {
         event: 'ready',

@@ -1,5 +1,5 @@
 /**
- * The permission catalog: the one place permissions are defined (docs/security.md lists them).
+ * The permission catalog: the one place permissions are defined (docs/iam.md lists them).
  * Routes name one of these; roles are sets of them.
  */
 export const permissions = {

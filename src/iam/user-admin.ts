@@ -70,10 +70,30 @@ async function tenantUser(db: DbOrTrx, scope: TenantScope, email: string) {
   return user;
 }
 
+/**
+ * Whoever disables, deletes or re-enables a user must hold every permission of every role that
+ * user holds on the tenant: a tenant admin cannot lock out someone with powers it does not have.
+ */
+async function assertOutranks(db: DbOrTrx, actor: AuthContext, scope: TenantScope, userId: string): Promise<void> {
+  const grants = await db
+    .selectFrom('accord.role_grants as g')
+    .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
+    .select(['g.role', 's.name as stage'])
+    .where('g.user_id', '=', userId)
+    .where('g.tenant_id', '=', scope.tenantId)
+    .execute();
+  for (const g of grants) {
+    const at = { tenant: scope.tenantName, ...(g.stage ? { stage: g.stage } : {}) };
+    const missing = (builtInRoles[g.role]?.permissions ?? []).filter((p) => !can(actor, p, at));
+    if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { message: 'That user holds permissions you do not have.', details: { role: g.role, missing } });
+  }
+}
+
 /** Disables or re-enables a user; disabling also ends their sessions. */
-export async function setUserStatus(db: Db, source: AuditSource, scope: TenantScope, email: string, status: 'active' | 'disabled'): Promise<void> {
+export async function setUserStatus(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, email: string, status: 'active' | 'disabled'): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const user = await tenantUser(trx, scope, email);
+    await assertOutranks(trx, actor, scope, user.id);
     await trx.updateTable('accord.users').set({ status }).where('id', '=', user.id).execute();
     if (status === 'disabled') {
       await trx.updateTable('accord.sessions').set({ revoked_at: sql`now()` }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
@@ -83,9 +103,10 @@ export async function setUserStatus(db: Db, source: AuditSource, scope: TenantSc
 }
 
 /** Deletes a user, their grants and sessions. */
-export async function deleteTenantUser(db: Db, source: AuditSource, scope: TenantScope, email: string): Promise<void> {
+export async function deleteTenantUser(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, email: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const user = await tenantUser(trx, scope, email);
+    await assertOutranks(trx, actor, scope, user.id);
     await trx.deleteFrom('accord.users').where('id', '=', user.id).execute();
     await record(trx, source, { tenantId: scope.tenantId, action: 'user.deleted', target: { type: 'user', id: user.id }, outcome: 'success', details: { email: user.email } });
   });

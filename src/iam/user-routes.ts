@@ -89,7 +89,9 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
       },
       handler: async (req, reply) => {
         const { params, body } = parts<{ tenant: string; email: string }, { status: 'active' | 'disabled' }>(req);
-        await setUserStatus(db, auditSource(req.meta), await scopeOf(params.tenant), params.email, body.status);
+        const auth = req.meta.auth;
+        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+        await setUserStatus(db, auth, auditSource(req.meta), await scopeOf(params.tenant), params.email, body.status);
         return reply.code(204).send();
       },
     },
@@ -101,7 +103,9 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
       schema: { summary: 'Delete a user with their grants and sessions', tags: ['iam'], params: UserParams },
       handler: async (req, reply) => {
         const { params } = parts<{ tenant: string; email: string }>(req);
-        await deleteTenantUser(db, auditSource(req.meta), await scopeOf(params.tenant), params.email);
+        const auth = req.meta.auth;
+        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+        await deleteTenantUser(db, auth, auditSource(req.meta), await scopeOf(params.tenant), params.email);
         return reply.code(204).send();
       },
     },

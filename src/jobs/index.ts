@@ -20,6 +20,8 @@ export type JobStep = (db: Db, job: Job) => Promise<{ done: boolean; progress: R
 
 /** How long a claim holds before another node may take the job over (renewed every step). */
 const LEASE_MS = 10_000;
+/** A job that fails this many claims in a row is parked as `failed` for an operator to look at. */
+const MAX_ATTEMPTS = 25;
 
 /** Queues a job in the caller's transaction: it exists only if the change that asked for it commits. */
 export async function enqueueJob(trx: Trx, kind: string, payload: Record<string, unknown>, tenantId: string | null = null): Promise<string> {
@@ -120,6 +122,7 @@ export class JobRunner {
           .set({
             progress: JSON.stringify(progress),
             state: done ? 'done' : 'running',
+            error: null,
             locked_until: done ? null : sql<Date>`now() + ${`${LEASE_MS} milliseconds`}::interval`,
             updated_at: sql<Date>`now()`,
           })
@@ -132,7 +135,12 @@ export class JobRunner {
       this.#logger.error({ err, job: job.id, kind: job.kind }, 'job step failed; it will be retried');
       await this.#db
         .updateTable('accord.jobs')
-        .set({ error: err instanceof Error ? err.message.slice(0, 500) : 'error', locked_until: sql<Date>`now() + interval '5 seconds'`, updated_at: sql<Date>`now()` })
+        .set((eb) => ({
+          error: err instanceof Error ? err.message.slice(0, 500) : 'error',
+          state: eb.case().when('attempts', '>=', MAX_ATTEMPTS).then('failed' as const).else('running' as const).end(),
+          locked_until: sql<Date>`now() + interval '5 seconds'`,
+          updated_at: sql<Date>`now()`,
+        }))
         .where('id', '=', job.id)
         .execute()
         .catch(() => {});

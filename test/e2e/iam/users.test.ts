@@ -76,6 +76,11 @@ for (const engine of engines()) {
       assert.equal(code(await call('POST', '/api/v1/tenants/globex/grants', admin, { user: 'carol@acme.test', role: 'developer' })), 'TENANCY_TENANT_NOT_FOUND');
       const users = (await call('GET', '/api/v1/tenants/acme/users', admin)).json() as { email: string; grants: unknown[] }[];
       assert.deepEqual(users.find((u) => u.email === 'carol@acme.test')?.grants, [{ role: 'release-manager', stage: 'production' }]);
+      // ...and cannot disable or delete someone holding powers it lacks.
+      await call('POST', '/api/v1/tenants/acme/users', ops, { email: 'sec@acme.test', password: 'harbour light keeper' });
+      await call('POST', '/api/v1/tenants/acme/grants', ops, { user: 'sec@acme.test', role: 'security-officer' });
+      assert.equal(code(await call('PATCH', '/api/v1/tenants/acme/users/sec@acme.test', admin, { status: 'disabled' })), 'IAM_GRANT_ESCALATION');
+      assert.equal(code(await call('DELETE', '/api/v1/tenants/acme/users/sec@acme.test', admin)), 'IAM_GRANT_ESCALATION');
       assert.equal((await call('DELETE', '/api/v1/tenants/acme/grants?user=carol@acme.test&role=release-manager&stage=production', admin)).statusCode, 204);
       assert.equal(code(await call('DELETE', '/api/v1/tenants/acme/grants?user=carol@acme.test&role=release-manager&stage=production', admin)), 'IAM_GRANT_NOT_FOUND');
     });
