@@ -120,6 +120,26 @@ for (const engine of engines()) {
       assert.equal(await readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'API_TOKEN'), 'tok-123456789');
     });
 
+    test('two root rotations in a row both finish, onto the newest root key', async () => {
+      await rotateRoot(db, keyring, systemSource);
+      const second = await rotateRoot(db, keyring, systemSource);
+      await drain();
+      const keks = await db.selectFrom('accord.tenant_keks').select('root_key_id').execute();
+      assert.ok(keks.length > 0 && keks.every((k) => k.root_key_id === second.rootKeyId));
+      const jobs = await db.selectFrom('accord.jobs').select('state').where('kind', '=', 'keys.rewrap-root').execute();
+      assert.ok(jobs.every((j) => j.state === 'done'));
+    });
+
+    test('a tampered wrapped data key fails closed with a catalog code', async () => {
+      const row = await db.selectFrom('accord.stage_deks').select(['wrapped', 'version']).where('stage_id', '=', dev.id).executeTakeFirstOrThrow();
+      const bad = Buffer.from(row.wrapped);
+      bad[20] = (bad[20] ?? 0) ^ 1;
+      await db.updateTable('accord.stage_deks').set({ wrapped: bad }).where('stage_id', '=', dev.id).execute();
+      await assert.rejects(readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'API_TOKEN'), (e: { code?: string }) => e.code === 'CRYPTO_DECRYPT_FAILED');
+      await db.updateTable('accord.stage_deks').set({ wrapped: row.wrapped }).where('stage_id', '=', dev.id).execute();
+      assert.equal(await readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'API_TOKEN'), 'tok-123456789');
+    });
+
     test('deleting the tenant shreds its keys first: a copy of its data taken before cannot be decrypted', async () => {
       const copy = await db.selectFrom('accord.stage_secrets').selectAll().where('stage_id', '=', dev.id).execute();
       const wrappedDeks = await db.selectFrom('accord.stage_deks').selectAll().where('tenant_id', '=', tenant.id).execute();

@@ -208,9 +208,16 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
     [
       'keys.rewrap-root',
       async (db, job) => {
-        const { toKeyId, retire } = job.payload as { toKeyId: string; retire: string[] };
+        const { retire } = job.payload as { toKeyId: string; retire: string[] };
         const result = await db.transaction().execute(async (trx) => {
-          const pending = await trx.selectFrom('accord.tenant_keks').select(['tenant_id', 'version']).where('root_key_id', '<>', toKeyId).limit(BATCH).execute();
+          // Toward the provider's current root key, not the one named at enqueue time: after a second
+          // rotation the older target is itself on its way out.
+          const pending = await trx
+            .selectFrom('accord.tenant_keks')
+            .select(['tenant_id', 'version'])
+            .where('root_key_id', '<>', keyring.kms.currentKeyId())
+            .limit(BATCH)
+            .execute();
           for (const k of pending) await keyring.rewrapKek(trx, k.tenant_id, k.version);
           return pending.length;
         });

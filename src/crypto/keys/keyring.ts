@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DbOrTrx, Trx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
 import type { KmsProvider } from '../kms/index.ts';
 import { dekAad, kekAad, unwrapKey, wrapKey } from './wrap.ts';
 
@@ -93,7 +94,7 @@ export class Keyring {
       .where('tenant_id', '=', tenantId)
       .where('version', '=', version)
       .executeTakeFirst();
-    if (!row) throw new Error(`tenant key v${version} does not exist`);
+    if (!row) throw new AccordError('CRYPTO_KEY_VERSION_UNKNOWN', { details: { key: 'tenant-kek', keyVersion: version } });
     return this.#remember(id, tenantId, await this.kms.unwrap(row.root_key_id, row.wrapped, kekAad(tenantId, version)));
   }
 
@@ -104,7 +105,7 @@ export class Keyring {
       .where('tenant_id', '=', tenantId)
       .where('state', '=', 'active')
       .executeTakeFirst();
-    if (!row) throw new Error('the tenant has no active key');
+    if (!row) throw new AccordError('CRYPTO_KEY_VERSION_UNKNOWN', { details: { key: 'tenant-kek', keyVersion: 'active' } });
     return row.version;
   }
 
@@ -147,9 +148,8 @@ export class Keyring {
   /** The stage's active DEK: new values are encrypted with it. */
   async activeDek(db: DbOrTrx, stageId: string): Promise<DataKey> {
     const row = await db.selectFrom('accord.stage_deks').select('version').where('stage_id', '=', stageId).where('state', '=', 'active').executeTakeFirst();
-    if (!row) throw new Error('the stage has no active data key');
-    const dek = await this.dek(db, stageId, row.version);
-    if (!dek) throw new Error('the stage has no active data key');
+    const dek = row ? await this.dek(db, stageId, row.version) : undefined;
+    if (!dek) throw new AccordError('CRYPTO_KEY_VERSION_UNKNOWN', { details: { key: 'stage-dek', keyVersion: 'active' } });
     return dek;
   }
 

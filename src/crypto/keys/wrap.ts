@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AccordError } from '../../errors/index.ts';
 
 /**
  * Wraps a 32-byte key under another with AES-256-GCM: nonce (12) || ciphertext (32) || tag (16).
@@ -15,11 +16,15 @@ export function wrapKey(kek: Buffer, key: Buffer, aad: string): Buffer {
 
 /** Unwraps what wrapKey produced; throws on any tampering or a wrong aad. */
 export function unwrapKey(kek: Buffer, wrapped: Buffer, aad: string): Buffer {
-  if (wrapped.length !== 12 + 32 + 16) throw new Error('wrapped key has the wrong length');
-  const decipher = createDecipheriv('aes-256-gcm', kek, wrapped.subarray(0, 12));
-  decipher.setAAD(Buffer.from(aad, 'utf8'));
-  decipher.setAuthTag(wrapped.subarray(44));
-  return Buffer.concat([decipher.update(wrapped.subarray(12, 44)), decipher.final()]);
+  if (wrapped.length !== 12 + 32 + 16) throw new AccordError('CRYPTO_ENVELOPE_INVALID', { details: { reason: 'wrapped key length' } });
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', kek, wrapped.subarray(0, 12));
+    decipher.setAAD(Buffer.from(aad, 'utf8'));
+    decipher.setAuthTag(wrapped.subarray(44));
+    return Buffer.concat([decipher.update(wrapped.subarray(12, 44)), decipher.final()]);
+  } catch (cause) {
+    throw new AccordError('CRYPTO_DECRYPT_FAILED', { details: { reason: 'wrapped key' }, cause });
+  }
 }
 
 export const kekAad = (tenantId: string, version: number) => `accord/tenant-kek/${tenantId}/v${version}`;
