@@ -71,6 +71,19 @@ export function registerTenancyCommands(program: Command): void {
   );
   withJson(
     stage
+      .command('delete <name>')
+      .description("delete a stage: its keys first (crypto-shredding), then its schema and data")
+      .requiredOption('--tenant <name>', 'tenant')
+      .requiredOption('--confirm <name>', 'repeat the stage name to confirm'),
+  ).action(
+    action(async (out, name: string, opts: { tenant: string; confirm: string }) => {
+      const { client } = sessionClient();
+      await client.call('DELETE', `/api/v1/tenants/${seg(opts.tenant)}/stages/${seg(name)}?confirm=${seg(opts.confirm)}`);
+      out.result({ deleted: name, tenant: opts.tenant }, () => `Stage ${name} deleted.`);
+    }),
+  );
+  withJson(
+    stage
       .command('create <name>')
       .description('create a stage (last, or after --after)')
       .requiredOption('--tenant <name>', 'tenant')

@@ -87,6 +87,7 @@ export const catalog = {
     message:
       'A stage name is 2-32 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen.',
   },
+  TENANCY_LAST_STAGE: { status: 409, title: 'Last stage', message: 'A tenant keeps at least one stage; delete the tenant instead.' },
   TENANCY_CONFIRMATION_REQUIRED: {
     status: 400,
     title: 'Confirmation required',

@@ -7,7 +7,7 @@ import { systemSource } from '../audit/index.ts';
 import { Keyring } from '../crypto/keys/index.ts';
 import type { Db } from '../db/index.ts';
 import { JobRunner } from '../jobs/index.ts';
-import { createTenant, deleteTenant, type Stage } from '../tenancy/index.ts';
+import { createTenant, deleteStage, deleteTenant, type Stage } from '../tenancy/index.ts';
 import { keyJobSteps, keyStatus, listSecrets, readSecret, rotateKeys, rotateRoot, setSecret } from './index.ts';
 
 const quiet = pino({ level: 'silent' });
@@ -140,15 +140,36 @@ for (const engine of engines()) {
       assert.equal(await readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'API_TOKEN'), 'tok-123456789');
     });
 
+    test('deleting a stage shreds its data keys first; the others keep theirs and move up', async () => {
+      const testStage = tenant.stages.find((s) => s.name === 'test') as Stage;
+      await setSecret(db, keyring, systemSource, { tenantId: tenant.id, stageId: testStage.id, stageName: 'test' }, 'TEST_ONLY', 'test-secret-value');
+      const copy = await db.selectFrom('accord.stage_secrets').selectAll().where('stage_id', '=', testStage.id).execute();
+      await assert.rejects(deleteStage(db, keyring, systemSource, 'acme', 'test', 'tset'), (e: { code?: string }) => e.code === 'TENANCY_CONFIRMATION_REQUIRED');
+      await deleteStage(db, keyring, systemSource, 'acme', 'test', 'test');
+      assert.equal((await db.selectFrom('accord.stage_deks').select('version').where('stage_id', '=', testStage.id).execute()).length, 0);
+      const left = await db.selectFrom('accord.stages').select(['name', 'position']).where('tenant_id', '=', tenant.id).orderBy('position').execute();
+      assert.deepEqual(left, [
+        { name: 'development', position: 1 },
+        { name: 'production', position: 2 },
+      ]);
+      assert.equal(await readSecret(db, keyring, tenant.id, dev.id, 'API_TOKEN'), 'tok-123456789', 'other stages unaffected');
+      // The copied ciphertext, put back under a surviving stage id, has no key to open it.
+      await db.insertInto('accord.stage_secrets').values({ ...copy[0]!, stage_id: dev.id, name: 'TEST_ONLY' }).execute();
+      await assert.rejects(readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'TEST_ONLY'));
+      await db.deleteFrom('accord.stage_secrets').where('name', '=', 'TEST_ONLY').execute();
+      const audit = await db.selectFrom('accord.audit_events').select('details').where('action', '=', 'stage.deleted').executeTakeFirstOrThrow();
+      assert.deepEqual((audit.details as { keysDestroyed: unknown }).keysDestroyed, { stageDataKeyVersions: [1] });
+    });
+
     test('deleting the tenant shreds its keys first: a copy of its data taken before cannot be decrypted', async () => {
       const copy = await db.selectFrom('accord.stage_secrets').selectAll().where('stage_id', '=', dev.id).execute();
       const wrappedDeks = await db.selectFrom('accord.stage_deks').selectAll().where('tenant_id', '=', tenant.id).execute();
-      assert.ok(copy.length === 3 && wrappedDeks.length === 3);
+      assert.ok(copy.length === 3 && wrappedDeks.length === 2);
       assert.ok(keyring.cachedKeys > 0);
       await deleteTenant(db, keyring, systemSource, 'acme', 'acme');
       assert.equal((await db.selectFrom('accord.tenant_keks').select('version').execute()).length, 0);
       const audit = await db.selectFrom('accord.audit_events').select('details').where('action', '=', 'tenant.deleted').executeTakeFirstOrThrow();
-      assert.deepEqual((audit.details as { keysDestroyed: unknown }).keysDestroyed, { tenantKekVersions: [2], stageDataKeys: 3 });
+      assert.deepEqual((audit.details as { keysDestroyed: unknown }).keysDestroyed, { tenantKekVersions: [2], stageDataKeys: 2 });
       // Put the copied ciphertexts and even the wrapped data keys back: without the tenant KEK,
       // nothing unwraps.
       const restored = await createTenant(db, keyring, systemSource, { name: 'acme-restored' });

@@ -3,6 +3,7 @@ export { tenancyRoutes } from './routes.ts';
 export {
   createStage,
   createTenant,
+  deleteStage,
   deleteTenant,
   getTenant,
   listStages,

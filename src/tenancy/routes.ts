@@ -3,7 +3,7 @@ import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { createStage, createTenant, deleteTenant, getTenant, listStages, listTenants } from './service.ts';
+import { createStage, createTenant, deleteStage, deleteTenant, getTenant, listStages, listTenants } from './service.ts';
 
 const TenantOut = Type.Object({
   id: Type.String(),
@@ -126,6 +126,23 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
       handler: async (req) => {
         const { params, body } = parts<{ tenant: string }, { name: string; after?: string }>(req);
         return createStage(db, keyring, auditSource(req.meta), params.tenant, body);
+      },
+    },
+    {
+      method: 'DELETE',
+      url: '/api/v1/tenants/:tenant/stages/:stage',
+      access: access.permission('stage:manage', { tenantParam: 'tenant' }),
+      status: 204,
+      schema: {
+        summary: "Delete a stage: its keys (crypto-shredding), schema, role and data",
+        tags: ['tenancy'],
+        params: Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }) }),
+        querystring: Type.Object({ confirm: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
+      },
+      handler: async (req, reply) => {
+        const { params, query } = parts<{ tenant: string; stage: string }, unknown, { confirm?: string }>(req);
+        await deleteStage(db, keyring, auditSource(req.meta), params.tenant, params.stage, query.confirm);
+        return reply.code(204).send();
       },
     },
   ];

@@ -220,3 +220,44 @@ export async function deleteTenant(db: Db, keyring: Keyring, source: AuditSource
     });
   });
 }
+
+/**
+ * Deletes a stage: its data keys go first (crypto-shredding), then its schema and role, then the
+ * row; later stages move up one place. The last stage of a tenant cannot be deleted (delete the
+ * tenant instead). Audited on the tenant's chain with what was destroyed.
+ */
+export async function deleteStage(
+  db: Db,
+  keyring: Keyring,
+  source: AuditSource,
+  tenantName: string,
+  stageName: string,
+  confirm: string | undefined,
+): Promise<void> {
+  if (confirm !== stageName) {
+    throw new AccordError('TENANCY_CONFIRMATION_REQUIRED', { message: 'Repeat the stage name in the confirm field to delete it.', details: { stage: stageName } });
+  }
+  await db.transaction().execute(async (trx) => {
+    const tenant = await getTenant(trx, tenantName, { lock: true });
+    const stages = await listStages(trx, tenant.id);
+    const stage = stages.find((s) => s.name === stageName);
+    if (!stage) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: tenantName, stage: stageName } });
+    if (stages.length === 1) throw new AccordError('TENANCY_LAST_STAGE', { details: { tenant: tenantName, stage: stageName } });
+    const deks = await keyring.shredStage(trx, stage.id);
+    await dropStageStorage(trx, { schema: stage.schema, role: stage.role });
+    await trx.deleteFrom('accord.stages').where('id', '=', stage.id).execute();
+    await trx
+      .updateTable('accord.stages')
+      .set((eb) => ({ position: eb('position', '-', 1) }))
+      .where('tenant_id', '=', tenant.id)
+      .where('position', '>', stage.position)
+      .execute();
+    await record(trx, source, {
+      tenantId: tenant.id,
+      action: 'stage.deleted',
+      target: { type: 'stage', id: stage.id },
+      outcome: 'success',
+      details: { name: stage.name, schemaDropped: stage.schema, keysDestroyed: { stageDataKeyVersions: deks } },
+    });
+  });
+}

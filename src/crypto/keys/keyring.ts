@@ -165,6 +165,17 @@ export class Keyring {
     return { keks: keks.map((k) => k.version).sort((a, b) => a - b), deks: Number(deks.numDeletedRows) };
   }
 
+  /** Destroys a stage's data keys (all versions) and forgets them: the stage's data is shredded. */
+  async shredStage(trx: Trx, stageId: string): Promise<number[]> {
+    const deks = await trx.deleteFrom('accord.stage_deks').where('stage_id', '=', stageId).returning('version').execute();
+    for (const d of deks) {
+      const id = `dek:${stageId}:${d.version}`;
+      this.#cache.get(id)?.key.fill(0);
+      this.#cache.delete(id);
+    }
+    return deks.map((d) => d.version).sort((a, b) => a - b);
+  }
+
   /** Rewraps one DEK under the tenant's active KEK (rotation step). */
   async rewrapDek(trx: Trx, stageId: string, version: number): Promise<void> {
     const row = await trx
