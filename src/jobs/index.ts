@@ -130,6 +130,9 @@ export class JobRunner {
           .execute();
         current = { ...current, progress };
         if (done) return;
+        // PGlite answers without real I/O, so a loop of steps would be one long chain of
+        // microtasks and starve the HTTP server: give the event loop a turn between batches.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       this.#logger.error({ err, job: job.id, kind: job.kind }, 'job step failed; it will be retried');
