@@ -23,7 +23,6 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { join, resolve } from 'node:path';
 import { type Selectable, sql } from 'kysely';
 import {
-  type AuditRecordView,
   type CheckpointSigner,
   canonicalJson,
   chainHash,
@@ -33,6 +32,7 @@ import {
   systemSource,
   toCanonical,
   toJsonLine,
+  toRecordView,
 } from '../audit/index.ts';
 import type { AuditEventsTable, Db, DbOrTrx, Trx } from '../db/index.ts';
 
@@ -175,25 +175,6 @@ function signaturePayload(s: Omit<ArchiveSignature, 'signature'>): Buffer {
     }),
     'utf8',
   );
-}
-
-// The same shape searchAudit returns, so archive lines read exactly like `accord audit export --format jsonl`.
-function toView(r: Selectable<AuditEventsTable>): AuditRecordView {
-  return {
-    chain: r.chain_id,
-    seq: Number(r.seq),
-    id: r.id,
-    time: r.occurred_at.toISOString(),
-    tenantId: r.tenant_id,
-    actor: { type: r.actor_type, id: r.actor_id, label: r.actor_label, roles: r.actor_roles },
-    action: r.action,
-    target: r.target_type === null || r.target_id === null ? null : { type: r.target_type, id: r.target_id },
-    outcome: r.outcome,
-    reason: r.reason,
-    source: { ip: r.source_ip, userAgent: r.user_agent, requestId: r.request_id },
-    details: r.details,
-    hash: r.hash.toString('hex'),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,7 +382,7 @@ async function archiveChainStep(
     const firstSeq = anchorSeq + 1;
     const lastSeq = Number(last.seq);
     const name = baseName(firstSeq, lastSeq);
-    const body = rows.map((r) => toJsonLine(toView(r))).join('');
+    const body = rows.map((r) => toJsonLine(toRecordView(r))).join('');
     const bytes = Buffer.from(body, 'utf8');
     const unsigned = {
       chain: o.chain,

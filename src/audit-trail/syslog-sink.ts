@@ -15,9 +15,8 @@
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
-import type { Selectable } from 'kysely';
-import { type AuditRecordView, toSyslog5424 } from '../audit/index.ts';
-import type { AuditEventsTable, Db } from '../db/index.ts';
+import { toRecordView, toSyslog5424 } from '../audit/index.ts';
+import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 
 /** Options of {@link SyslogSink}. */
@@ -195,7 +194,7 @@ export class SyslogSink {
           .execute();
         const last = rows.at(-1);
         if (last === undefined) return { count: 0, more: false };
-        await connection.write(Buffer.concat(rows.map((r) => octetCountedFrame(toSyslog5424(auditRowToView(r), this.#hostname)))));
+        await connection.write(Buffer.concat(rows.map((r) => octetCountedFrame(toSyslog5424(toRecordView(r), this.#hostname)))));
         // Only now, with the batch flushed, may the cursor move; a throw above rolls back instead.
         await trx
           .updateTable('accord.audit_sink_cursors')
@@ -226,24 +225,6 @@ interface PendingChain {
   readonly hasCursor: boolean;
 }
 
-/** A stored audit row as the API, exports and syslog show it (the mapping of `searchAudit`). */
-export function auditRowToView(r: Selectable<AuditEventsTable>): AuditRecordView {
-  return {
-    chain: r.chain_id,
-    seq: Number(r.seq),
-    id: r.id,
-    time: r.occurred_at.toISOString(),
-    tenantId: r.tenant_id,
-    actor: { type: r.actor_type, id: r.actor_id, label: r.actor_label, roles: r.actor_roles },
-    action: r.action,
-    target: r.target_type === null || r.target_id === null ? null : { type: r.target_type, id: r.target_id },
-    outcome: r.outcome,
-    reason: r.reason,
-    source: { ip: r.source_ip, userAgent: r.user_agent, requestId: r.request_id },
-    details: r.details,
-    hash: r.hash.toString('hex'),
-  };
-}
 
 /** RFC 5425 framing: the message's length in octets, a space, the message. */
 function octetCountedFrame(message: string): Buffer {

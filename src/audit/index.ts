@@ -18,7 +18,7 @@ export {
   systemSource,
   toCanonical,
 } from './record.ts';
-export { type AuditQuery, type AuditRecordView, searchAudit } from './search.ts';
+export { type AuditQuery, type AuditRecordView, searchAudit, toRecordView } from './search.ts';
 export {
   type CheckpointBody,
   type CheckpointSigner,

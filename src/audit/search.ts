@@ -1,4 +1,5 @@
-import type { DbOrTrx } from '../db/index.ts';
+import type { Selectable } from 'kysely';
+import type { AuditEventsTable, DbOrTrx } from '../db/index.ts';
 
 /** Filters of the search API; all optional, combined with AND. */
 export interface AuditQuery {
@@ -34,6 +35,25 @@ export interface AuditRecordView {
   readonly hash: string;
 }
 
+/** A stored row as the API, the exports, the archives and the SIEM sink all show it. */
+export function toRecordView(r: Selectable<AuditEventsTable>): AuditRecordView {
+  return {
+    chain: r.chain_id,
+    seq: Number(r.seq),
+    id: r.id,
+    time: r.occurred_at.toISOString(),
+    tenantId: r.tenant_id,
+    actor: { type: r.actor_type, id: r.actor_id, label: r.actor_label, roles: r.actor_roles },
+    action: r.action,
+    target: r.target_type === null || r.target_id === null ? null : { type: r.target_type, id: r.target_id },
+    outcome: r.outcome,
+    reason: r.reason,
+    source: { ip: r.source_ip, userAgent: r.user_agent, requestId: r.request_id },
+    details: r.details,
+    hash: r.hash.toString('hex'),
+  };
+}
+
 /** Searches one chain, newest first. Returns one page and the cursor of the next, if any. */
 export async function searchAudit(db: DbOrTrx, q: AuditQuery): Promise<{ records: AuditRecordView[]; nextBeforeSeq: number | null }> {
   let query = db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', q.chain);
@@ -60,21 +80,7 @@ export async function searchAudit(db: DbOrTrx, q: AuditQuery): Promise<{ records
   const rows = await query.orderBy('seq', 'desc').limit(q.limit + 1).execute();
   const page = rows.slice(0, q.limit);
   return {
-    records: page.map((r) => ({
-      chain: r.chain_id,
-      seq: Number(r.seq),
-      id: r.id,
-      time: r.occurred_at.toISOString(),
-      tenantId: r.tenant_id,
-      actor: { type: r.actor_type, id: r.actor_id, label: r.actor_label, roles: r.actor_roles },
-      action: r.action,
-      target: r.target_type === null || r.target_id === null ? null : { type: r.target_type, id: r.target_id },
-      outcome: r.outcome,
-      reason: r.reason,
-      source: { ip: r.source_ip, userAgent: r.user_agent, requestId: r.request_id },
-      details: r.details,
-      hash: r.hash.toString('hex'),
-    })),
+    records: page.map(toRecordView),
     nextBeforeSeq: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null,
   };
 }
