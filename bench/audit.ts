@@ -4,65 +4,25 @@
 // sequential, then 8 concurrent writers on one chain and on 8 chains, PostgreSQL only); (c) how
 // fast verifyChains() recomputes what was written.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, fdatasyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { type AuditEvent, ephemeralSigner, record, systemSource, takeCheckpoints, verifyChains } from '../src/audit/index.ts';
 import { type Database, type Db, migrate, openDatabase, type Trx } from '../src/db/index.ts';
-import { createDatabase, type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
+import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
+import { createOwnedDatabase, machine, positiveInt } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results', 'audit.json');
 const WRITERS = 8;
 const BATCH = 100;
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
 
-/** A fresh database owned by a non-superuser CREATEROLE role, like a production deployment. */
-async function newDatabaseUrl(server: PostgresServer): Promise<string> {
-  const url = await createDatabase(server.url, 'bench');
-  const dbName = new URL(url).pathname.slice(1);
-  const role = `bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    await admin.query(`create role ${role} login createrole`);
-    await admin.query(`alter database ${dbName} owner to ${role}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
-}
 
-function machine() {
-  const cpuinfo = (() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  return {
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    nproc: availableParallelism(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    date: new Date().toISOString(),
-    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
-  };
-}
 
 interface Latency {
   n: number;
@@ -413,7 +373,7 @@ export async function run(): Promise<void> {
     }
     log('starting a PostgreSQL server');
     server = await startPostgres({ tls: false });
-    const postgres = await openDatabase({ dataDir: 'unused', databaseUrl: await newDatabaseUrl(server), maxConnections: WRITERS + 2 });
+    const postgres = await openDatabase({ dataDir: 'unused', databaseUrl: await createOwnedDatabase(server.url, 'bench'), maxConnections: WRITERS + 2 });
     try {
       results.push(await benchEngine('PostgreSQL', postgres, n, log));
     } finally {

@@ -3,13 +3,13 @@
 // associated data add), blind-index entries per second with a cached field key, with case folding,
 // and with the field key derived on every call.
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { blindIndex, type DataKey, decryptField, deriveFieldKey, encryptField, type FieldContext } from '../src/crypto/field/index.ts';
+import { machine } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results', 'crypto-field.json');
@@ -23,24 +23,6 @@ function positiveNumber(name: string, fallback: number): number {
   return n;
 }
 
-function machine() {
-  const cpuinfo = (() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  return {
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    nproc: availableParallelism(),
-    node: process.version,
-    openssl: process.versions.openssl,
-    platform: `${process.platform} ${process.arch}`,
-    date: new Date().toISOString(),
-    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
-  };
-}
 
 interface Case {
   name: string;

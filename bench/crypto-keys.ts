@@ -5,13 +5,11 @@
 // jobs: re-encryption of N stage secrets after a DEK rotation (rows/s) and the rewrap of a tenant's
 // DEKs after a KEK rotation (ms), timed as `JobRunner.drain()` after `rotateKeys()`.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import pino from 'pino';
 import { systemSource } from '../src/audit/index.ts';
 import { encryptField, type FieldContext } from '../src/crypto/field/index.ts';
@@ -21,8 +19,9 @@ import { type Database, type Db, migrate, openDatabase } from '../src/db/index.t
 import { JobRunner } from '../src/jobs/index.ts';
 import { keyJobSteps, readSecret, rotateKeys } from '../src/keys/index.ts';
 import { createTenant } from '../src/tenancy/index.ts';
-import { createDatabase, type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
+import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
 import { createSoftHsmToken } from '../test/harness/softhsm.ts';
+import { createOwnedDatabase, machine, positiveInt } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = process.env.BENCH_RESULTS_FILE ?? join(ROOT, 'bench', 'results', 'crypto-keys.json');
@@ -31,50 +30,11 @@ const WARMUP = 200;
 const INSERT_BATCH = 500;
 const silentLogger = pino({ level: 'silent' });
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
 
-function machine() {
-  let cpuinfo = '';
-  try {
-    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    // not Linux
-  }
-  return {
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    nproc: availableParallelism(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    date: new Date().toISOString(),
-    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
-  };
-}
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
-/** A fresh database owned by a non-superuser CREATEROLE role, like a production deployment. */
-async function newDatabaseUrl(server: PostgresServer): Promise<string> {
-  const url = await createDatabase(server.url, 'bench');
-  const dbName = new URL(url).pathname.slice(1);
-  const role = `bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    await admin.query(`create role ${role} login createrole`);
-    await admin.query(`alter database ${dbName} owner to ${role}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
-}
 
 interface Latency {
   n: number;
@@ -309,7 +269,7 @@ export async function run(): Promise<void> {
     }
     log('starting a PostgreSQL server');
     server = await startPostgres({ tls: false });
-    const postgres = await openDatabase({ dataDir: 'unused', databaseUrl: await newDatabaseUrl(server) });
+    const postgres = await openDatabase({ dataDir: 'unused', databaseUrl: await createOwnedDatabase(server.url, 'bench') });
     try {
       await bench('PostgreSQL', postgres);
     } finally {

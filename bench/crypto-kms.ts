@@ -4,14 +4,14 @@
 // 16 calls in flight; plus what opening each provider costs (first start, restart, passphrase).
 // An unwrap here is the key hierarchy's cold-cache path: every cache miss pays it once.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type KmsProvider, openLocalKms, openPkcs11Kms } from '../src/crypto/kms/index.ts';
 import { createSoftHsmToken } from '../test/harness/softhsm.ts';
+import { machine, positiveInt } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // BENCH_RESULTS_FILE writes elsewhere (e.g. for a trial run that should not touch the repository).
@@ -19,29 +19,7 @@ const RESULTS = process.env.BENCH_RESULTS_FILE ?? join(ROOT, 'bench', 'results',
 const IN_FLIGHT = 16;
 const WARMUP = 200;
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
 
-function machine() {
-  let cpuinfo = '';
-  try {
-    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    // not Linux
-  }
-  return {
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    nproc: availableParallelism(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    date: new Date().toISOString(),
-    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
-  };
-}
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 

@@ -2,17 +2,15 @@
 // directory / fresh database) and warm (second start on the same data), on PGlite and PostgreSQL,
 // next to two baselines that say what a Node process and the CLI cost by themselves.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { createDatabase, type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
+import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
+import { createOwnedDatabase, machine } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'accord.js');
@@ -129,23 +127,6 @@ async function timeStart(dataDir: string, env: Record<string, string>): Promise<
   }
 }
 
-/** A fresh database owned by a non-superuser CREATEROLE role, like a production deployment. */
-async function newDatabaseUrl(server: PostgresServer): Promise<string> {
-  const url = await createDatabase(server.url, 'bench');
-  const dbName = new URL(url).pathname.slice(1);
-  const role = `bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    await admin.query(`create role ${role} login createrole`);
-    await admin.query(`alter database ${dbName} owner to ${role}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
-}
 
 interface Summary {
   runs: number;
@@ -163,23 +144,6 @@ function summarise(samples: number[]): Summary {
   return { runs: s.length, medianMs: round(median), minMs: round(s[0]!), maxMs: round(s.at(-1)!), samplesMs: samples.map(round) };
 }
 
-function machine() {
-  const cpuinfo = (() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  return {
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
-    nproc: availableParallelism(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    date: new Date().toISOString(),
-    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
-  };
-}
 
 /** Runs the benchmark, prints a markdown table and writes bench/results/startup.json. */
 export async function run(): Promise<void> {
@@ -212,7 +176,7 @@ export async function run(): Promise<void> {
     server = await startPostgres({ tls: false });
     const engines: { label: string; env: () => Promise<Record<string, string>> }[] = [
       { label: 'PGlite', env: async () => ({}) },
-      { label: 'PostgreSQL', env: async () => ({ ACCORD_DATABASE_URL: await newDatabaseUrl(server!) }) },
+      { label: 'PostgreSQL', env: async () => ({ ACCORD_DATABASE_URL: await createOwnedDatabase(server!.url, 'bench') }) },
     ];
     for (const engine of engines) {
       const cold: StartSample[] = [];

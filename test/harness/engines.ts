@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
+
 import { after } from 'node:test';
-import pg from 'pg';
 import { type Database, type EngineName, migrate, openDatabase } from '../../src/db/index.ts';
-import { createDatabase, getTestPostgres, type PostgresServer } from './postgres.ts';
+import { createOwnedDatabase, getTestPostgres, type PostgresServer } from './postgres.ts';
 
 /** One storage engine as the suites see it: every integration suite runs once per engine. */
 export interface TestEngine {
@@ -27,28 +26,9 @@ after(async () => {
   if (server) await (await server).stop();
 });
 
-/**
- * A new database on the run's PostgreSQL server, owned by a new login role that has CREATEROLE
- * but is not a superuser: the privileges a production deployment gives Accord, so the tests
- * prove stage schemas and roles work without superuser powers.
- */
+/** A new database on the run's PostgreSQL server, owned like production (see createOwnedDatabase). */
 export async function newPostgresDatabaseUrl(): Promise<string> {
-  const s = await testServer();
-  const url = await createDatabase(s.url, 'accord');
-  const dbName = new URL(url).pathname.slice(1);
-  const role = `app_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: s.url });
-  await admin.connect();
-  try {
-    await admin.query(`create role ${role} login createrole`);
-    await admin.query(`alter database ${dbName} owner to ${role}`);
-  } finally {
-    await admin.end();
-  }
-  // The public schema's owner is pg_database_owner, which the new database owner now is.
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
+  return createOwnedDatabase((await testServer()).url, 'accord');
 }
 
 /** The superuser URL of the run's server (for tamper and inspection steps in tests). */

@@ -350,3 +350,24 @@ export async function getTestPostgres(opts: StartPostgresOptions = {}): Promise<
     stop: async () => {},
   };
 }
+
+/**
+ * A new database owned by a new login role that has CREATEROLE but is not a superuser: the
+ * privileges a production deployment gives Accord. Returns the URL connecting as that role.
+ */
+export async function createOwnedDatabase(superuserUrl: string, prefix = 'accord'): Promise<string> {
+  const url = await createDatabase(superuserUrl, prefix);
+  const dbName = new URL(url).pathname.slice(1);
+  const role = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: superuserUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create role ${role} login createrole`);
+    await admin.query(`alter database ${dbName} owner to ${role}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(url);
+  u.username = role;
+  return u.toString();
+}
