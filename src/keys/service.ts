@@ -103,6 +103,10 @@ export async function setSecret(
   value: string,
 ): Promise<{ name: string; keyVersion: number }> {
   return db.transaction().execute(async (trx) => {
+    // Hold the active key row shared until commit: a concurrent rotation (which retires that row)
+    // waits for this write, so its job is sure to see and re-encrypt the value before it destroys
+    // the old version. Without it the value could land under a version already destroyed.
+    await trx.selectFrom('accord.stage_deks').select('version').where('stage_id', '=', at.stageId).where('state', '=', 'active').forShare().execute();
     const dek = await keyring.activeDek(trx, at.stageId);
     const envelope = encryptField(dek, value, secretContext(at.tenantId, at.stageId, name));
     await trx
