@@ -70,6 +70,13 @@ async function tenantUser(db: DbOrTrx, scope: TenantScope, email: string) {
   return user;
 }
 
+/** Throws IAM_GRANT_ESCALATION unless the actor holds every permission of `role` at the scope. */
+function assertHoldsRole(actor: AuthContext, role: string, scope: TenantScope, stage: string | null | undefined): void {
+  const at = { tenant: scope.tenantName, ...(stage ? { stage } : {}) };
+  const missing = (builtInRoles[role]?.permissions ?? []).filter((p) => !can(actor, p, at));
+  if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { details: { role, missing } });
+}
+
 /**
  * Whoever disables, deletes or re-enables a user must hold every permission of every role that
  * user holds on the tenant: a tenant admin cannot lock out someone with powers it does not have.
@@ -82,11 +89,7 @@ async function assertOutranks(db: DbOrTrx, actor: AuthContext, scope: TenantScop
     .where('g.user_id', '=', userId)
     .where('g.tenant_id', '=', scope.tenantId)
     .execute();
-  for (const g of grants) {
-    const at = { tenant: scope.tenantName, ...(g.stage ? { stage: g.stage } : {}) };
-    const missing = (builtInRoles[g.role]?.permissions ?? []).filter((p) => !can(actor, p, at));
-    if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { message: 'That user holds permissions you do not have.', details: { role: g.role, missing } });
-  }
+  for (const g of grants) assertHoldsRole(actor, g.role, scope, g.stage);
 }
 
 /** Disables or re-enables a user; disabling also ends their sessions. */
@@ -124,12 +127,9 @@ export async function grantTenantRole(
   scope: TenantScope,
   input: { email: string; role: string; stage?: { id: string; name: string } | undefined },
 ): Promise<void> {
-  const role = builtInRoles[input.role];
-  if (!role) throw new AccordError('IAM_ROLE_UNKNOWN', { details: { role: input.role, known: Object.keys(builtInRoles) } });
+  if (!builtInRoles[input.role]) throw new AccordError('IAM_ROLE_UNKNOWN', { details: { role: input.role, known: Object.keys(builtInRoles) } });
   if (input.role === 'platform-operator') throw new AccordError('IAM_GRANT_ESCALATION', { message: 'platform-operator is granted platform-wide only, not on a tenant.' });
-  const at = { tenant: scope.tenantName, ...(input.stage ? { stage: input.stage.name } : {}) };
-  const missing = role.permissions.filter((p) => !can(granter, p, at));
-  if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { details: { role: input.role, missing } });
+  assertHoldsRole(granter, input.role, scope, input.stage?.name);
   await db.transaction().execute(async (trx) => {
     const user = await tenantUser(trx, scope, input.email);
     await grantRole(trx, { userId: user.id, role: input.role, tenantId: scope.tenantId, stageId: input.stage?.id ?? null });
@@ -151,11 +151,8 @@ export async function revokeTenantRole(
   scope: TenantScope,
   input: { email: string; role: string; stage?: { id: string; name: string } | undefined },
 ): Promise<void> {
-  const role = builtInRoles[input.role];
-  if (!role) throw new AccordError('IAM_ROLE_UNKNOWN', { details: { role: input.role } });
-  const at = { tenant: scope.tenantName, ...(input.stage ? { stage: input.stage.name } : {}) };
-  const missing = role.permissions.filter((p) => !can(revoker, p, at));
-  if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { details: { role: input.role, missing } });
+  if (!builtInRoles[input.role]) throw new AccordError('IAM_ROLE_UNKNOWN', { details: { role: input.role } });
+  assertHoldsRole(revoker, input.role, scope, input.stage?.name);
   await db.transaction().execute(async (trx) => {
     const user = await tenantUser(trx, scope, input.email);
     let q = trx.deleteFrom('accord.role_grants').where('user_id', '=', user.id).where('role', '=', input.role).where('tenant_id', '=', scope.tenantId);
