@@ -286,6 +286,16 @@ interface RunState {
 // what makes removing an interrupted run's leftovers safe.
 const lockArchiving = (trx: Trx) => sql`select pg_advisory_xact_lock(hashtext('accord.audit_archive'))`.execute(trx);
 
+/** The chain directories under an archive directory, sorted; none when it does not exist yet. */
+async function listChainDirs(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && CHAIN_ID.test(d.name)).map((d) => d.name).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
 /**
  * Moves expired audit records (older than `onlineDays`) from every chain into signed archive
  * files, then deletes archive files whose newest record is older than `retentionDays`. Both
@@ -473,13 +483,7 @@ async function removeLeftovers(chainDir: string, anchorSeq: number, state: RunSt
  * recording the purge twice.
  */
 async function purgeExpired(db: Db, dir: string, cutoff: Date, now: Date, state: RunState): Promise<PurgedFile[]> {
-  let chainDirs: string[];
-  try {
-    chainDirs = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && CHAIN_ID.test(d.name)).map((d) => d.name).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  const chainDirs = await listChainDirs(dir);
   const purged: PurgedFile[] = [];
   for (const chain of chainDirs) {
     const chainDir = join(dir, chain);
@@ -662,13 +666,7 @@ function checkSignature(sig: ArchiveSignature, trustedKeys: ReadonlyMap<string, 
  * first problem and reports the file and sequence number.
  */
 export async function verifyArchive(dir: string, trustedKeys: ReadonlyMap<string, string>, opts: { db?: DbOrTrx } = {}): Promise<ArchiveReport[]> {
-  let chainDirs: string[];
-  try {
-    chainDirs = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && CHAIN_ID.test(d.name)).map((d) => d.name).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  const chainDirs = await listChainDirs(dir);
   const reports: ArchiveReport[] = [];
   for (const chain of chainDirs) reports.push(await verifyChainArchive(join(dir, chain), chain, trustedKeys, opts.db));
   return reports;
