@@ -65,8 +65,11 @@ export const ConfigSchema = Type.Object(
       description: 'Sign-in lock steps per source IP (IPv6: per /64), failures:lockSeconds, ascending; empty disables.',
     }),
     lockoutWindowSeconds: Type.Integer({ minimum: 60, maximum: 7 * 86400, default: 3600, description: 'Failed sign-ins are counted over this many seconds.' }),
-    sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
-    sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600 }),
+    sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default idle timeout of sessions (tenants and stages may set their own).' }),
+    sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default absolute timeout of sessions.' }),
+    accessTokenTtlSeconds: Type.Integer({ minimum: 30, maximum: 900, default: 300, description: 'Lifetime of access tokens (at most 15 minutes); refresh tokens renew them.' }),
+    platformRequireMfa: Type.Boolean({ default: false, description: 'Require MFA of platform-directory users (operators, security officers).' }),
+    webauthnRpId: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'WebAuthn relying party id (default: the host of publicUrl, else localhost).' })),
   },
   { additionalProperties: false },
 );

@@ -12,6 +12,12 @@ export interface TenantsTable {
   display_name: string;
   region: string;
   created_at: CreatedAt;
+  require_mfa: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Roles whose holders must use MFA even when the tenant does not require it of everyone. */
+  mfa_required_roles: ColumnType<string[], string[] | undefined, string[]>;
+  /** null: the platform default (config sessionIdleTimeoutSeconds / sessionAbsoluteTimeoutSeconds). */
+  session_idle_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  session_absolute_seconds: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface StagesTable {
@@ -22,6 +28,9 @@ export interface StagesTable {
   schema_name: string;
   role_name: string;
   created_at: CreatedAt;
+  /** End-user session policy of the stage; null: the platform default. */
+  session_idle_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  session_absolute_seconds: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface UsersTable {
@@ -31,32 +40,181 @@ export interface UsersTable {
   email: string;
   display_name: string;
   password_hash: string | null;
-  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  /** invited: created without a password; becomes active when the invitation is accepted. */
+  status: ColumnType<UserStatus, UserStatus | undefined, UserStatus>;
   created_at: CreatedAt;
+  password_changed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export type UserStatus = 'active' | 'disabled' | 'invited';
+
+export interface UserTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  purpose: 'invite' | 'password-reset' | 'mfa-challenge' | 'webauthn-register';
+  token_hash: Buffer;
+  data: ColumnType<Record<string, unknown>, string | undefined, string>;
+  created_at: CreatedAt;
+  expires_at: Date;
+  used_at: Date | null;
 }
 
 export interface RoleGrantsTable {
   id: Generated<string>;
-  user_id: string;
+  /** Exactly one of user_id and client_id is set (a CHECK enforces it). */
+  user_id: string | null;
+  client_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A built-in role, or a custom role of the grant's tenant. */
   role: string;
   /** null: platform-wide. */
   tenant_id: string | null;
   /** null: every stage of the tenant. */
   stage_id: string | null;
+  granted_by: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
+  last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
+/** A session is a family of refresh tokens; every access token names its session. */
 export interface SessionsTable {
   id: Generated<string>;
   user_id: string;
-  token_hash: Buffer;
+  kind: ColumnType<'console' | 'end-user', 'console' | 'end-user' | undefined, never>;
+  /** End-user sessions: the stage signed in to. */
+  stage_id: ColumnType<string | null, string | null | undefined, never>;
+  /** A session that may only enrol an MFA factor (MFA is required and the user has none). */
+  enrolment_only: ColumnType<boolean, boolean | undefined, never>;
+  auth_methods: ColumnType<string[], string[] | undefined, never>;
   created_at: CreatedAt;
   last_seen_at: Date;
   idle_expires_at: Date;
   absolute_expires_at: Date;
   revoked_at: Date | null;
+  revoked_reason: ColumnType<string | null, string | null | undefined, string | null>;
   source_ip: string | null;
   user_agent: string | null;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<string>;
+  session_id: string;
+  token_hash: Buffer;
+  created_at: CreatedAt;
+  /** Set when exchanged; presenting it again is reuse, which revokes the session. */
+  used_at: Date | null;
+}
+
+export interface IamKeysTable {
+  kid: string;
+  root_key_id: string;
+  wrapped: Buffer;
+  created_at: CreatedAt;
+}
+
+export interface MfaTotpTable {
+  user_id: string;
+  /** The TOTP secret, sealed with the IAM key (AES-256-GCM). */
+  secret_sealed: Buffer;
+  /** null: enrolled but not yet confirmed with a first code (not usable to sign in). */
+  confirmed_at: Date | null;
+  /** The highest time step accepted so far: a code for it or an earlier one is a replay. */
+  last_step: ColumnType<string, number | string | undefined, number | string>;
+  created_at: CreatedAt;
+}
+
+export interface MfaRecoveryCodesTable {
+  id: Generated<string>;
+  user_id: string;
+  code_hash: Buffer;
+  used_at: Date | null;
+  created_at: CreatedAt;
+}
+
+export interface WebauthnCredentialsTable {
+  id: Generated<string>;
+  user_id: string;
+  /** base64url credential id. */
+  credential_id: string;
+  /** COSE public key. */
+  public_key: Buffer;
+  counter: ColumnType<string, number | string | undefined, number | string>;
+  transports: ColumnType<string[], string[] | undefined, string[]>;
+  name: ColumnType<string, string | undefined, string>;
+  created_at: CreatedAt;
+  last_used_at: Date | null;
+}
+
+export interface ApiClientsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  /** The public client id used at /oauth/token (`acl_...`). */
+  client_id: string;
+  created_by: string | null;
+  created_at: CreatedAt;
+  expires_at: Date;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export interface ApiClientSecretsTable {
+  id: Generated<string>;
+  client_id: string;
+  secret_hash: Buffer;
+  created_at: CreatedAt;
+  expires_at: Date;
+  revoked_at: Date | null;
+}
+
+export interface CustomRolesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  description: string;
+  permissions: string[];
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface AppRoleGrantsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  stage_id: string;
+  app: string;
+  role: string;
+  user_id: string;
+  granted_by: string | null;
+  created_at: CreatedAt;
+  last_used_at: Date | null;
+}
+
+export interface AccessReviewsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  /** Label (email) of who started it: kept even if that user is deleted later. */
+  started_by: string;
+  started_at: CreatedAt;
+  closed_at: Date | null;
+  closed_by: string | null;
+}
+
+export interface AccessReviewItemsTable {
+  id: Generated<string>;
+  review_id: string;
+  kind: 'role' | 'app-role';
+  grant_id: string;
+  principal_type: 'user' | 'client';
+  principal_id: string;
+  principal_label: string;
+  role: string;
+  app: string | null;
+  stage: string | null;
+  last_used_at: Date | null;
+  decision: 'confirm' | 'revoke' | null;
+  decided_by: string | null;
+  decided_at: Date | null;
+  note: string | null;
 }
 
 export interface SetupTokensTable {
@@ -192,4 +350,16 @@ export interface Catalog {
   'accord.jobs': JobsTable;
   'accord.auth_failures': AuthFailuresTable;
   'accord.auth_locks': AuthLocksTable;
+  'accord.user_tokens': UserTokensTable;
+  'accord.refresh_tokens': RefreshTokensTable;
+  'accord.iam_keys': IamKeysTable;
+  'accord.mfa_totp': MfaTotpTable;
+  'accord.mfa_recovery_codes': MfaRecoveryCodesTable;
+  'accord.webauthn_credentials': WebauthnCredentialsTable;
+  'accord.api_clients': ApiClientsTable;
+  'accord.api_client_secrets': ApiClientSecretsTable;
+  'accord.custom_roles': CustomRolesTable;
+  'accord.app_role_grants': AppRoleGrantsTable;
+  'accord.access_reviews': AccessReviewsTable;
+  'accord.access_review_items': AccessReviewItemsTable;
 }

@@ -70,6 +70,45 @@ export const catalog = {
   },
   IAM_LOCKED: { status: 429, title: 'Too many failed sign-ins', message: 'Too many failed sign-ins; try again later.' },
   IAM_SETUP_DONE: { status: 409, title: 'Already set up', message: 'This installation already has an operator.' },
+  // Identity and access: tokens and sessions
+  IAM_TOKEN_INVALID: { status: 401, title: 'Invalid token', message: 'The token is malformed or its signature is wrong.' },
+  IAM_TOKEN_EXPIRED: { status: 401, title: 'Token expired', message: 'The access token has expired: refresh it or sign in again.' },
+  IAM_SESSION_ENDED: { status: 401, title: 'Session ended', message: 'The session has ended (signed out, revoked or timed out): sign in again.' },
+  IAM_REFRESH_REUSED: {
+    status: 401,
+    title: 'Refresh token reused',
+    message: 'This refresh token was already used; the whole session has been revoked as a precaution.',
+  },
+  IAM_CSRF: { status: 403, title: 'CSRF check failed', message: 'A cookie-authenticated change needs the x-csrf-token header of the session.' },
+  IAM_WRONG_AUDIENCE: { status: 403, title: 'Wrong kind of token', message: 'This token is not valid for this part of the API.' },
+  IAM_SESSION_NOT_FOUND: { status: 404, title: 'Session not found', message: 'No such session.' },
+  IAM_POLICY_INVALID: { status: 400, title: 'Invalid policy', message: 'The session or MFA policy is not valid.' },
+  // Identity and access: MFA
+  IAM_MFA_REQUIRED: { status: 401, title: 'MFA required', message: 'Complete the sign-in with a second factor.' },
+  IAM_MFA_ENROLMENT_REQUIRED: {
+    status: 403,
+    title: 'MFA enrolment required',
+    message: 'Your tenant requires MFA: enrol a factor before using the platform.',
+  },
+  IAM_MFA_INVALID: { status: 401, title: 'Invalid MFA code', message: 'The code is wrong, expired or was already used.' },
+  IAM_MFA_CHALLENGE_INVALID: { status: 401, title: 'Invalid MFA challenge', message: 'The MFA challenge is wrong, expired or already used: sign in again.' },
+  IAM_MFA_NOT_ENROLLED: { status: 409, title: 'No such MFA factor', message: 'This MFA factor is not enrolled.' },
+  IAM_MFA_ALREADY_ENROLLED: { status: 409, title: 'MFA already enrolled', message: 'This MFA factor is already enrolled and confirmed.' },
+  IAM_WEBAUTHN_INVALID: { status: 400, title: 'Passkey verification failed', message: 'The passkey response could not be verified.' },
+  // Identity and access: passwords, invitations, profile
+  IAM_TOKEN_USED: { status: 400, title: 'Link invalid', message: 'The invitation or reset token is wrong, expired or already used.' },
+  // Identity and access: API clients
+  IAM_CLIENT_EXISTS: { status: 409, title: 'Client exists', message: 'An API client with this name already exists in the tenant.' },
+  IAM_CLIENT_NOT_FOUND: { status: 404, title: 'Client not found', message: 'No such API client.' },
+  IAM_CLIENT_INVALID: { status: 401, title: 'Invalid client', message: 'Client authentication failed (unknown client, wrong, expired or revoked secret).' },
+  IAM_GRANT_TYPE_UNSUPPORTED: { status: 400, title: 'Unsupported grant type', message: 'Only grant_type=client_credentials is supported here.' },
+  IAM_EXPIRY_INVALID: { status: 400, title: 'Invalid expiry', message: 'Expiry must be a duration such as 90d, between 1 hour and 2 years.' },
+  // Identity and access: roles and reviews
+  IAM_ROLE_EXISTS: { status: 409, title: 'Role exists', message: 'A role with this name already exists.' },
+  IAM_ROLE_IN_USE: { status: 409, title: 'Role in use', message: 'The role is still granted; revoke its grants first.' },
+  IAM_PERMISSION_UNKNOWN: { status: 400, title: 'Unknown permission', message: 'A permission is not in the catalog or cannot be given on a tenant.' },
+  IAM_REVIEW_NOT_FOUND: { status: 404, title: 'Review not found', message: 'No such access review or review item.' },
+  IAM_REVIEW_CLOSED: { status: 409, title: 'Review closed', message: 'The access review is closed.' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },
   TENANCY_TENANT_EXISTS: { status: 409, title: 'Tenant exists', message: 'A tenant with this name already exists.' },

@@ -6,7 +6,7 @@ export function auditSource(meta: RequestMeta): AuditSource {
   const auth = meta.auth;
   return {
     actor: auth
-      ? { type: 'user', id: auth.userId, label: auth.email, roles: [...new Set(auth.grants.map((g) => g.role))] }
+      ? { type: auth.kind === 'client' ? 'client' : 'user', id: auth.principalId, label: auth.label, roles: [...new Set(auth.grants.map((g) => g.role))] }
       : { type: 'anonymous', id: null, label: null, roles: [] },
     requestId: meta.requestId,
     sourceIp: meta.sourceIp,

@@ -6,18 +6,26 @@ import type { RequestMeta } from './context.ts';
  * What a route requires of its caller. Every route declares one; the server refuses to start
  * with a route that has none.
  * - `public`: anyone, no session needed (health, login, the OpenAPI document).
- * - `authenticated`: any signed-in user (their own session, their own profile).
+ * - `authenticated`: any signed-in user (their own session, their own profile); with
+ *   `enrolment`, also a session that may only enrol an MFA factor.
+ * - `end-user`: an end user signed in to the stage the path names.
  * - a permission from the IAM catalog, optionally scoped by the tenant (and stage) named in the
  *   path: the caller needs a grant with that permission covering that tenant.
  */
 export type RouteAccess =
   | { readonly kind: 'public' }
-  | { readonly kind: 'authenticated' }
-  | { readonly kind: 'permission'; readonly permission: string; readonly tenantParam?: string; readonly stageParam?: string };
+  | { readonly kind: 'authenticated'; readonly enrolment?: boolean }
+  | { readonly kind: 'permission'; readonly permission: string; readonly tenantParam?: string; readonly stageParam?: string }
+  | { readonly kind: 'end-user'; readonly tenantParam: string; readonly stageParam: string };
 
 export const access = {
   public: { kind: 'public' } as const,
+  /** Any signed-in console user or API client with a full session. */
   authenticated: { kind: 'authenticated' } as const,
+  /** Like `authenticated`, and also open to an enrolment-only session (MFA enrolment, sign-out). */
+  enrolment: { kind: 'authenticated', enrolment: true } as const,
+  /** An end user signed in to the stage named in the path (app runtime routes under /t/). */
+  endUser: (tenantParam = 'tenant', stageParam = 'stage'): RouteAccess => ({ kind: 'end-user', tenantParam, stageParam }),
   /** Needs `permission`; with `tenantParam`, on the tenant named by that path parameter. */
   permission: (permission: string, scope: { tenantParam?: string; stageParam?: string } = {}): RouteAccess => ({
     kind: 'permission',

@@ -1,6 +1,5 @@
 import { AccordError } from '../errors/index.ts';
 import type { AuthContext, GrantView, RequestMeta, RouteAccess } from '../http/index.ts';
-import { roleHas } from './permissions.ts';
 
 // Seeing that a tenant and its stages exist is part of any grant on it; a developer limited to
 // one stage still sees the tenant. Everything else needs a grant covering the whole scope.
@@ -13,13 +12,18 @@ function covers(g: GrantView, tenantName: string | undefined, stageName: string 
   return VISIBILITY.has(permission);
 }
 
-/** Whether the caller may use `permission` on the tenant (and stage) named, if any. */
-export function can(auth: AuthContext, permission: string, scope: { tenant?: string; stage?: string } = {}): boolean {
-  return auth.grants.some((g) => {
-    if (!roleHas(g.role, permission)) return false;
+/** The caller's grant that allows `permission` on the tenant (and stage) named, if any. */
+export function grantFor(auth: AuthContext, permission: string, scope: { tenant?: string; stage?: string } = {}): GrantView | undefined {
+  return auth.grants.find((g) => {
+    if (!g.permissions.includes(permission)) return false;
     if (scope.tenant === undefined) return g.tenantId === null;
     return covers(g, scope.tenant, scope.stage, permission);
   });
+}
+
+/** Whether the caller may use `permission` on the tenant (and stage) named, if any. */
+export function can(auth: AuthContext, permission: string, scope: { tenant?: string; stage?: string } = {}): boolean {
+  return grantFor(auth, permission, scope) !== undefined;
 }
 
 /** Whether the caller holds any grant at all on the tenant (or platform-wide). */
@@ -28,20 +32,32 @@ export function seesTenant(auth: AuthContext, tenant: string): boolean {
 }
 
 /**
- * Enforces a route's declared access. A caller with no grant on the tenant named in the path
- * gets the same 404 as for a tenant that does not exist, so tenants cannot be enumerated.
+ * Enforces a route's declared access and returns the grant that allowed it (for last-use
+ * tracking), if a grant was needed. A caller with no grant on the tenant named in the path gets
+ * the same 404 as for a tenant that does not exist, so tenants cannot be enumerated. End-user
+ * tokens only open their own stage's app routes; console tokens never open those.
  */
-export function authorize(meta: RequestMeta, acc: RouteAccess, params: Record<string, string | undefined>): void {
-  if (acc.kind === 'public') return;
+export function authorize(meta: RequestMeta, acc: RouteAccess, params: Record<string, string | undefined>): GrantView | undefined {
+  if (acc.kind === 'public') return undefined;
   const auth = meta.auth;
-  if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-  if (acc.kind === 'authenticated') return;
+  if (!auth) throw new AccordError(meta.authError ?? 'IAM_UNAUTHENTICATED');
+  if (acc.kind === 'end-user') {
+    const scope = auth.endUser;
+    if (auth.kind !== 'end-user' || !scope) throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'This route needs an end-user token of this stage (POST /t/{tenant}/{stage}/auth/login).' });
+    if (scope.tenant !== params[acc.tenantParam] || scope.stage !== params[acc.stageParam]) {
+      throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'This end-user token belongs to another stage.' });
+    }
+    return undefined;
+  }
+  if (auth.kind === 'end-user') throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'End-user tokens are only valid on their stage (/t/{tenant}/{stage}/...).' });
+  if (auth.enrolmentOnly && !(acc.kind === 'authenticated' && acc.enrolment === true)) throw new AccordError('IAM_MFA_ENROLMENT_REQUIRED');
+  if (acc.kind === 'authenticated') return undefined;
   const tenant = acc.tenantParam === undefined ? undefined : params[acc.tenantParam];
   const stage = acc.stageParam === undefined ? undefined : params[acc.stageParam];
   if (tenant !== undefined && !seesTenant(auth, tenant)) {
     throw new AccordError('TENANCY_TENANT_NOT_FOUND', { details: { tenant } });
   }
-  if (!can(auth, acc.permission, { ...(tenant === undefined ? {} : { tenant }), ...(stage === undefined ? {} : { stage }) })) {
-    throw new AccordError('IAM_FORBIDDEN', { details: { permission: acc.permission } });
-  }
+  const grant = grantFor(auth, acc.permission, { ...(tenant === undefined ? {} : { tenant }), ...(stage === undefined ? {} : { stage }) });
+  if (!grant) throw new AccordError('IAM_FORBIDDEN', { details: { permission: acc.permission } });
+  return grant;
 }

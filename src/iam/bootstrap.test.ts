@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { engines } from '../../test/harness/engines.ts';
+import { testSignIn } from '../../test/harness/iam.ts';
 import { systemSource } from '../audit/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { completeSetup, ensureBootstrap, hasOperator, login } from './index.ts';
 
-const policy = { idleSeconds: 600, absoluteSeconds: 600 };
 
 for (const engine of engines()) {
   describe(`bootstrap on ${engine.name}`, () => {
@@ -16,8 +16,9 @@ for (const engine of engines()) {
       assert.equal(await hasOperator(db), true);
       assert.equal((await db.selectFrom('accord.setup_tokens').select('id').execute()).length, 0);
       assert.deepEqual(await ensureBootstrap(db, { email: 'ops@example.test', password: 'a long bootstrap passphrase' }), { state: 'ready' });
-      const session = await login(db, systemSource, policy, { email: 'ops@example.test', password: 'a long bootstrap passphrase' });
-      assert.match(session.token, /^acs_/);
+      const session = await login(testSignIn(db), systemSource, { email: 'ops@example.test', password: 'a long bootstrap passphrase' });
+      assert.equal(session.status, 'signed-in');
+      assert.match(session.status === 'signed-in' ? session.session.accessToken : '', /^aca_/);
     });
 
     test('a weak bootstrap password is refused and creates nothing', async () => {

@@ -1,10 +1,13 @@
-export { authorize, can, seesTenant } from './authorize.ts';
+export { authorize, can, grantFor, seesTenant } from './authorize.ts';
 export { type BootstrapState, completeSetup, ensureBootstrap } from './bootstrap.ts';
-export { login, logout } from './login.ts';
+export { ACCESS_COOKIE, CSRF_HEADER, readCookie, REFRESH_COOKIE } from './cookies.ts';
+export { GrantUsage } from './grant-usage.ts';
+export { IamKey } from './iam-key.ts';
+export { type Audience, completeSignIn, login, logout, type SignInDeps, type SignInResult } from './login.ts';
+export { type IamServices, iamServices } from './services.ts';
+export { csrfToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 export { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
 export { builtInRoles, isPermission, type Permission, permissions, roleHas } from './permissions.ts';
-export { iamRoutes } from './routes.ts';
-export { authenticateToken, createSession, revokeSession, type SessionPolicy } from './sessions.ts';
+export { authenticate, type IssuedSession, listSessions, openSession, refreshSession, revokeSession, revokeUserSessions, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions.ts';
 export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normaliseEmail } from './users.ts';
-export { userRoutes } from './user-routes.ts';
 export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './user-admin.ts';

@@ -1,37 +1,73 @@
 import { type AuditSource, record } from '../audit/index.ts';
-import type { Db } from '../db/index.ts';
+import type { Db, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
+import { checkLockout, type LockoutPolicy, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
+import { mfaFactors, mfaRequired } from './mfa/factors.ts';
 import { verifyPassword } from './passwords.ts';
-import { checkLockout, defaultLockoutPolicy, type LockoutPolicy, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
-import { createSession, revokeSession, type SessionPolicy } from './sessions.ts';
+import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions.ts';
+import { newToken } from './tokens.ts';
+
+/** Everything sign-in needs, assembled once from the configuration. */
+export interface SignInDeps {
+  readonly db: Db;
+  readonly issuer: TokenIssuer;
+  /** Platform default session policy (tenants and stages may override it). */
+  readonly defaults: SessionPolicy;
+  readonly lockout: LockoutPolicy;
+  /** Whether platform-directory users (operators) must use MFA. */
+  readonly platformRequireMfa: boolean;
+}
+
+export interface UserRef {
+  readonly id: string;
+  readonly email: string;
+  readonly tenantId: string | null;
+  readonly tenant: string | null;
+}
+
+/** Where a sign-in leads: the console, or the apps of one stage (end users). */
+export type Audience = { readonly kind: 'console' } | { readonly kind: 'end-user'; readonly tenantId: string; readonly stageId: string };
+
+export type SignInResult =
+  | { readonly status: 'signed-in'; readonly session: IssuedSession; readonly user: UserRef }
+  | { readonly status: 'mfa-required'; readonly mfaToken: string; readonly methods: readonly string[]; readonly expiresAt: Date; readonly user: UserRef }
+  | { readonly status: 'mfa-enrolment-required'; readonly session: IssuedSession; readonly user: UserRef };
+
+const MFA_CHALLENGE_SECONDS = 5 * 60;
 
 /** Accounts that may own an email: the platform directory's first, then tenant directories'. */
-async function candidates(db: Db, email: string, tenant: string | undefined) {
+async function candidates(db: Db, email: string, tenant: string | undefined, audience: Audience) {
   const lower = email.trim().toLowerCase();
   let q = db
     .selectFrom('accord.users as u')
     .leftJoin('accord.tenants as t', 't.id', 'u.tenant_id')
     .select(['u.id', 'u.email', 'u.tenant_id', 'u.password_hash', 'u.status', 't.name as tenant_name'])
     .where('u.email', '=', lower);
-  if (tenant !== undefined) q = q.where('t.name', '=', tenant);
+  if (audience.kind === 'end-user') q = q.where('u.tenant_id', '=', audience.tenantId);
+  else if (tenant !== undefined) q = q.where('t.name', '=', tenant);
   // Platform directory first: a null tenant_id sorts first under DESC (NULLS FIRST by default).
   return q.orderBy('u.tenant_id', 'desc').limit(5).execute();
 }
 
+const userActor = (source: AuditSource, user: UserRef) => ({ ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } });
+
 /**
- * Console sign-in with email and password, for platform operators and tenant users alike. The
- * password is checked against every account with that email (at most a handful), so a wrong
- * password, an unknown email and a disabled account give the same error after comparable work.
- * Every attempt is audited: on the account's tenant chain when it is known, else the platform's.
+ * Sign-in with email and password, for console users (platform operators and tenant users) and,
+ * with an end-user audience, for a tenant's users on one stage. The password is checked against
+ * every account with that email (at most a handful), so a wrong password, an unknown email and a
+ * disabled account give the same error after comparable work. A user with an MFA factor gets a
+ * challenge instead of a session; a user who must use MFA and has none gets an enrolment-only
+ * session. Every attempt is audited: on the account's tenant chain when it is known, else the
+ * platform's.
  */
 export async function login(
-  db: Db,
+  deps: SignInDeps,
   source: AuditSource,
-  policy: SessionPolicy,
   input: { email: string; password: string; tenant?: string | undefined },
-  lockout: LockoutPolicy = defaultLockoutPolicy,
+  audience: Audience = { kind: 'console' },
   now = new Date(),
-): Promise<{ token: string; expiresAt: Date; user: { id: string; email: string; tenant: string | null } }> {
+): Promise<SignInResult> {
+  const { db } = deps;
   // One counter per email across directories: choosing another tenant must not buy more tries.
   const subjects = lockoutSubjects({ tenantId: null, email: input.email, ip: source.sourceIp });
   const anonymous = { ...source, actor: { type: 'anonymous' as const, id: null, label: input.email.toLowerCase(), roles: [] } };
@@ -47,19 +83,19 @@ export async function login(
       details: { retryAfterSeconds: lock.retryAfterSeconds },
     });
   }
-  const accounts = await candidates(db, input.email, input.tenant);
+  const accounts = await candidates(db, input.email, input.tenant, audience);
   const matches: typeof accounts = [];
   if (accounts.length === 0) await verifyPassword(undefined, input.password);
   for (const a of accounts) if (await verifyPassword(a.password_hash, input.password)) matches.push(a);
   const active = matches.filter((m) => m.status === 'active');
   if (active.length > 1) throw new AccordError('IAM_TENANT_REQUIRED');
-  const user = active[0];
-  if (!user) {
+  const found = active[0];
+  if (!found) {
     const known = matches[0] ?? accounts[0];
     const reason = accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
     await db.transaction().execute(async (trx) => {
       // The lockout rows first: taking them before the audit chain's head keeps lock order fixed.
-      const failure = await recordFailure(trx, subjects, lockout, now);
+      const failure = await recordFailure(trx, subjects, deps.lockout, now);
       await record(trx, anonymous, {
         tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
         action: 'auth.login',
@@ -71,23 +107,70 @@ export async function login(
     });
     throw new AccordError('IAM_INVALID_CREDENTIALS');
   }
-  return db.transaction().execute(async (trx) => {
-    await recordSuccess(trx, subjects, now);
-    const session = await createSession(trx, user.id, policy, { ip: source.sourceIp, userAgent: source.userAgent });
-    await record(trx, { ...source, actor: { type: 'user', id: user.id, label: user.email, roles: [] } }, {
-      tenantId: user.tenant_id,
-      action: 'auth.login',
-      target: { type: 'session', id: session.id },
-      outcome: 'success',
+  const user: UserRef = { id: found.id, email: found.email, tenantId: found.tenant_id, tenant: found.tenant_name };
+  const factors = await mfaFactors(db, user.id);
+  if (factors.length > 0) {
+    // The password was right, but the sign-in is not done: failures are not cleared until the
+    // second factor passes, and that factor's failures count against the same lock.
+    const challenge = newToken('acm');
+    const expiresAt = new Date(now.getTime() + MFA_CHALLENGE_SECONDS * 1000);
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('accord.user_tokens')
+        .values({ user_id: user.id, purpose: 'mfa-challenge', token_hash: challenge.hash, expires_at: expiresAt, data: JSON.stringify({ audience }) })
+        .execute();
+      await record(trx, userActor(source, user), { tenantId: user.tenantId, action: 'auth.mfa.challenged', target: { type: 'user', id: user.id }, outcome: 'success', details: { methods: factors } });
     });
-    return { token: session.token, expiresAt: session.expiresAt, user: { id: user.id, email: user.email, tenant: user.tenant_name } };
+    return { status: 'mfa-required', mfaToken: challenge.token, methods: factors, expiresAt, user };
+  }
+  return db.transaction().execute((trx) => completeSignIn(trx, deps, source, user, ['password'], audience, now));
+}
+
+/**
+ * The last step of every sign-in (password alone, or password and a second factor): clears the
+ * failure counters, opens the session and audits it. When MFA is required of this user and they
+ * have no factor yet, the session can only enrol one.
+ */
+export async function completeSignIn(
+  trx: Trx,
+  deps: SignInDeps,
+  source: AuditSource,
+  user: UserRef,
+  methods: readonly string[],
+  audience: Audience,
+  now = new Date(),
+): Promise<SignInResult> {
+  await recordSuccess(trx, lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp }), now);
+  const enrolmentOnly = audience.kind === 'console' && methods.length === 1 && (await mfaRequired(trx, user.id, user.tenantId, deps.platformRequireMfa));
+  const policy = await sessionPolicy(trx, deps.defaults, audience.kind === 'end-user' ? { tenantId: audience.tenantId, stageId: audience.stageId } : { tenantId: user.tenantId });
+  const session = await openSession(
+    trx,
+    deps.issuer,
+    {
+      userId: user.id,
+      kind: audience.kind,
+      stageId: audience.kind === 'end-user' ? audience.stageId : null,
+      enrolmentOnly,
+      methods,
+      policy,
+      source: { ip: source.sourceIp, userAgent: source.userAgent },
+    },
+    now,
+  );
+  await record(trx, userActor(source, user), {
+    tenantId: user.tenantId,
+    action: 'auth.login',
+    target: { type: 'session', id: session.sessionId },
+    outcome: 'success',
+    details: { methods, audience: audience.kind, ...(enrolmentOnly ? { enrolmentOnly: true } : {}) },
   });
+  return enrolmentOnly ? { status: 'mfa-enrolment-required', session, user } : { status: 'signed-in', session, user };
 }
 
 /** Ends the caller's session. */
 export async function logout(db: Db, source: AuditSource, sessionId: string, tenantId: string | null = null): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await revokeSession(trx, sessionId);
+    await revokeSession(trx, sessionId, 'logout');
     await record(trx, source, {
       tenantId,
       action: 'auth.logout',

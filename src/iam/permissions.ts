@@ -8,9 +8,13 @@ export const permissions = {
   'tenant:create': 'Create tenants.',
   'tenant:read': 'See a tenant and its settings.',
   'tenant:delete': 'Delete a tenant and everything in it.',
+  'tenant:manage': "Change a tenant's policies: MFA requirement, console and stage session timeouts.",
   'stage:read': "See a tenant's stages.",
   'stage:manage': 'Create and delete stages.',
-  'user:manage': 'Create, disable and delete users; grant roles.',
+  'user:manage': "Create, invite, disable and delete users; grant roles and app roles; see and end users' sessions.",
+  'role:manage': 'Define custom roles from the permission catalog.',
+  'client:manage': 'Create, rotate and revoke API clients.',
+  'access:review': 'Run access reviews: list grants with last use, confirm or revoke them.',
   'audit:read': 'Search and export the audit trail.',
   'security:read': 'Read security events, alerts and incidents.',
   'key:read': 'See key versions and rotation jobs (never key material).',
@@ -34,7 +38,22 @@ export const builtInRoles: Readonly<Record<string, { description: string; permis
   auditor: { description: 'Read-only access to evidence.', permissions: ['tenant:read', 'stage:read', 'audit:read'] },
   'tenant-admin': {
     description: "Manages a tenant's users, stages and keys.",
-    permissions: ['tenant:read', 'stage:read', 'stage:manage', 'user:manage', 'audit:read', 'key:read', 'key:rotate', 'secret:write', 'app:deploy', 'app:promote'],
+    permissions: [
+      'tenant:read',
+      'tenant:manage',
+      'stage:read',
+      'stage:manage',
+      'user:manage',
+      'role:manage',
+      'client:manage',
+      'access:review',
+      'audit:read',
+      'key:read',
+      'key:rotate',
+      'secret:write',
+      'app:deploy',
+      'app:promote',
+    ],
   },
   developer: { description: 'Builds and deploys apps.', permissions: ['tenant:read', 'stage:read', 'app:deploy'] },
   'release-manager': {
@@ -43,10 +62,16 @@ export const builtInRoles: Readonly<Record<string, { description: string; permis
   },
 };
 
-/** Whether `role` carries `permission`. Unknown roles carry nothing (fail closed). */
+/** Whether `role` is a built-in role carrying `permission`. Unknown roles carry nothing (fail closed). */
 export function roleHas(role: string, permission: string): boolean {
   return builtInRoles[role]?.permissions.includes(permission as Permission) ?? false;
 }
+
+/**
+ * Permissions that only make sense platform-wide: a custom (tenant) role may not contain them,
+ * and a tenant grant of a role carrying them would be meaningless.
+ */
+export const platformOnlyPermissions: readonly Permission[] = ['platform:manage', 'metrics:read', 'tenant:create'];
 
 /** Whether a string names a permission of the catalog. */
 export function isPermission(p: string): p is Permission {

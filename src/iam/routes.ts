@@ -1,28 +1,138 @@
-import { Type } from '@sinclair/typebox';
-import type { Config } from '../config/index.ts';
-import type { Db } from '../db/index.ts';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type AuditSource, record } from '../audit/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
+import { type AuthContext, access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { completeSetup } from './bootstrap.ts';
-import { lockoutPolicyFromConfig } from './lockout.ts';
-import { login, logout } from './login.ts';
+import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from './cookies.ts';
+import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
+import { type Audience, completeSignIn, login, logout, type SignInResult, type UserRef } from './login.ts';
+import { verifySecondFactor } from './mfa/verify.ts';
+import type { IamServices } from './services.ts';
+import { refreshSession, sessionPolicy } from './sessions.ts';
+import { csrfToken, hashToken } from './tokens.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
+const Mode = Type.Optional(Type.Union([Type.Literal('bearer'), Type.Literal('cookie')], { description: 'cookie: browser session in HttpOnly cookies plus a CSRF token' }));
 
-const SessionOut = Type.Object({
-  token: Type.String(),
-  expiresAt: Type.String({ format: 'date-time' }),
+export const SignInOut = Type.Object({
+  status: Type.Union([Type.Literal('signed-in'), Type.Literal('mfa-required'), Type.Literal('mfa-enrolment-required')]),
+  sessionId: Type.Optional(Type.String()),
+  tokenType: Type.Optional(Type.Literal('Bearer')),
+  accessToken: Type.Optional(Type.String()),
+  expiresIn: Type.Optional(Type.Integer()),
+  accessExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+  refreshToken: Type.Optional(Type.String()),
+  sessionExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+  csrfToken: Type.Optional(Type.String()),
+  mfaToken: Type.Optional(Type.String()),
+  methods: Type.Optional(Type.Array(Type.String())),
+  mfaExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
   user: Type.Object({ id: Type.String(), email: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]) }),
 });
 
-/** Setup, sign-in and sign-out of console users. */
-export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
-  const lockout = lockoutPolicyFromConfig(deps.config);
-  const policy = {
-    idleSeconds: deps.config.sessionIdleTimeoutSeconds,
-    absoluteSeconds: deps.config.sessionAbsoluteTimeoutSeconds,
+const MfaIn = Type.Object(
+  {
+    mfaToken: Type.String({ minLength: 1, maxLength: 200 }),
+    totp: Type.Optional(Type.String({ pattern: '^[0-9]{6}$' })),
+    recoveryCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    mode: Mode,
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * The answer to a sign-in step. Bearer mode returns the tokens; cookie mode sets them as
+ * HttpOnly cookies and returns only the CSRF token the page must echo on changes.
+ */
+export function signInReply(reply: FastifyReply, result: SignInResult, mode: 'bearer' | 'cookie' = 'bearer', now = Date.now()): Static<typeof SignInOut> {
+  const user = { id: result.user.id, email: result.user.email, tenant: result.user.tenant };
+  if (result.status === 'mfa-required') {
+    return { status: result.status, mfaToken: result.mfaToken, methods: [...result.methods], mfaExpiresAt: result.expiresAt.toISOString(), user };
+  }
+  const s = result.session;
+  const common = {
+    status: result.status,
+    sessionId: s.sessionId,
+    tokenType: 'Bearer' as const,
+    expiresIn: Math.max(0, Math.round((s.accessExpiresAt.getTime() - now) / 1000)),
+    accessExpiresAt: s.accessExpiresAt.toISOString(),
+    sessionExpiresAt: s.sessionExpiresAt.toISOString(),
+    user,
   };
+  if (mode === 'cookie') {
+    setSessionCookies(reply, s, now);
+    return { ...common, csrfToken: s.csrfToken };
+  }
+  return { ...common, accessToken: s.accessToken, refreshToken: s.refreshToken };
+}
+
+/**
+ * Second step of a sign-in: the MFA challenge token and one factor. A wrong factor counts as a
+ * failed sign-in for the account's lockout; the challenge is single-use once it succeeds.
+ */
+export async function completeMfa(iam: IamServices, source: AuditSource, input: Static<typeof MfaIn>, now = new Date()): Promise<SignInResult> {
+  const { db } = iam;
+  const outcome = await db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('accord.user_tokens as t')
+      .innerJoin('accord.users as u', 'u.id', 't.user_id')
+      .leftJoin('accord.tenants as tn', 'tn.id', 'u.tenant_id')
+      .select(['t.id', 't.data', 't.expires_at', 't.used_at', 'u.id as user_id', 'u.email', 'u.tenant_id', 'u.status', 'tn.name as tenant_name'])
+      .where('t.token_hash', '=', hashToken(input.mfaToken))
+      .where('t.purpose', '=', 'mfa-challenge')
+      .forUpdate('t')
+      .executeTakeFirst();
+    if (!row || row.used_at !== null || row.expires_at <= now || row.status !== 'active') return { error: 'IAM_MFA_CHALLENGE_INVALID' as const };
+    const user: UserRef = { id: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name };
+    const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp });
+    const actor = { ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } };
+    const lock = await checkLockout(trx, subjects, now);
+    if (lock.locked) return { error: 'IAM_LOCKED' as const, retryAfter: lock.retryAfterSeconds };
+    const factor = await verifySecondFactor(trx, iam.key, iam.webauthn, user.id, input, row.data, now);
+    if (!factor.ok) {
+      const failure = await recordFailure(trx, subjects, iam.signIn.lockout, now);
+      await record(trx, actor, { tenantId: user.tenantId, action: 'auth.mfa', target: { type: 'user', id: user.id }, outcome: 'failure', reason: factor.reason });
+      for (const l of failure.locks) await record(trx, actor, lockoutAuditEvent(l, null));
+      return { error: 'IAM_MFA_INVALID' as const };
+    }
+    await trx.updateTable('accord.user_tokens').set({ used_at: now }).where('id', '=', row.id).execute();
+    const audience = ((row.data as { audience?: Audience }).audience ?? { kind: 'console' }) as Audience;
+    return { result: await completeSignIn(trx, iam.signIn, source, user, ['password', factor.method], audience, now) };
+  });
+  if ('error' in outcome && outcome.error) {
+    if (outcome.error === 'IAM_LOCKED') {
+      throw new AccordError('IAM_LOCKED', { headers: { 'retry-after': String(outcome.retryAfter) }, details: { retryAfterSeconds: outcome.retryAfter } });
+    }
+    throw new AccordError(outcome.error);
+  }
+  return outcome.result;
+}
+
+/** The refresh token from the body (API clients) or the cookie (browsers, with the CSRF header). */
+function presentedRefresh(req: FastifyRequest, body: { refreshToken?: string } | undefined): { token: string; csrf?: string } {
+  if (body?.refreshToken) return { token: body.refreshToken };
+  const fromCookie = readCookie(req, REFRESH_COOKIE);
+  if (!fromCookie) throw new AccordError('IAM_TOKEN_INVALID', { message: 'No refresh token given (body refreshToken or the session cookie).' });
+  const csrf = req.headers[CSRF_HEADER];
+  return { token: fromCookie, csrf: typeof csrf === 'string' ? csrf : '' };
+}
+
+const RefreshIn = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+
+/** The caller as the authenticator established it; routes declared non-public always have one. */
+export function caller(req: FastifyRequest): AuthContext {
+  const auth = req.meta.auth;
+  if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+  return auth;
+}
+
+/** Setup, sign-in (password, MFA), token refresh and sign-out of console users. */
+export function iamRoutes(iam: IamServices): RouteDefinition[] {
+  const { db } = iam;
+  const consolePolicy = (s: { tenantId: string | null }) => sessionPolicy(db, iam.defaults, { tenantId: s.tenantId });
   return [
     {
       method: 'POST',
@@ -37,7 +147,7 @@ export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
       },
       handler: async (req) => {
         const { body } = parts<unknown, { token: string; email: string; password: string }>(req);
-        return completeSetup(deps.db, auditSource(req.meta), body);
+        return completeSetup(db, auditSource(req.meta), body);
       },
     },
     {
@@ -45,54 +155,94 @@ export function iamRoutes(deps: { db: Db; config: Config }): RouteDefinition[] {
       url: '/api/v1/auth/login',
       access: access.public,
       schema: {
-        summary: 'Sign in with email and password; returns a bearer session token',
+        summary: 'Sign in with email and password: a session (access + refresh token), or an MFA challenge',
         tags: ['iam'],
-        body: Type.Object({ email: Email, password: Password, tenant: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
-        response: { 200: SessionOut },
+        body: Type.Object({ email: Email, password: Password, tenant: Type.Optional(Type.String({ maxLength: 63 })), mode: Mode }, { additionalProperties: false }),
+        response: { 200: SignInOut },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { email: string; password: string; tenant?: string }>(req);
-        const s = await login(deps.db, auditSource(req.meta), policy, body, lockout);
-        return { ...s, expiresAt: s.expiresAt.toISOString() };
+      handler: async (req, reply) => {
+        const { body } = parts<unknown, { email: string; password: string; tenant?: string; mode?: 'bearer' | 'cookie' }>(req);
+        return signInReply(reply, await login(iam.signIn, auditSource(req.meta), body), body.mode);
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/auth/mfa',
+      access: access.public,
+      schema: {
+        summary: 'Complete a sign-in with a second factor: TOTP code, recovery code or passkey assertion',
+        tags: ['iam'],
+        body: MfaIn,
+        response: { 200: SignInOut },
+      },
+      handler: async (req, reply) => {
+        const { body } = parts<unknown, Static<typeof MfaIn>>(req);
+        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body), body.mode);
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/auth/refresh',
+      access: access.public,
+      schema: {
+        summary: 'Exchange a refresh token for new tokens (rotation; a reused refresh token revokes the session)',
+        tags: ['iam'],
+        body: Type.Optional(RefreshIn),
+        response: { 200: SignInOut },
+      },
+      handler: async (req, reply) => {
+        const { body } = parts<unknown, { refreshToken?: string } | undefined>(req);
+        const presented = presentedRefresh(req, body);
+        const s = await refreshSession(db, iam.issuer, auditSource(req.meta), { refreshToken: presented.token, policy: consolePolicy, ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }) }, { kind: 'console' });
+        const user = await db.selectFrom('accord.sessions as s').innerJoin('accord.users as u', 'u.id', 's.user_id').leftJoin('accord.tenants as t', 't.id', 'u.tenant_id').select(['u.id', 'u.email', 'u.tenant_id', 't.name']).where('s.id', '=', s.sessionId).executeTakeFirstOrThrow();
+        return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: user.name } }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
     },
     {
       method: 'POST',
       url: '/api/v1/auth/logout',
-      access: access.authenticated,
+      access: access.enrolment,
       status: 204,
-      schema: { summary: 'End the current session', tags: ['iam'] },
+      schema: { summary: 'End the current session (all its tokens)', tags: ['iam'] },
       handler: async (req, reply) => {
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await logout(deps.db, auditSource(req.meta), auth.sessionId, auth.tenantId);
+        const auth = caller(req);
+        if (!auth.sessionId) throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'API clients have no session to end.' });
+        await logout(db, auditSource(req.meta), auth.sessionId, auth.tenantId);
+        if (auth.via === 'cookie') clearSessionCookies(reply);
         return reply.code(204).send();
       },
     },
     {
       method: 'GET',
       url: '/api/v1/auth/session',
-      access: access.authenticated,
+      access: access.enrolment,
       schema: {
-        summary: 'Who am I: the current user and their grants',
+        summary: 'Who am I: the current principal, session and grants',
         tags: ['iam'],
         response: {
           200: Type.Object({
+            kind: Type.String(),
             userId: Type.String(),
             email: Type.String(),
+            sessionId: Type.Union([Type.String(), Type.Null()]),
+            enrolmentOnly: Type.Boolean(),
+            csrfToken: Type.Optional(Type.String()),
             grants: Type.Array(
-              Type.Object({ role: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]), stage: Type.Union([Type.String(), Type.Null()]) }),
+              Type.Object({ role: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]), stage: Type.Union([Type.String(), Type.Null()]), permissions: Type.Array(Type.String()) }),
             ),
           }),
         },
       },
       handler: async (req) => {
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+        const auth = caller(req);
         return {
-          userId: auth.userId,
-          email: auth.email,
-          grants: auth.grants.map((g) => ({ role: g.role, tenant: g.tenantName, stage: g.stageName })),
+          kind: auth.kind,
+          userId: auth.principalId,
+          email: auth.label,
+          sessionId: auth.sessionId,
+          enrolmentOnly: auth.enrolmentOnly,
+          ...(auth.via === 'cookie' && auth.sessionId ? { csrfToken: csrfToken(iam.key, auth.sessionId) } : {}),
+          grants: auth.grants.map((g) => ({ role: g.role, tenant: g.tenantName, stage: g.stageName, permissions: [...g.permissions] })),
         };
       },
     },

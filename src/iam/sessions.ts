@@ -1,7 +1,10 @@
 import { sql } from 'kysely';
-import type { Db, Trx } from '../db/index.ts';
-import type { AuthContext } from '../http/index.ts';
-import { hashToken, newToken } from './tokens.ts';
+import { type AuditSource, record } from '../audit/index.ts';
+import type { Db, DbOrTrx, Trx } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import type { AuthContext, RequestMeta } from '../http/index.ts';
+import type { IamKey } from './iam-key.ts';
+import { csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantsOf } from './users.ts';
 
 export interface SessionPolicy {
@@ -9,84 +12,302 @@ export interface SessionPolicy {
   readonly absoluteSeconds: number;
 }
 
+/** How sessions are issued: the IAM key signs access tokens that live `accessTtlSeconds`. */
+export interface TokenIssuer {
+  readonly key: IamKey;
+  readonly accessTtlSeconds: number;
+}
+
+/** What a sign-in hands back. The refresh token is shown once and stored hashed. */
+export interface IssuedSession {
+  readonly sessionId: string;
+  readonly accessToken: string;
+  readonly accessExpiresAt: Date;
+  readonly refreshToken: string;
+  /** When the session ends at the latest (absolute timeout). */
+  readonly sessionExpiresAt: Date;
+  /** For browser sessions: the value to send as x-csrf-token with cookie-authenticated changes. */
+  readonly csrfToken: string;
+  readonly enrolmentOnly: boolean;
+}
+
 // Sliding the idle deadline on every request would turn reads into writes; a minute of slack is
 // invisible against timeouts measured in hours.
 const TOUCH_EVERY_MS = 60_000;
+// An enrolment-only session exists to enrol a factor, nothing else: it does not outlive this.
+const ENROLMENT_SECONDS = 15 * 60;
 
-/** Opens a session and returns its bearer token (shown once, stored hashed). */
-export async function createSession(
-  trx: Trx,
-  userId: string,
-  policy: SessionPolicy,
-  source: { ip: string | null; userAgent: string | null },
-  now = new Date(),
-): Promise<{ id: string; token: string; expiresAt: Date }> {
-  const { token, hash } = newToken('acs');
-  const absolute = new Date(now.getTime() + policy.absoluteSeconds * 1000);
-  const idle = new Date(Math.min(now.getTime() + policy.idleSeconds * 1000, absolute.getTime()));
-  const row = await trx
-    .insertInto('accord.sessions')
-    .values({
-      user_id: userId,
-      token_hash: hash,
-      last_seen_at: now,
-      idle_expires_at: idle,
-      absolute_expires_at: absolute,
-      source_ip: source.ip,
-      user_agent: source.userAgent,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return { id: row.id, token, expiresAt: idle };
+/** The session policy for a console user of a tenant (or the platform) or an end user of a stage. */
+export async function sessionPolicy(db: DbOrTrx, defaults: SessionPolicy, scope: { tenantId: string | null; stageId?: string | null }): Promise<SessionPolicy> {
+  let row: { session_idle_seconds: number | null; session_absolute_seconds: number | null } | undefined;
+  if (scope.stageId) {
+    row = await db.selectFrom('accord.stages').select(['session_idle_seconds', 'session_absolute_seconds']).where('id', '=', scope.stageId).executeTakeFirst();
+  } else if (scope.tenantId) {
+    row = await db.selectFrom('accord.tenants').select(['session_idle_seconds', 'session_absolute_seconds']).where('id', '=', scope.tenantId).executeTakeFirst();
+  }
+  return { idleSeconds: row?.session_idle_seconds ?? defaults.idleSeconds, absoluteSeconds: row?.session_absolute_seconds ?? defaults.absoluteSeconds };
+}
+
+function accessToken(issuer: TokenIssuer, typ: 'user' | 'end-user', userId: string, sessionId: string, absolute: Date, now: Date) {
+  const iat = Math.floor(now.getTime() / 1000);
+  // Never beyond the session's own end: an access token cannot outlive its session.
+  const exp = Math.min(iat + issuer.accessTtlSeconds, Math.floor(absolute.getTime() / 1000));
+  return { token: signAccessToken(issuer.key, { typ, sub: userId, sid: sessionId, iat, exp }), expiresAt: new Date(exp * 1000) };
 }
 
 /**
- * Resolves a bearer token to its live session and user, or undefined. Expired, revoked and
- * disabled-user sessions all resolve to nothing: callers cannot tell which (fail closed).
+ * Opens a session (a new id every sign-in) and returns its first access and refresh tokens.
+ * The caller audits. Enrolment-only sessions are short and may only enrol an MFA factor.
  */
-export async function authenticateToken(
-  db: Db,
-  token: string,
-  policy: SessionPolicy,
+export async function openSession(
+  trx: Trx,
+  issuer: TokenIssuer,
+  input: {
+    userId: string;
+    kind?: 'console' | 'end-user';
+    stageId?: string | null;
+    enrolmentOnly?: boolean;
+    methods?: readonly string[];
+    policy: SessionPolicy;
+    source: { ip: string | null; userAgent: string | null };
+  },
   now = new Date(),
-): Promise<AuthContext | undefined> {
-  if (!token.startsWith('acs_') || token.length > 200) return undefined;
+): Promise<IssuedSession> {
+  const enrolmentOnly = input.enrolmentOnly ?? false;
+  const absoluteSeconds = enrolmentOnly ? Math.min(ENROLMENT_SECONDS, input.policy.absoluteSeconds) : input.policy.absoluteSeconds;
+  const absolute = new Date(now.getTime() + absoluteSeconds * 1000);
+  const idle = new Date(Math.min(now.getTime() + input.policy.idleSeconds * 1000, absolute.getTime()));
+  const row = await trx
+    .insertInto('accord.sessions')
+    .values({
+      user_id: input.userId,
+      kind: input.kind ?? 'console',
+      stage_id: input.stageId ?? null,
+      enrolment_only: enrolmentOnly,
+      auth_methods: [...(input.methods ?? ['password'])],
+      last_seen_at: now,
+      idle_expires_at: idle,
+      absolute_expires_at: absolute,
+      source_ip: input.source.ip,
+      user_agent: input.source.userAgent,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const refresh = newToken('acr');
+  await trx.insertInto('accord.refresh_tokens').values({ session_id: row.id, token_hash: refresh.hash }).execute();
+  const access = accessToken(issuer, input.kind === 'end-user' ? 'end-user' : 'user', input.userId, row.id, absolute, now);
+  return {
+    sessionId: row.id,
+    accessToken: access.token,
+    accessExpiresAt: access.expiresAt,
+    refreshToken: refresh.token,
+    sessionExpiresAt: absolute,
+    csrfToken: csrfToken(issuer.key, row.id),
+    enrolmentOnly,
+  };
+}
+
+/**
+ * Exchanges a refresh token for a new access and refresh token (rotation). A refresh token that
+ * was already exchanged is reuse, the sign of a stolen token: the whole session is revoked and
+ * audited, so neither the thief nor the victim can go on with it. `kind` restricts which
+ * sessions this endpoint serves (console or one stage's end users).
+ */
+export async function refreshSession(
+  db: Db,
+  issuer: TokenIssuer,
+  source: AuditSource,
+  input: {
+    refreshToken: string;
+    policy: (s: { userId: string; tenantId: string | null; stageId: string | null }) => Promise<SessionPolicy>;
+    /** Cookie-borne refresh tokens: the CSRF header value, checked against the session. */
+    csrf?: string;
+  },
+  expect: { kind: 'console' } | { kind: 'end-user'; stageId: string },
+  now = new Date(),
+): Promise<IssuedSession> {
+  if (!input.refreshToken.startsWith('acr_') || input.refreshToken.length > 200) throw new AccordError('IAM_TOKEN_INVALID');
+  const outcome = await db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('accord.refresh_tokens as r')
+      .innerJoin('accord.sessions as s', 's.id', 'r.session_id')
+      .innerJoin('accord.users as u', 'u.id', 's.user_id')
+      .select(['r.id as refresh_id', 'r.used_at', 's.id', 's.kind', 's.stage_id', 's.user_id', 's.revoked_at', 's.idle_expires_at', 's.absolute_expires_at', 's.enrolment_only', 'u.email', 'u.tenant_id', 'u.status'])
+      .where('r.token_hash', '=', hashToken(input.refreshToken))
+      .forUpdate('r')
+      .executeTakeFirst();
+    if (!row || row.kind !== expect.kind || (expect.kind === 'end-user' && row.stage_id !== expect.stageId)) {
+      return { error: 'IAM_TOKEN_INVALID' as const };
+    }
+    if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) return { error: 'IAM_CSRF' as const };
+    const actor = { ...source, actor: { type: 'user' as const, id: row.user_id, label: row.email, roles: [] } };
+    if (row.used_at !== null) {
+      if (row.revoked_at === null) {
+        await trx.updateTable('accord.sessions').set({ revoked_at: now, revoked_reason: 'refresh-reuse' }).where('id', '=', row.id).execute();
+      }
+      await record(trx, actor, {
+        tenantId: row.tenant_id,
+        action: 'auth.refresh',
+        target: { type: 'session', id: row.id },
+        outcome: 'denied',
+        reason: 'IAM_REFRESH_REUSED',
+        details: { sessionRevoked: true },
+      });
+      return { error: 'IAM_REFRESH_REUSED' as const };
+    }
+    if (row.revoked_at !== null || row.idle_expires_at <= now || row.absolute_expires_at <= now || row.status !== 'active' || row.enrolment_only) {
+      return { error: 'IAM_SESSION_ENDED' as const };
+    }
+    await trx.updateTable('accord.refresh_tokens').set({ used_at: now }).where('id', '=', row.refresh_id).execute();
+    const refresh = newToken('acr');
+    await trx.insertInto('accord.refresh_tokens').values({ session_id: row.id, token_hash: refresh.hash }).execute();
+    const policy = await input.policy({ userId: row.user_id, tenantId: row.tenant_id, stageId: row.stage_id });
+    const idle = new Date(Math.min(now.getTime() + policy.idleSeconds * 1000, row.absolute_expires_at.getTime()));
+    await trx.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: idle }).where('id', '=', row.id).execute();
+    await record(trx, actor, { tenantId: row.tenant_id, action: 'auth.refresh', target: { type: 'session', id: row.id }, outcome: 'success' });
+    const access = accessToken(issuer, row.kind === 'end-user' ? 'end-user' : 'user', row.user_id, row.id, row.absolute_expires_at, now);
+    return {
+      session: {
+        sessionId: row.id,
+        accessToken: access.token,
+        accessExpiresAt: access.expiresAt,
+        refreshToken: refresh.token,
+        sessionExpiresAt: row.absolute_expires_at,
+        csrfToken: csrfToken(issuer.key, row.id),
+        enrolmentOnly: false,
+      },
+    };
+  });
+  if ('error' in outcome && outcome.error) throw new AccordError(outcome.error);
+  return outcome.session;
+}
+
+export type Authentication = { auth: AuthContext } | { error: NonNullable<RequestMeta['authError']> };
+
+/**
+ * Resolves an access token to the caller: MAC and expiry first (no database work for forged or
+ * stale tokens), then the live session and user, or the live API client, with current grants.
+ * Revoking a session, disabling a user or revoking a client takes effect on the next request.
+ */
+export async function authenticate(db: Db, issuer: TokenIssuer, token: string, via: 'bearer' | 'cookie', idle: (tenantId: string | null, stageId: string | null) => Promise<number>, now = new Date()): Promise<Authentication> {
+  const v = verifyAccessToken(issuer.key, token, now.getTime());
+  if (!v.ok) return { error: v.reason === 'expired' ? 'IAM_TOKEN_EXPIRED' : 'IAM_TOKEN_INVALID' };
+  const c = v.claims;
+  if (c.typ === 'client') {
+    const client = await db
+      .selectFrom('accord.api_clients')
+      .select(['id', 'name', 'tenant_id'])
+      .where('id', '=', c.sub)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (!client) return { error: 'IAM_SESSION_ENDED' };
+    return {
+      auth: {
+        kind: 'client',
+        principalId: client.id,
+        label: client.name,
+        tenantId: client.tenant_id,
+        sessionId: null,
+        stageId: null,
+        enrolmentOnly: false,
+        via,
+        grants: await grantsOf(db, { clientId: client.id }),
+      },
+    };
+  }
+  if (c.sid === null) return { error: 'IAM_TOKEN_INVALID' };
   const row = await db
     .selectFrom('accord.sessions as s')
     .innerJoin('accord.users as u', 'u.id', 's.user_id')
-    .select(['s.id', 's.user_id', 's.last_seen_at', 's.absolute_expires_at', 'u.email', 'u.tenant_id'])
-    .where('s.token_hash', '=', hashToken(token))
+    .leftJoin('accord.stages as st', 'st.id', 's.stage_id')
+    .leftJoin('accord.tenants as t', 't.id', 'st.tenant_id')
+    .select(['s.id', 's.user_id', 's.kind', 's.stage_id', 's.enrolment_only', 's.last_seen_at', 's.absolute_expires_at', 'u.email', 'u.tenant_id', 'st.name as stage_name', 't.name as tenant_name'])
+    .where('s.id', '=', c.sid)
+    .where('s.user_id', '=', c.sub)
     .where('s.revoked_at', 'is', null)
     .where('s.idle_expires_at', '>', now)
     .where('s.absolute_expires_at', '>', now)
     .where('u.status', '=', 'active')
     .executeTakeFirst();
-  if (!row) return undefined;
+  if (!row || (row.kind === 'end-user') !== (c.typ === 'end-user')) return { error: 'IAM_SESSION_ENDED' };
   if (now.getTime() - row.last_seen_at.getTime() > TOUCH_EVERY_MS) {
-    const idle = new Date(Math.min(now.getTime() + policy.idleSeconds * 1000, row.absolute_expires_at.getTime()));
-    await db
-      .updateTable('accord.sessions')
-      .set({ last_seen_at: now, idle_expires_at: idle })
-      .where('id', '=', row.id)
-      .execute();
+    const idleSeconds = await idle(row.tenant_id, row.stage_id);
+    const until = new Date(Math.min(now.getTime() + idleSeconds * 1000, row.absolute_expires_at.getTime()));
+    await db.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: until }).where('id', '=', row.id).execute();
   }
   return {
-    kind: 'user',
-    userId: row.user_id,
-    email: row.email,
-    tenantId: row.tenant_id,
-    sessionId: row.id,
-    grants: await grantsOf(db, row.user_id),
+    auth: {
+      kind: row.kind === 'end-user' ? 'end-user' : 'user',
+      principalId: row.user_id,
+      label: row.email,
+      tenantId: row.tenant_id,
+      sessionId: row.id,
+      stageId: row.stage_id,
+      ...(row.kind === 'end-user' && row.stage_name && row.tenant_name ? { endUser: { tenant: row.tenant_name, stage: row.stage_name } } : {}),
+      enrolmentOnly: row.enrolment_only,
+      via,
+      // End users act inside apps with app roles; control-plane grants do not apply to them.
+      grants: row.kind === 'end-user' ? [] : await grantsOf(db, { userId: row.user_id }),
+    },
   };
 }
 
-/** Revokes one session; returns whether it was live. */
-export async function revokeSession(trx: Trx, sessionId: string): Promise<boolean> {
+/** Revokes one session (and so all its tokens); returns whether it was live. */
+export async function revokeSession(trx: Trx, sessionId: string, reason = 'logout'): Promise<boolean> {
   const res = await trx
     .updateTable('accord.sessions')
-    .set({ revoked_at: sql`now()` })
+    .set({ revoked_at: sql`now()`, revoked_reason: reason })
     .where('id', '=', sessionId)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
   return res.numUpdatedRows > 0n;
+}
+
+/** Revokes every live session of a user (password change, disabling); returns how many. */
+export async function revokeUserSessions(trx: Trx, userId: string, reason: string, except?: string): Promise<number> {
+  let q = trx.updateTable('accord.sessions').set({ revoked_at: sql`now()`, revoked_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+  if (except) q = q.where('id', '!=', except);
+  const res = await q.executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+/** A session as its owner (or a tenant admin) sees it: never any token. */
+export interface SessionView {
+  readonly id: string;
+  readonly kind: 'console' | 'end-user';
+  readonly stage: string | null;
+  readonly createdAt: string;
+  readonly lastSeenAt: string;
+  readonly idleExpiresAt: string;
+  readonly absoluteExpiresAt: string;
+  readonly sourceIp: string | null;
+  readonly userAgent: string | null;
+  readonly authMethods: readonly string[];
+}
+
+/** A user's live sessions, newest first. */
+export async function listSessions(db: DbOrTrx, userId: string, now = new Date()): Promise<SessionView[]> {
+  const rows = await db
+    .selectFrom('accord.sessions as s')
+    .leftJoin('accord.stages as st', 'st.id', 's.stage_id')
+    .select(['s.id', 's.kind', 'st.name as stage', 's.created_at', 's.last_seen_at', 's.idle_expires_at', 's.absolute_expires_at', 's.source_ip', 's.user_agent', 's.auth_methods'])
+    .where('s.user_id', '=', userId)
+    .where('s.revoked_at', 'is', null)
+    .where('s.idle_expires_at', '>', now)
+    .where('s.absolute_expires_at', '>', now)
+    .orderBy('s.created_at', 'desc')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    stage: r.stage,
+    createdAt: r.created_at.toISOString(),
+    lastSeenAt: r.last_seen_at.toISOString(),
+    idleExpiresAt: r.idle_expires_at.toISOString(),
+    absoluteExpiresAt: r.absolute_expires_at.toISOString(),
+    sourceIp: r.source_ip,
+    userAgent: r.user_agent,
+    authMethods: r.auth_methods,
+  }));
 }

@@ -1,6 +1,7 @@
 import type { DbOrTrx, Trx } from '../db/index.ts';
 import type { GrantView } from '../http/index.ts';
 import { hashPassword } from './passwords.ts';
+import { builtInRoles } from './permissions.ts';
 
 /** Emails are compared case-insensitively; stored lower-case (a CHECK enforces it). */
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
@@ -33,26 +34,33 @@ export async function createUser(
 /** Grants a role, optionally limited to a tenant and a stage. */
 export async function grantRole(
   trx: Trx,
-  grant: { userId: string; role: string; tenantId: string | null; stageId: string | null },
+  grant: { userId: string; role: string; tenantId: string | null; stageId: string | null; grantedBy?: string | null },
 ): Promise<void> {
   await trx
     .insertInto('accord.role_grants')
-    .values({ user_id: grant.userId, role: grant.role, tenant_id: grant.tenantId, stage_id: grant.stageId })
+    .values({ user_id: grant.userId, role: grant.role, tenant_id: grant.tenantId, stage_id: grant.stageId, granted_by: grant.grantedBy ?? null })
     .onConflict((oc) => oc.doNothing())
     .execute();
 }
 
-/** A user's grants with tenant and stage names resolved, as the authorizer needs them. */
-export async function grantsOf(db: DbOrTrx, userId: string): Promise<GrantView[]> {
-  const rows = await db
+/**
+ * A principal's grants with tenant and stage names and the role's permissions resolved, as the
+ * authorizer needs them. A custom role is looked up in the grant's tenant; a grant naming a role
+ * that no longer exists carries no permission (fail closed).
+ */
+export async function grantsOf(db: DbOrTrx, principal: { userId: string } | { clientId: string }): Promise<GrantView[]> {
+  let q = db
     .selectFrom('accord.role_grants as g')
     .leftJoin('accord.tenants as t', 't.id', 'g.tenant_id')
     .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
-    .select(['g.role', 'g.tenant_id', 't.name as tenant_name', 'g.stage_id', 's.name as stage_name'])
-    .where('g.user_id', '=', userId)
-    .execute();
+    .leftJoin('accord.custom_roles as c', (j) => j.onRef('c.tenant_id', '=', 'g.tenant_id').onRef('c.name', '=', 'g.role'))
+    .select(['g.id', 'g.role', 'g.tenant_id', 't.name as tenant_name', 'g.stage_id', 's.name as stage_name', 'c.permissions as custom']);
+  q = 'userId' in principal ? q.where('g.user_id', '=', principal.userId) : q.where('g.client_id', '=', principal.clientId);
+  const rows = await q.execute();
   return rows.map((r) => ({
+    id: r.id,
     role: r.role,
+    permissions: builtInRoles[r.role]?.permissions ?? r.custom ?? [],
     tenantId: r.tenant_id,
     tenantName: r.tenant_name,
     stageId: r.stage_id,

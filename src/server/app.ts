@@ -10,7 +10,8 @@ import type { Keyring } from '../crypto/keys/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
-import { authenticateToken, authorize, iamRoutes, isPermission, userRoutes } from '../iam/index.ts';
+import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
+import { identityRoutes } from '../iam/identity-routes.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
@@ -27,6 +28,10 @@ export interface AppOptions {
   readonly keyring: Keyring;
   /** TLS key and certificate; absent only for in-process tests driven by `inject()`. */
   readonly https?: { readonly key: string; readonly cert: string };
+  /** The IAM key signing access tokens; opened (created on first start) from the KMS when absent. */
+  readonly iamKey?: IamKey;
+  /** The URL clients use (WebAuthn origin); default from config.publicUrl or localhost. */
+  readonly publicUrl?: string;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -39,8 +44,14 @@ export interface DeclaredRoute {
 declare module 'fastify' {
   interface FastifyInstance {
     declaredRoutes: readonly DeclaredRoute[];
+    /** Identity services (IAM key, token issuer, sign-in policy) this server uses. */
+    iam: IamServices;
+    /** Last use of grants, flushed periodically and on close. */
+    grantUsage: GrantUsage;
   }
 }
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -102,33 +113,62 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   installErrorHandling(app);
+  // OAuth2 token requests are form-encoded (RFC 6749 section 4.4); nothing else is.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    const form: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) {
+      // A repeated parameter is an error in OAuth2 (RFC 6749 section 3.2); keep it detectable.
+      form[k] = Object.hasOwn(form, k) ? '\u0000duplicate' : v;
+    }
+    done(null, form);
+  });
   const metrics = installMetrics(app);
+
+  const iam = iamServices(database.db, config, opts.iamKey ?? (await IamKey.open(database.db, opts.keyring.kms)), opts.publicUrl);
+  app.decorate('iam', iam);
+  const grantUsage = new GrantUsage(database.db);
+  app.decorate('grantUsage', grantUsage);
+  app.addHook('onClose', async () => grantUsage.stop().catch((err) => app.log.warn({ err }, 'grant usage flush failed')));
+  const idleOf = async (tenantId: string | null, stageId: string | null) =>
+    (await sessionPolicy(database.db, iam.defaults, { tenantId, stageId })).idleSeconds;
 
   app.decorateRequest('meta', undefined as unknown as FastifyRequest['meta']);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
-    const token = bearer(req);
-    const auth = token
-      ? await authenticateToken(database.db, token, {
-          idleSeconds: config.sessionIdleTimeoutSeconds,
-          absoluteSeconds: config.sessionAbsoluteTimeoutSeconds,
-        })
-      : undefined;
     const ua = req.headers['user-agent'];
-    req.meta = {
-      requestId: req.id,
-      sourceIp: req.ip ?? null,
-      userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null,
-      auth,
-    };
+    const base = { requestId: req.id, sourceIp: req.ip ?? null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+    // A bearer header wins; browsers send the access cookie instead.
+    const fromHeader = bearer(req);
+    const token = fromHeader ?? readCookie(req, ACCESS_COOKIE);
+    if (!token) {
+      req.meta = { ...base, auth: undefined };
+      return;
+    }
+    const via = fromHeader ? 'bearer' : 'cookie';
+    const result = await authenticate(database.db, iam.issuer, token, via, idleOf);
+    if ('error' in result) {
+      req.meta = { ...base, auth: undefined, authError: result.error };
+      return;
+    }
+    // Cookies ride along on cross-site requests; a change made with one must prove it comes from
+    // a page that could read the session's CSRF token.
+    if (via === 'cookie' && !SAFE_METHODS.has(req.method) && result.auth.sessionId) {
+      const sent = req.headers[CSRF_HEADER];
+      if (typeof sent !== 'string' || !iam.key.verifyMac('csrf', result.auth.sessionId, Buffer.from(sent, 'base64url'))) {
+        req.meta = { ...base, auth: undefined, authError: 'IAM_CSRF' };
+        return;
+      }
+    }
+    req.meta = { ...base, auth: result.auth };
   });
   // Before validation, so an anonymous caller learns nothing about a route's input rules.
   app.addHook('preValidation', async (req) => {
     const acc = req.routeOptions.config.access;
     if (!acc) return;
     try {
-      authorize(req.meta, acc, (req.params ?? {}) as Record<string, string | undefined>);
+      const grant = authorize(req.meta, acc, (req.params ?? {}) as Record<string, string | undefined>);
+      if (grant) grantUsage.note(grant.id);
     } catch (err) {
       if (isAccordError(err)) {
         await database.db
@@ -151,8 +191,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const routes: RouteDefinition[] = [
     ...platformRoutes({ app, database, metrics, kmsHealth: () => opts.keyring.kms.health() }),
-    ...iamRoutes({ db: database.db, config }),
-    ...userRoutes({ db: database.db }),
+    ...identityRoutes(iam),
     ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),

@@ -1,3 +1,4 @@
+import type { Selectable } from 'kysely';
 import { type AuditSource, record } from '../audit/index.ts';
 import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
@@ -24,7 +25,7 @@ export interface Tenant {
   readonly createdAt: string;
 }
 
-type TenantRow = { [K in keyof TenantsTable]: K extends 'id' ? string : K extends 'created_at' ? Date : TenantsTable[K] };
+type TenantRow = Selectable<TenantsTable>;
 type StageRow = { id: string; name: string; position: number; schema_name: string; role_name: string; created_at: Date };
 
 const toTenant = (r: TenantRow): Tenant => ({

@@ -3,6 +3,7 @@ import * as m001 from './001-foundation.ts';
 import * as m002 from './002-audit.ts';
 import * as m003 from './003-keys.ts';
 import * as m004 from './004-lockout.ts';
+import * as m005 from './005-identity.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -10,4 +11,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '002-audit': m002,
   '003-keys': m003,
   '004-lockout': m004,
+  '005-identity': m005,
 });

@@ -5,8 +5,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { ephemeralSigner } from '../../../src/audit/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
-import { createSession, createUser, ensureBootstrap, grantRole } from '../../../src/iam/index.ts';
+import { createUser, ensureBootstrap, grantRole } from '../../../src/iam/index.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
+import { sessionToken, testIamKey } from '../../harness/iam.ts';
 import { testKeyring } from '../../harness/keys.ts';
 import { engines } from '../../harness/engines.ts';
 
@@ -42,7 +43,7 @@ for (const engine of engines()) {
           cb();
         },
       });
-      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink), signer: ephemeralSigner(), keyring: await testKeyring() });
+      app = await buildApp({ config, database: { engine: engine.name, db, location: 'test', close: async () => {} }, logger: createLogger('info', sink), signer: ephemeralSigner(), keyring: await testKeyring(), iamKey: testIamKey });
       const boot = await ensureBootstrap(db, {});
       assert.equal(boot.state, 'token-issued');
       const token = boot.state === 'token-issued' ? boot.token : '';
@@ -70,8 +71,8 @@ for (const engine of engines()) {
       assert.deepEqual(strip(wrong), strip(unknown));
       const ok = await login('OPS@example.test', OPS_PASSWORD);
       assert.equal(ok.statusCode, 200, ok.body);
-      opsToken = ok.json().token;
-      assert.match(opsToken, /^acs_/);
+      opsToken = ok.json().accessToken;
+      assert.match(opsToken, /^aca_/);
       const events = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'auth.login').orderBy('seq').execute();
       assert.deepEqual(events, [
         { outcome: 'failure', reason: 'bad-password' },
@@ -103,7 +104,10 @@ for (const engine of engines()) {
         if (r.method !== 'HEAD') problem(res, 401, 'IAM_UNAUTHENTICATED');
       }
       const garbage = await app.inject({ method: 'GET', url: '/api/v1/tenants', headers: auth('acs_forged-token') });
-      problem(garbage, 401, 'IAM_UNAUTHENTICATED');
+      problem(garbage, 401, 'IAM_TOKEN_INVALID');
+      // A real token with one character of its signature changed: refused, not trusted.
+      const forged = `${opsToken.slice(0, -2)}${opsToken.endsWith('AA') ? 'BB' : 'AA'}`;
+      problem(await app.inject({ method: 'GET', url: '/api/v1/tenants', headers: auth(forged) }), 401, 'IAM_TOKEN_INVALID');
       const denied = await db.selectFrom('accord.audit_events').select('id').where('action', '=', 'access.denied').execute();
       assert.ok(denied.length >= app.declaredRoutes.filter((x) => x.access.kind !== 'public').length, 'every denial is audited');
     });
@@ -140,7 +144,7 @@ for (const engine of engines()) {
       adminToken = await db.transaction().execute(async (trx) => {
         const userId = await createUser(trx, { tenantId: acme.id, email: 'admin@acme.test', password: 'acme admin passphrase' });
         await grantRole(trx, { userId, role: 'tenant-admin', tenantId: acme.id, stageId: null });
-        return (await createSession(trx, userId, { idleSeconds: 600, absoluteSeconds: 600 }, { ip: null, userAgent: null })).token;
+        return sessionToken(trx, userId);
       });
       const get = (url: string) => app.inject({ method: 'GET', url, headers: auth(adminToken) });
       assert.equal((await get('/api/v1/tenants/acme')).statusCode, 200);
@@ -195,7 +199,7 @@ for (const engine of engines()) {
     test('logout ends the session: the same token is refused afterwards', async () => {
       const out = await app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: auth(opsToken) });
       assert.equal(out.statusCode, 204);
-      problem(await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: auth(opsToken) }), 401, 'IAM_UNAUTHENTICATED');
+      problem(await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: auth(opsToken) }), 401, 'IAM_SESSION_ENDED');
     });
 
     test('no password or token ever reaches the logs or the audit trail', async () => {

@@ -250,7 +250,7 @@ describe('two platform nodes writing the audit trail of one PostgreSQL database 
     assert.equal(setup.status, 201, JSON.stringify(setup.body));
     const login = await a.call('POST', '/api/v1/auth/login', { body: { email: EMAIL, password: PASSWORD } });
     assert.equal(login.status, 200, JSON.stringify(login.body));
-    token = (login.body as { token: string }).token;
+    token = (login.body as { accessToken: string }).accessToken;
     // The session lives in the shared database, so node B accepts it too.
     const acme = await a.call('POST', '/api/v1/tenants', { token, body: { name: 'acme' } });
     assert.equal(acme.status, 201, JSON.stringify(acme.body));

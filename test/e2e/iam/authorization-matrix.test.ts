@@ -9,10 +9,11 @@ import { ephemeralSigner, systemSource } from '../../../src/audit/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import type { RouteAccess } from '../../../src/http/index.ts';
-import { builtInRoles, createSession, createUser, grantRole } from '../../../src/iam/index.ts';
+import { builtInRoles, createUser, grantRole } from '../../../src/iam/index.ts';
 import { buildApp } from '../../../src/server/index.ts';
 import { createTenant, type Stage } from '../../../src/tenancy/index.ts';
 import { engines } from '../../harness/engines.ts';
+import { testIamKey, sessionToken } from '../../harness/iam.ts';
 import { testKeyring } from '../../harness/keys.ts';
 
 const config = loadConfig({ env: {}, flags: { logLevel: 'silent' } });
@@ -29,7 +30,9 @@ interface Actor {
 }
 
 /** The expected outcome: 'allow', 'forbidden' (403) or 'hidden' (404: the tenant is not visible). */
-function expected(actor: Actor, acc: RouteAccess, tenant: 'acme' | 'globex', stage: 'development' | 'production'): 'allow' | 'forbidden' | 'hidden' {
+function expected(actor: Actor, acc: RouteAccess, tenant: 'acme' | 'globex', stage: 'development' | 'production'): 'allow' | 'forbidden' | 'hidden' | 'wrong-audience' {
+  // App routes under /t/ take end-user tokens only; a console session never opens them.
+  if (acc.kind === 'end-user') return 'wrong-audience';
   if (acc.kind !== 'permission') return 'allow';
   const perms = builtInRoles[actor.role]?.permissions ?? [];
   const has = (perms as readonly string[]).includes(acc.permission);
@@ -50,7 +53,7 @@ for (const engine of engines()) {
       const database = await engine.open();
       const db: Db = database.db;
       const keyring = await testKeyring();
-      app = await buildApp({ config, database, logger: pino({ level: 'silent' }), signer: ephemeralSigner(), keyring });
+      app = await buildApp({ config, database, logger: pino({ level: 'silent' }), signer: ephemeralSigner(), keyring, iamKey: testIamKey });
       const acme = await createTenant(db, keyring, systemSource, { name: 'acme' });
       const globex = await createTenant(db, keyring, systemSource, { name: 'globex' });
       assert.ok(globex);
@@ -67,7 +70,7 @@ for (const engine of engines()) {
         for (const [i, a] of actors.entries()) {
           const userId = await createUser(trx, { tenantId: a.scope === 'platform' ? null : acme.id, email: `u${i}@matrix.test`, password: 'matrix passphrase ok' });
           await grantRole(trx, { userId, role: a.role, tenantId: a.scope === 'platform' ? null : acme.id, stageId: a.scope === 'stage' ? dev.id : null });
-          a.token = (await createSession(trx, userId, { idleSeconds: 3600, absoluteSeconds: 3600 }, { ip: null, userAgent: null })).token;
+          a.token = await sessionToken(trx, userId);
         }
       });
       const routes = app.declaredRoutes.filter((r) => r.method !== 'HEAD' && !SKIP.has(`${r.method} ${r.url}`));
@@ -82,7 +85,7 @@ for (const engine of engines()) {
             for (const a of actors) {
               const res = await app.inject({ method: r.method as 'GET', url, headers: { authorization: `Bearer ${a.token}` } });
               const body = res.statusCode >= 400 ? res.json() : {};
-              const got = res.statusCode === 403 && body.code === 'IAM_FORBIDDEN' ? 'forbidden' : res.statusCode === 404 && body.code === 'TENANCY_TENANT_NOT_FOUND' && tenant === 'globex' ? 'hidden' : res.statusCode === 401 ? 'unauthenticated' : 'allow';
+              const got = res.statusCode === 403 && body.code === 'IAM_WRONG_AUDIENCE' ? 'wrong-audience' : res.statusCode === 403 && body.code === 'IAM_FORBIDDEN' ? 'forbidden' : res.statusCode === 404 && body.code === 'TENANCY_TENANT_NOT_FOUND' && tenant === 'globex' ? 'hidden' : res.statusCode === 401 ? 'unauthenticated' : 'allow';
               const want = expected(a, r.access, tenant, stage);
               checked++;
               if (got !== want) mismatches.push(`${a.label} ${r.method} ${url}: expected ${want}, got ${got} (${res.statusCode} ${body.code ?? ''})`);

@@ -22,7 +22,7 @@ for (const engine of engines()) {
     const code = (r: LightMyRequestResponse) => (r.statusCode >= 400 ? r.json().code : r.statusCode);
     const login = async (email: string, password: string, tenant?: string) => {
       const r = await call('POST', '/api/v1/auth/login', undefined, { email, password, ...(tenant ? { tenant } : {}) });
-      return r.statusCode === 200 ? (r.json().token as string) : (r.json().code as string);
+      return r.statusCode === 200 ? (r.json().accessToken as string) : (r.json().code as string);
     };
 
     test('an operator creates users in a tenant directory; bad input changes nothing', async () => {
@@ -45,7 +45,7 @@ for (const engine of engines()) {
     test('a developer on development sees the tenant but cannot administer it, nor see another tenant', async () => {
       assert.equal((await call('POST', '/api/v1/tenants/acme/grants', ops, { user: 'alice@acme.test', role: 'developer', stage: 'development' })).statusCode, 204);
       const alice = await login('alice@acme.test', 'wonderland rabbit hole');
-      assert.match(alice, /^acs_/);
+      assert.match(alice, /^aca_/);
       assert.equal((await call('GET', '/api/v1/tenants/acme', alice)).statusCode, 200);
       assert.equal((await call('GET', '/api/v1/tenants/acme/stages', alice)).statusCode, 200);
       assert.equal(code(await call('POST', '/api/v1/tenants/acme/stages', alice, { name: 'qa' })), 'IAM_FORBIDDEN');
@@ -91,7 +91,7 @@ for (const engine of engines()) {
       assert.equal(code(await call('GET', '/api/v1/tenants/acme', alice)), 'IAM_UNAUTHENTICATED');
       assert.equal(await login('alice@acme.test', 'wonderland rabbit hole'), 'IAM_INVALID_CREDENTIALS');
       assert.equal((await call('PATCH', '/api/v1/tenants/acme/users/alice@acme.test', ops, { status: 'active' })).statusCode, 204);
-      assert.match(await login('alice@acme.test', 'wonderland rabbit hole'), /^acs_/);
+      assert.match(await login('alice@acme.test', 'wonderland rabbit hole'), /^aca_/);
     });
 
     test('an email in two tenants signs in to the one whose password matches, or asks which tenant', async () => {
@@ -103,7 +103,7 @@ for (const engine of engines()) {
       await call('POST', '/api/v1/tenants/globex/users', ops, { email: 'dup@x.test', password: 'the same passphrase' });
       await call('POST', '/api/v1/tenants/acme/users', ops, { email: 'dup@x.test', password: 'the same passphrase' });
       assert.equal(await login('dup@x.test', 'the same passphrase'), 'IAM_TENANT_REQUIRED');
-      assert.match(await login('dup@x.test', 'the same passphrase', 'acme'), /^acs_/);
+      assert.match(await login('dup@x.test', 'the same passphrase', 'acme'), /^aca_/);
     });
 
     test('repeated wrong passwords lock the account with Retry-After, and a right password is refused meanwhile', async () => {
@@ -118,7 +118,7 @@ for (const engine of engines()) {
       const events = await call('GET', '/api/v1/audit?action=auth.lockout', ops);
       assert.ok(events.json().records.some((r: { details: { scope?: string } }) => r.details.scope === 'account'));
       // Another account from the same address is not affected.
-      assert.match(await login('admin@acme.test', 'orchard lemon tree'), /^acs_/);
+      assert.match(await login('admin@acme.test', 'orchard lemon tree'), /^aca_/);
     });
 
     test('user and grant changes are audited on the tenant chain', async () => {

@@ -99,9 +99,9 @@ describe('a rotation job killed with SIGKILL half-way on PGlite resumes on resta
     servers.push(server);
     const ready = await server.ready();
     const agent = new Agent({ keepAlive: true, ca: readFileSync(ready.caFile, 'utf8') });
-    const login = await api<{ token: string }>(ready, agent, 'POST', '/api/v1/auth/login', undefined, { email: EMAIL, password: PASSWORD });
+    const login = await api<{ accessToken: string }>(ready, agent, 'POST', '/api/v1/auth/login', undefined, { email: EMAIL, password: PASSWORD });
     assert.equal(login.status, 200);
-    return { ready, agent, token: login.json.token };
+    return { ready, agent, token: login.json.accessToken };
   };
   const jobOf = async (ready: Ready, agent: Agent, token: string, id: string) =>
     (await api<{ jobs: KeyJob[] }>(ready, agent, 'GET', '/api/v1/tenants/acme/keys', token)).json.jobs.find((j) => j.id === id);
