@@ -1,5 +1,11 @@
 import { Command, CommanderError } from 'commander';
+import { registerAccessCommands } from './access.ts';
+import { registerAccountCommands } from './account.ts';
 import { registerAuditCommands } from './audit.ts';
+import { registerClientCommands } from './clients.ts';
+import { registerMfaCommands } from './mfa.ts';
+import { registerPolicyCommands } from './policy.ts';
+import { registerRoleCommands } from './roles.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerUserCommands } from './users.ts';
 import { reportError } from './output.ts';
@@ -20,6 +26,13 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerKeyCommands(program);
   registerUserCommands(program);
+  // These extend the `user`, `role` and `tenant` commands registered above.
+  registerAccountCommands(program);
+  registerRoleCommands(program);
+  registerPolicyCommands(program);
+  registerMfaCommands(program);
+  registerClientCommands(program);
+  registerAccessCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
+import { GrantUsage } from './grant-usage.ts';
 import type { IamKey } from './iam-key.ts';
 import { lockoutPolicyFromConfig } from './lockout.ts';
 import type { SignInDeps } from './login.ts';
@@ -18,6 +19,8 @@ export interface IamServices {
   readonly signIn: SignInDeps;
   /** WebAuthn relying party: id (a host name) and the origin browsers report. */
   readonly webauthn: { readonly rpId: string; readonly origin: string; readonly rpName: string };
+  /** Last use of grants (access reviews); flush() before reading last_used_at. */
+  readonly grantUsage: GrantUsage;
 }
 
 export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: string): IamServices {
@@ -31,6 +34,7 @@ export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: str
     issuer,
     defaults,
     signIn: Object.freeze({ db, issuer, defaults, lockout: lockoutPolicyFromConfig(config), platformRequireMfa: config.platformRequireMfa }),
+    grantUsage: new GrantUsage(db),
     webauthn: Object.freeze({ rpId: config.webauthnRpId ?? url.hostname, origin: url.origin, rpName: 'Accord' }),
   });
 }

@@ -81,7 +81,7 @@ export async function assertHoldsRole(db: DbOrTrx, actor: AuthContext, role: str
  * Whoever disables, deletes or re-enables a user must hold every permission of every role that
  * user holds on the tenant: a tenant admin cannot lock out someone with powers it does not have.
  */
-async function assertOutranks(db: DbOrTrx, actor: AuthContext, scope: TenantScope, userId: string): Promise<void> {
+export async function assertOutranks(db: DbOrTrx, actor: AuthContext, scope: TenantScope, userId: string): Promise<void> {
   const grants = await db
     .selectFrom('accord.role_grants as g')
     .leftJoin('accord.stages as s', 's.id', 'g.stage_id')

@@ -10,7 +10,7 @@ import type { Keyring } from '../crypto/keys/index.ts';
 import type { Database } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
-import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
+import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
 import { identityRoutes } from '../iam/identity-routes.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
@@ -126,7 +126,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const iam = iamServices(database.db, config, opts.iamKey ?? (await IamKey.open(database.db, opts.keyring.kms)), opts.publicUrl);
   app.decorate('iam', iam);
-  const grantUsage = new GrantUsage(database.db);
+  const grantUsage = iam.grantUsage;
   app.decorate('grantUsage', grantUsage);
   app.addHook('onClose', async () => grantUsage.stop().catch((err) => app.log.warn({ err }, 'grant usage flush failed')));
   const idleOf = async (tenantId: string | null, stageId: string | null) =>

@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+/** (being built) */
+export function registerPolicyCommands(_program: Command): void {}
