@@ -8,9 +8,16 @@ export interface Profile {
   readonly url: string;
   /** PEM of the CA to trust for this server (absent: the system's trust store). */
   readonly ca?: string;
+  /** The current access token (short-lived) and the refresh token that renews it. */
   readonly token?: string;
+  readonly refreshToken?: string;
   readonly email?: string;
+  /** When the access token expires. */
   readonly expiresAt?: string;
+  /** When the session ends at the latest. */
+  readonly sessionExpiresAt?: string;
+  /** Set when the session may only enrol an MFA factor. */
+  readonly enrolmentOnly?: boolean;
 }
 
 export function configDir(): string {

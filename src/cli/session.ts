@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { apiClient } from './client.ts';
-import { action, sessionClient, withJson } from './command.ts';
+import { action, type SignInAnswer, saveSession, sessionClient, withJson } from './command.ts';
 import { cliError } from './output.ts';
 import { loadProfile, readArgFile, removeProfile, saveProfile } from './profile.ts';
 
@@ -47,25 +47,37 @@ export function registerSessionCommands(program: Command): void {
   withJson(
     program
       .command('login')
-      .description('sign in and save the session (URL, CA, token) under ACCORD_CONFIG_DIR, mode 0600')
+      .description('sign in and save the session (URL, CA, tokens) under ACCORD_CONFIG_DIR, mode 0600')
       .option('--url <url>', 'platform URL (default: the saved profile)')
       .option('--ca-file <file>', 'CA certificate to trust (default: the saved profile)')
       .requiredOption('--email <email>', 'your email')
       .requiredOption('--password-file <file>', 'file holding your password')
-      .option('--tenant <name>', 'the tenant to sign in to, when your email exists in several'),
+      .option('--tenant <name>', 'the tenant to sign in to, when your email exists in several')
+      .option('--totp <code>', 'the 6-digit code of your authenticator app, when MFA is enrolled')
+      .option('--recovery-code <code>', 'one of your recovery codes, instead of --totp'),
   ).action(
-    action(async (out, opts: ServerOptions & { email: string; passwordFile: string; tenant?: string }) => {
+    action(async (out, opts: ServerOptions & { email: string; passwordFile: string; tenant?: string; totp?: string; recoveryCode?: string }) => {
       const password = readArgFile(opts.passwordFile, '--password-file', { trimNewline: true });
       const target = server(opts);
-      const res = await apiClient(target).call<{ token: string; expiresAt: string; user: { id: string; email: string } }>(
-        'POST',
-        '/api/v1/auth/login',
-        { email: opts.email, password, ...(opts.tenant ? { tenant: opts.tenant } : {}) },
-      );
-      saveProfile({ ...target, token: res.token, email: res.user.email, expiresAt: res.expiresAt });
+      const api = apiClient(target);
+      let res = await api.call<SignInAnswer>('POST', '/api/v1/auth/login', { email: opts.email, password, ...(opts.tenant ? { tenant: opts.tenant } : {}) });
+      if (res.status === 'mfa-required') {
+        if (!opts.totp && !opts.recoveryCode) {
+          throw cliError('CLI_USAGE', `MFA is enrolled for ${res.user.email}: run again with --totp CODE (or --recovery-code CODE).`, { methods: res.methods });
+        }
+        res = await api.call<SignInAnswer>('POST', '/api/v1/auth/mfa', {
+          mfaToken: res.mfaToken,
+          ...(opts.totp ? { totp: opts.totp } : { recoveryCode: opts.recoveryCode }),
+        });
+      }
+      saveSession(target, res);
+      const enrol = res.status === 'mfa-enrolment-required';
       out.result(
-        { url: target.url, email: res.user.email, userId: res.user.id, expiresAt: res.expiresAt },
-        (r: { email: string; url: string }) => `Logged in to ${r.url} as ${r.email}.`,
+        { url: target.url, email: res.user.email, userId: res.user.id, status: res.status, expiresAt: res.accessExpiresAt, sessionExpiresAt: res.sessionExpiresAt },
+        (r: { email: string; url: string }) =>
+          enrol
+            ? `Signed in to ${r.url} as ${r.email}, but your tenant requires MFA: run \`accord mfa enroll\`, then \`accord mfa confirm --code CODE\`.`
+            : `Logged in to ${r.url} as ${r.email}.`,
       );
     }),
   );

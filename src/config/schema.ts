@@ -68,6 +68,12 @@ export const ConfigSchema = Type.Object(
     sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default idle timeout of sessions (tenants and stages may set their own).' }),
     sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default absolute timeout of sessions.' }),
     accessTokenTtlSeconds: Type.Integer({ minimum: 30, maximum: 900, default: 300, description: 'Lifetime of access tokens (at most 15 minutes); refresh tokens renew them.' }),
+    authCacheMilliseconds: Type.Integer({
+      minimum: 0,
+      maximum: 10_000,
+      default: 2000,
+      description: 'How long a node remembers a session or API client (0: never). Changes made through a node apply there at once; this bounds how long another node takes to see them.',
+    }),
     platformRequireMfa: Type.Boolean({ default: false, description: 'Require MFA of platform-directory users (operators, security officers).' }),
     webauthnRpId: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'WebAuthn relying party id (default: the host of publicUrl, else localhost).' })),
   },

@@ -45,9 +45,9 @@ export class IamKey {
     return new IamKey('ephemeral', randomBytes(32));
   }
 
-  /** Rewraps the stored key under the KMS's current root key (root rotation). */
-  static async rewrap(trx: Trx, kms: KmsProvider, retiring: string): Promise<number> {
-    const rows = await trx.selectFrom('accord.iam_keys').selectAll().where('root_key_id', '=', retiring).forUpdate().execute();
+  /** Rewraps stored IAM keys under the KMS's current root key (root rotation); how many moved. */
+  static async rewrap(trx: Trx, kms: KmsProvider): Promise<number> {
+    const rows = await trx.selectFrom('accord.iam_keys').selectAll().where('root_key_id', '<>', kms.currentKeyId()).forUpdate().execute();
     for (const r of rows) {
       const clear = await kms.unwrap(r.root_key_id, r.wrapped, aadOf(r.kid));
       const { keyId, wrapped } = await kms.wrap(clear, aadOf(r.kid));

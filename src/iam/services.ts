@@ -2,6 +2,7 @@ import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
 import { GrantUsage } from './grant-usage.ts';
 import type { IamKey } from './iam-key.ts';
+import { PrincipalCache } from './principal-cache.ts';
 import { lockoutPolicyFromConfig } from './lockout.ts';
 import type { SignInDeps } from './login.ts';
 import type { SessionPolicy, TokenIssuer } from './sessions.ts';
@@ -21,6 +22,8 @@ export interface IamServices {
   readonly webauthn: { readonly rpId: string; readonly origin: string; readonly rpName: string };
   /** Last use of grants (access reviews); flush() before reading last_used_at. */
   readonly grantUsage: GrantUsage;
+  /** Who sessions and clients are, remembered for seconds (see PrincipalCache). */
+  readonly principals: PrincipalCache;
 }
 
 export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: string): IamServices {
@@ -35,6 +38,7 @@ export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: str
     defaults,
     signIn: Object.freeze({ db, issuer, defaults, lockout: lockoutPolicyFromConfig(config), platformRequireMfa: config.platformRequireMfa }),
     grantUsage: new GrantUsage(db),
+    principals: new PrincipalCache({ ttlMs: config.authCacheMilliseconds }),
     webauthn: Object.freeze({ rpId: config.webauthnRpId ?? url.hostname, origin: url.origin, rpName: 'Accord' }),
   });
 }

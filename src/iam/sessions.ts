@@ -4,7 +4,8 @@ import type { Db, DbOrTrx, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import type { AuthContext, RequestMeta } from '../http/index.ts';
 import type { IamKey } from './iam-key.ts';
-import { csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
+import type { PrincipalCache } from './principal-cache.ts';
+import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantsOf } from './users.ts';
 
 export interface SessionPolicy {
@@ -189,14 +190,38 @@ export type Authentication = { auth: AuthContext } | { error: NonNullable<Reques
  * stale tokens), then the live session and user, or the live API client, with current grants.
  * Revoking a session, disabling a user or revoking a client takes effect on the next request.
  */
-export async function authenticate(db: Db, issuer: TokenIssuer, token: string, via: 'bearer' | 'cookie', idle: (tenantId: string | null, stageId: string | null) => Promise<number>, now = new Date()): Promise<Authentication> {
+export async function authenticate(
+  db: Db,
+  issuer: TokenIssuer,
+  token: string,
+  via: 'bearer' | 'cookie',
+  idle: (tenantId: string | null, stageId: string | null) => Promise<number>,
+  now = new Date(),
+  cache?: PrincipalCache,
+): Promise<Authentication> {
   const v = verifyAccessToken(issuer.key, token, now.getTime());
   if (!v.ok) return { error: v.reason === 'expired' ? 'IAM_TOKEN_EXPIRED' : 'IAM_TOKEN_INVALID' };
   const c = v.claims;
+  const cacheKey = `${c.typ}:${c.sub}:${c.sid ?? ''}`;
+  const hit = cache?.get(cacheKey, now.getTime());
+  if (hit) return { auth: { ...hit, via } };
+  const found = await loadPrincipal(db, c, idle, now);
+  if ('error' in found) return found;
+  cache?.set(cacheKey, found.auth, now.getTime(), found.deadline);
+  return { auth: { ...found.auth, via } };
+}
+
+/** The database half of {@link authenticate}: the live principal behind verified claims. */
+async function loadPrincipal(
+  db: Db,
+  c: AccessClaims,
+  idle: (tenantId: string | null, stageId: string | null) => Promise<number>,
+  now: Date,
+): Promise<{ auth: Omit<AuthContext, 'via'>; deadline: number } | { error: NonNullable<RequestMeta['authError']> }> {
   if (c.typ === 'client') {
     const client = await db
       .selectFrom('accord.api_clients')
-      .select(['id', 'name', 'tenant_id'])
+      .select(['id', 'name', 'tenant_id', 'expires_at'])
       .where('id', '=', c.sub)
       .where('revoked_at', 'is', null)
       .where('expires_at', '>', now)
@@ -211,9 +236,9 @@ export async function authenticate(db: Db, issuer: TokenIssuer, token: string, v
         sessionId: null,
         stageId: null,
         enrolmentOnly: false,
-        via,
         grants: await grantsOf(db, { clientId: client.id }),
       },
+      deadline: client.expires_at.getTime(),
     };
   }
   if (c.sid === null) return { error: 'IAM_TOKEN_INVALID' };
@@ -222,7 +247,7 @@ export async function authenticate(db: Db, issuer: TokenIssuer, token: string, v
     .innerJoin('accord.users as u', 'u.id', 's.user_id')
     .leftJoin('accord.stages as st', 'st.id', 's.stage_id')
     .leftJoin('accord.tenants as t', 't.id', 'st.tenant_id')
-    .select(['s.id', 's.user_id', 's.kind', 's.stage_id', 's.enrolment_only', 's.last_seen_at', 's.absolute_expires_at', 'u.email', 'u.tenant_id', 'st.name as stage_name', 't.name as tenant_name'])
+    .select(['s.id', 's.user_id', 's.kind', 's.stage_id', 's.enrolment_only', 's.last_seen_at', 's.idle_expires_at', 's.absolute_expires_at', 'u.email', 'u.tenant_id', 'st.name as stage_name', 't.name as tenant_name'])
     .where('s.id', '=', c.sid)
     .where('s.user_id', '=', c.sub)
     .where('s.revoked_at', 'is', null)
@@ -231,10 +256,11 @@ export async function authenticate(db: Db, issuer: TokenIssuer, token: string, v
     .where('u.status', '=', 'active')
     .executeTakeFirst();
   if (!row || (row.kind === 'end-user') !== (c.typ === 'end-user')) return { error: 'IAM_SESSION_ENDED' };
+  let idleUntil = row.idle_expires_at;
   if (now.getTime() - row.last_seen_at.getTime() > TOUCH_EVERY_MS) {
     const idleSeconds = await idle(row.tenant_id, row.stage_id);
-    const until = new Date(Math.min(now.getTime() + idleSeconds * 1000, row.absolute_expires_at.getTime()));
-    await db.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: until }).where('id', '=', row.id).execute();
+    idleUntil = new Date(Math.min(now.getTime() + idleSeconds * 1000, row.absolute_expires_at.getTime()));
+    await db.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: idleUntil }).where('id', '=', row.id).execute();
   }
   return {
     auth: {
@@ -246,10 +272,10 @@ export async function authenticate(db: Db, issuer: TokenIssuer, token: string, v
       stageId: row.stage_id,
       ...(row.kind === 'end-user' && row.stage_name && row.tenant_name ? { endUser: { tenant: row.tenant_name, stage: row.stage_name } } : {}),
       enrolmentOnly: row.enrolment_only,
-      via,
       // End users act inside apps with app roles; control-plane grants do not apply to them.
       grants: row.kind === 'end-user' ? [] : await grantsOf(db, { userId: row.user_id }),
     },
+    deadline: Math.min(idleUntil.getTime(), row.absolute_expires_at.getTime()),
   };
 }
 

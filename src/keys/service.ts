@@ -4,6 +4,7 @@ import type { Keyring } from '../crypto/keys/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';
+import { IamKey } from '../iam/iam-key.ts';
 
 const BATCH = 100;
 
@@ -74,7 +75,7 @@ export async function rotateKeys(
   });
 }
 
-/** Root rotation: a new KMS root key version, then a job rewraps every tenant KEK (and only those). */
+/** Root rotation: a new KMS root key version, then a job rewraps every tenant KEK and the IAM key. */
 export async function rotateRoot(db: Db, keyring: Keyring, source: AuditSource): Promise<{ rootKeyId: string; jobId: string }> {
   const previous = keyring.kms.currentKeyId();
   const rootKeyId = await keyring.kms.rotateRoot();
@@ -223,14 +224,17 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
             .limit(BATCH)
             .execute();
           for (const k of pending) await keyring.rewrapKek(trx, k.tenant_id, k.version);
-          return pending.length;
+          // The platform's IAM key is wrapped by the root key too (one row, moved with the first batch).
+          return pending.length + (await IamKey.rewrap(trx, keyring.kms));
         });
         const done = Number(job.progress.rewrapped ?? 0) + result;
         if (result > 0) return { done: false, progress: { rewrapped: done } };
         // The old root key version is destroyed once nothing it wrapped is left in the catalog.
         const retired: string[] = [];
         for (const id of retire) {
-          const still = await db.selectFrom('accord.tenant_keks').select('tenant_id').where('root_key_id', '=', id).limit(1).executeTakeFirst();
+          const still =
+            (await db.selectFrom('accord.tenant_keks').select('tenant_id').where('root_key_id', '=', id).limit(1).executeTakeFirst()) ??
+            (await db.selectFrom('accord.iam_keys').select('kid').where('root_key_id', '=', id).limit(1).executeTakeFirst());
           if (still || id === keyring.kms.currentKeyId()) continue;
           try {
             await keyring.kms.retireRoot(id);

@@ -132,6 +132,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const idleOf = async (tenantId: string | null, stageId: string | null) =>
     (await sessionPolicy(database.db, iam.defaults, { tenantId, stageId })).idleSeconds;
 
+  // Any change made through this node may end a session, disable a user or move a grant: forget
+  // the remembered principals before the answer leaves, so the caller's next request sees it.
+  app.addHook('onSend', async (req) => {
+    if (!SAFE_METHODS.has(req.method)) iam.principals.invalidate();
+  });
+
   app.decorateRequest('meta', undefined as unknown as FastifyRequest['meta']);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -146,7 +152,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return;
     }
     const via = fromHeader ? 'bearer' : 'cookie';
-    const result = await authenticate(database.db, iam.issuer, token, via, idleOf);
+    const result = await authenticate(database.db, iam.issuer, token, via, idleOf, new Date(), iam.principals);
     if ('error' in result) {
       req.meta = { ...base, auth: undefined, authError: result.error };
       return;

@@ -85,7 +85,10 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });
     // Once the catalog holds wrapped keys, a missing root key is an error, never a reason to make a
     // new one (which would leave every tenant key unreadable).
-    const hasWrappedKeys = (await database.db.selectFrom('accord.tenant_keks').select('tenant_id').limit(1).executeTakeFirst()) !== undefined;
+    // Once anything is wrapped by a root key, a missing root key is an error, never a reason to make a new one.
+    const hasWrappedKeys =
+      (await database.db.selectFrom('accord.tenant_keks').select('tenant_id').limit(1).executeTakeFirst()) !== undefined ||
+      (await database.db.selectFrom('accord.iam_keys').select('kid').limit(1).executeTakeFirst()) !== undefined;
     const kms = await openKms({
       kms: config.kms,
       dataDir: config.dataDir,
@@ -131,6 +134,8 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
     );
     jobs.start();
+    // Grant last-use for access reviews: noted in memory per request, written every 30 s and at close.
+    running.iam.grantUsage.start(30_000, (err) => logger.warn({ err }, 'grant usage flush failed'));
     const runner = new JobRunner(database.db, keyJobSteps(keyring, systemSource, (msg, err) => logger.warn({ err }, msg)), logger);
     runner.start();
     logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');

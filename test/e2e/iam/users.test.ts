@@ -54,7 +54,7 @@ for (const engine of engines()) {
       assert.equal(code(await call('GET', '/api/v1/tenants/globex', alice)), 'TENANCY_TENANT_NOT_FOUND');
       assert.equal(code(await call('POST', '/api/v1/tenants/acme/grants', alice, { user: 'alice@acme.test', role: 'tenant-admin' })), 'IAM_FORBIDDEN');
       const session = await call('GET', '/api/v1/auth/session', alice);
-      assert.deepEqual(session.json().grants, [{ role: 'developer', tenant: 'acme', stage: 'development' }]);
+      assert.deepEqual(session.json().grants, [{ role: 'developer', tenant: 'acme', stage: 'development', permissions: ['tenant:read', 'stage:read', 'app:deploy'] }]);
     });
 
     test('grants are checked: unknown roles and stages, platform roles, and no escalation beyond the granter', async () => {
@@ -88,7 +88,7 @@ for (const engine of engines()) {
     test('disabling a user ends their sessions and refuses new sign-ins', async () => {
       const alice = await login('alice@acme.test', 'wonderland rabbit hole');
       assert.equal((await call('PATCH', '/api/v1/tenants/acme/users/alice@acme.test', ops, { status: 'disabled' })).statusCode, 204);
-      assert.equal(code(await call('GET', '/api/v1/tenants/acme', alice)), 'IAM_UNAUTHENTICATED');
+      assert.equal(code(await call('GET', '/api/v1/tenants/acme', alice)), 'IAM_SESSION_ENDED');
       assert.equal(await login('alice@acme.test', 'wonderland rabbit hole'), 'IAM_INVALID_CREDENTIALS');
       assert.equal((await call('PATCH', '/api/v1/tenants/acme/users/alice@acme.test', ops, { status: 'active' })).statusCode, 204);
       assert.match(await login('alice@acme.test', 'wonderland rabbit hole'), /^aca_/);
@@ -99,7 +99,7 @@ for (const engine of engines()) {
       await call('POST', '/api/v1/tenants/globex/grants', ops, { user: 'alice@acme.test', role: 'developer' });
       const g = await login('alice@acme.test', 'globex second passphrase');
       const who = await call('GET', '/api/v1/auth/session', g);
-      assert.deepEqual(who.json().grants, [{ role: 'developer', tenant: 'globex', stage: null }]);
+      assert.deepEqual(who.json().grants, [{ role: 'developer', tenant: 'globex', stage: null, permissions: ['tenant:read', 'stage:read', 'app:deploy'] }]);
       await call('POST', '/api/v1/tenants/globex/users', ops, { email: 'dup@x.test', password: 'the same passphrase' });
       await call('POST', '/api/v1/tenants/acme/users', ops, { email: 'dup@x.test', password: 'the same passphrase' });
       assert.equal(await login('dup@x.test', 'the same passphrase'), 'IAM_TENANT_REQUIRED');
