@@ -170,7 +170,7 @@ export interface CustomRolesTable {
   id: Generated<string>;
   tenant_id: string;
   name: string;
-  description: string;
+  description: ColumnType<string, string | undefined, string>;
   permissions: string[];
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | undefined, Date>;

@@ -15,10 +15,15 @@ export class AccordError extends Error {
   readonly details: ErrorDetails | undefined;
   /** Extra response headers, e.g. Retry-After. */
   readonly headers: Readonly<Record<string, string>> | undefined;
+  /**
+   * Extra top-level members a protocol requires in the error body (RFC 6749's `error` and
+   * `error_description` for OAuth2 clients). They never replace the problem's own members.
+   */
+  readonly extensions: Readonly<Record<string, string>> | undefined;
 
   constructor(
     code: ErrorCode,
-    opts: { message?: string; details?: ErrorDetails; cause?: unknown; headers?: Record<string, string> } = {},
+    opts: { message?: string; details?: ErrorDetails; cause?: unknown; headers?: Record<string, string>; extensions?: Record<string, string> } = {},
   ) {
     super(opts.message ?? catalog[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AccordError';
@@ -26,6 +31,7 @@ export class AccordError extends Error {
     this.status = catalog[code].status;
     this.details = opts.details;
     this.headers = opts.headers;
+    this.extensions = opts.extensions;
   }
 }
 
@@ -44,6 +50,7 @@ export interface Problem {
   instance?: string;
   requestId?: string;
   details?: ErrorDetails;
+  [extension: string]: unknown;
 }
 
 /** Turns any thrown value into the problem a client may see; unknown errors become INTERNAL. */
@@ -51,6 +58,7 @@ export function toProblem(err: unknown, requestId?: string): Problem {
   const e = isAccordError(err) ? err : new AccordError('INTERNAL');
   const entry = catalog[e.code];
   return {
+    ...e.extensions,
     type: `https://accord.dev/problems/${e.code.toLowerCase().replaceAll('_', '-')}`,
     title: entry.title,
     status: e.status,

@@ -1,3 +1,3 @@
 export { auditSource } from './audit-source.ts';
 export type { AuthContext, GrantView, RequestMeta } from './context.ts';
-export { access, parts, registerRoutes, type RouteAccess, type RouteDefinition, type RouteSchema } from './route.ts';
+export { access, optionalBody, parts, registerRoutes, type RouteAccess, type RouteDefinition, type RouteSchema } from './route.ts';

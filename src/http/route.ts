@@ -1,4 +1,6 @@
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TObject, TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { AccordError } from '../errors/index.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { RequestMeta } from './context.ts';
 
@@ -94,4 +96,19 @@ export function registerRoutes(app: FastifyInstance, routes: readonly RouteDefin
 /** Typed access to validated request parts (Fastify validated them against the route schema). */
 export function parts<P = unknown, B = unknown, Q = unknown>(req: FastifyRequest): { params: P; body: B; query: Q } {
   return { params: req.params as P, body: req.body as B, query: req.query as Q };
+}
+
+/**
+ * A body that may be absent (a bare POST) or, when present, must match `schema`. A Fastify body
+ * schema cannot say "optional" (it validates a missing body as undefined against the object
+ * schema), so such routes declare none and check here; the schema is still the documentation.
+ */
+export function optionalBody<S extends TObject>(req: FastifyRequest, schema: S): Static<S> | undefined {
+  const body = req.body as unknown;
+  if (body === undefined || body === null) return undefined;
+  if (!Value.Check(schema, body)) {
+    const first = Value.Errors(schema, body).First();
+    throw new AccordError('REQUEST_INVALID', { message: `The body is not valid${first ? `: ${first.path || '/'} ${first.message}` : ''}.` });
+  }
+  return body as Static<S>;
 }

@@ -2,9 +2,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import { AccordError } from '../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
 import { getTenant, listStages } from '../tenancy/index.ts';
-import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie } from './cookies.ts';
+import { clearSessionCookies } from './cookies.ts';
 import { type Audience, login, logout } from './login.ts';
-import { caller, completeMfa, SignInOut, signInReply } from './routes.ts';
+import { caller, completeMfa, presentedRefresh, SignInOut, signInReply } from './routes.ts';
 import type { IamServices } from './services.ts';
 import { refreshSession, sessionPolicy } from './sessions.ts';
 
@@ -77,29 +77,25 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         summary: 'Rotate an end-user refresh token (reuse revokes the session)',
         tags: ['end-user'],
         params: StageParams,
-        body: Type.Optional(Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false })),
         response: { 200: SignInOut },
       },
       handler: async (req, reply) => {
-        const { params, body } = parts<{ tenant: string; stage: string }, { refreshToken?: string } | undefined>(req);
+        const { params } = parts<{ tenant: string; stage: string }>(req);
         const audience = await stageOf(params.tenant, params.stage);
-        const cookie = body?.refreshToken ? undefined : readCookie(req, REFRESH_COOKIE);
-        const token = body?.refreshToken ?? cookie;
-        if (!token) throw new AccordError('IAM_TOKEN_INVALID', { message: 'No refresh token given (body refreshToken or the session cookie).' });
-        const csrf = req.headers[CSRF_HEADER];
+        const presented = presentedRefresh(req);
         const s = await refreshSession(
           db,
           iam.issuer,
           auditSource(req.meta),
           {
-            refreshToken: token,
-            policy: () => sessionPolicy(db, iam.defaults, { tenantId: audience.tenantId, stageId: audience.stageId }),
-            ...(cookie ? { csrf: typeof csrf === 'string' ? csrf : '' } : {}),
+            refreshToken: presented.token,
+            policy: (trx) => sessionPolicy(trx, iam.defaults, { tenantId: audience.tenantId, stageId: audience.stageId }),
+            ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }),
           },
           { kind: 'end-user', stageId: audience.stageId },
         );
         const user = await db.selectFrom('accord.sessions as s').innerJoin('accord.users as u', 'u.id', 's.user_id').select(['u.id', 'u.email', 'u.tenant_id']).where('s.id', '=', s.sessionId).executeTakeFirstOrThrow();
-        return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: params.tenant } }, cookie ? 'cookie' : 'bearer');
+        return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: params.tenant } }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
     },
     {

@@ -1,8 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type AuditSource, record } from '../audit/index.ts';
+import type { DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { type AuthContext, access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
+import { type AuthContext, access, auditSource, optionalBody, parts, type RouteDefinition } from '../http/index.ts';
 import { completeSetup } from './bootstrap.ts';
 import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from './cookies.ts';
 import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
@@ -111,16 +112,17 @@ export async function completeMfa(iam: IamServices, source: AuditSource, input: 
   return outcome.result;
 }
 
+const RefreshIn = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+
 /** The refresh token from the body (API clients) or the cookie (browsers, with the CSRF header). */
-function presentedRefresh(req: FastifyRequest, body: { refreshToken?: string } | undefined): { token: string; csrf?: string } {
-  if (body?.refreshToken) return { token: body.refreshToken };
+export function presentedRefresh(req: FastifyRequest): { token: string; csrf?: string } {
+  const token = optionalBody(req, RefreshIn)?.refreshToken;
+  if (token) return { token };
   const fromCookie = readCookie(req, REFRESH_COOKIE);
   if (!fromCookie) throw new AccordError('IAM_TOKEN_INVALID', { message: 'No refresh token given (body refreshToken or the session cookie).' });
   const csrf = req.headers[CSRF_HEADER];
   return { token: fromCookie, csrf: typeof csrf === 'string' ? csrf : '' };
 }
-
-const RefreshIn = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 
 /** The caller as the authenticator established it; routes declared non-public always have one. */
 export function caller(req: FastifyRequest): AuthContext {
@@ -132,7 +134,7 @@ export function caller(req: FastifyRequest): AuthContext {
 /** Setup, sign-in (password, MFA), token refresh and sign-out of console users. */
 export function iamRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const consolePolicy = (s: { tenantId: string | null }) => sessionPolicy(db, iam.defaults, { tenantId: s.tenantId });
+  const consolePolicy = (trx: DbOrTrx, s: { tenantId: string | null }) => sessionPolicy(trx, iam.defaults, { tenantId: s.tenantId });
   return [
     {
       method: 'POST',
@@ -185,14 +187,12 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
       url: '/api/v1/auth/refresh',
       access: access.public,
       schema: {
-        summary: 'Exchange a refresh token for new tokens (rotation; a reused refresh token revokes the session)',
+        summary: 'Exchange a refresh token ({"refreshToken"} or the session cookie) for new tokens (rotation; a reused refresh token revokes the session)',
         tags: ['iam'],
-        body: Type.Optional(RefreshIn),
         response: { 200: SignInOut },
       },
       handler: async (req, reply) => {
-        const { body } = parts<unknown, { refreshToken?: string } | undefined>(req);
-        const presented = presentedRefresh(req, body);
+        const presented = presentedRefresh(req);
         const s = await refreshSession(db, iam.issuer, auditSource(req.meta), { refreshToken: presented.token, policy: consolePolicy, ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }) }, { kind: 'console' });
         const user = await db.selectFrom('accord.sessions as s').innerJoin('accord.users as u', 'u.id', 's.user_id').leftJoin('accord.tenants as t', 't.id', 'u.tenant_id').select(['u.id', 'u.email', 'u.tenant_id', 't.name']).where('s.id', '=', s.sessionId).executeTakeFirstOrThrow();
         return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: user.name } }, presented.csrf === undefined ? 'bearer' : 'cookie');

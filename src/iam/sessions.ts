@@ -120,7 +120,8 @@ export async function refreshSession(
   source: AuditSource,
   input: {
     refreshToken: string;
-    policy: (s: { userId: string; tenantId: string | null; stageId: string | null }) => Promise<SessionPolicy>;
+    /** The session policy that applies; reads through `trx` (PGlite has one connection). */
+    policy: (trx: DbOrTrx, s: { userId: string; tenantId: string | null; stageId: string | null }) => Promise<SessionPolicy>;
     /** Cookie-borne refresh tokens: the CSRF header value, checked against the session. */
     csrf?: string;
   },
@@ -162,7 +163,7 @@ export async function refreshSession(
     await trx.updateTable('accord.refresh_tokens').set({ used_at: now }).where('id', '=', row.refresh_id).execute();
     const refresh = newToken('acr');
     await trx.insertInto('accord.refresh_tokens').values({ session_id: row.id, token_hash: refresh.hash }).execute();
-    const policy = await input.policy({ userId: row.user_id, tenantId: row.tenant_id, stageId: row.stage_id });
+    const policy = await input.policy(trx, { userId: row.user_id, tenantId: row.tenant_id, stageId: row.stage_id });
     const idle = new Date(Math.min(now.getTime() + policy.idleSeconds * 1000, row.absolute_expires_at.getTime()));
     await trx.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: idle }).where('id', '=', row.id).execute();
     await record(trx, actor, { tenantId: row.tenant_id, action: 'auth.refresh', target: { type: 'session', id: row.id }, outcome: 'success' });

@@ -8,7 +8,7 @@ import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keys/index.ts';
 import type { Database } from '../db/index.ts';
-import { isAccordError } from '../errors/index.ts';
+import { AccordError, isAccordError } from '../errors/index.ts';
 import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
 import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
 import { identityRoutes } from '../iam/identity-routes.ts';
@@ -52,6 +52,8 @@ declare module 'fastify' {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+// The only routes that take form bodies (OAuth2 clients send them); JSON everywhere else.
+const FORM_ROUTES = new Set(['/oauth/token']);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -114,7 +116,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   installErrorHandling(app);
   // OAuth2 token requests are form-encoded (RFC 6749 section 4.4); nothing else is.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
+    if (!FORM_ROUTES.has(req.routeOptions.url ?? '')) return done(new AccordError('REQUEST_UNSUPPORTED_MEDIA_TYPE'), undefined);
     const form: Record<string, string> = {};
     for (const [k, v] of new URLSearchParams(body as string)) {
       // A repeated parameter is an error in OAuth2 (RFC 6749 section 3.2); keep it detectable.

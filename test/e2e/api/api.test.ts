@@ -93,8 +93,17 @@ for (const engine of engines()) {
           'HEAD /api/v1/openapi.json',
           'HEAD /healthz',
           'HEAD /readyz',
+          'POST /api/v1/auth/invitation',
           'POST /api/v1/auth/login',
+          'POST /api/v1/auth/mfa',
+          'POST /api/v1/auth/mfa/webauthn/options',
+          'POST /api/v1/auth/password-reset',
+          'POST /api/v1/auth/refresh',
           'POST /api/v1/setup',
+          'POST /oauth/token',
+          'POST /t/:tenant/:stage/auth/login',
+          'POST /t/:tenant/:stage/auth/mfa',
+          'POST /t/:tenant/:stage/auth/refresh',
         ],
       );
       for (const r of app.declaredRoutes.filter((x) => x.access.kind !== 'public')) {
