@@ -92,7 +92,7 @@ export async function completeMfa(iam: IamServices, source: AuditSource, input: 
     const actor = { ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } };
     const lock = await checkLockout(trx, subjects, now);
     if (lock.locked) return { error: 'IAM_LOCKED' as const, retryAfter: lock.retryAfterSeconds };
-    const factor = await verifySecondFactor(trx, iam.key, iam.webauthn, user.id, input, row.data, now);
+    const factor = await verifySecondFactor(trx, iam.key, iam.webauthn, user.id, input, row.data, now, actor);
     if (!factor.ok) {
       const failure = await recordFailure(trx, subjects, iam.signIn.lockout, now);
       await record(trx, actor, { tenantId: user.tenantId, action: 'auth.mfa', target: { type: 'user', id: user.id }, outcome: 'failure', reason: factor.reason });

@@ -13,6 +13,7 @@ import { systemSource } from '../audit/index.ts';
 import { loadOrCreateSigner } from '../audit/index.ts';
 import { AuditJobs, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
 import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
+import { pruneIdentity } from '../iam/housekeeping.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
 import { isTlsError, loadOrCreateTlsMaterial, type TlsMaterial } from './tls/index.ts';
@@ -136,6 +137,11 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     jobs.start();
     // Grant last-use for access reviews: noted in memory per request, written every 30 s and at close.
     running.iam.grantUsage.start(30_000, (err) => logger.warn({ err }, 'grant usage flush failed'));
+    // Identity housekeeping every 10 minutes: old sign-in failures, ended sessions, spent tokens.
+    const housekeeping = setInterval(() => {
+      pruneIdentity(database.db, running.iam.signIn.lockout).catch((err) => logger.warn({ err }, 'identity housekeeping failed'));
+    }, 600_000);
+    housekeeping.unref();
     const runner = new JobRunner(database.db, keyJobSteps(keyring, systemSource, (msg, err) => logger.warn({ err }, msg)), logger);
     runner.start();
     logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');
@@ -149,6 +155,7 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       app: running,
       logger,
       async close() {
+        clearInterval(housekeeping);
         await running.close();
         await runner.stop();
         // Before the database closes: a last checkpoint covers everything written before a clean

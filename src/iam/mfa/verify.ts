@@ -1,5 +1,9 @@
+import { type AuditSource, record } from '../../audit/index.ts';
 import type { Trx } from '../../db/index.ts';
 import type { IamKey } from '../iam-key.ts';
+import { recoveryCodesLeft, useRecoveryCode } from './recovery.ts';
+import { useTotp } from './totp-factor.ts';
+import { verifyAssertion } from './webauthn.ts';
 
 /** What a client sends to pass the second step of a sign-in: one of these. */
 export interface SecondFactorInput {
@@ -11,19 +15,59 @@ export interface SecondFactorInput {
 
 export type SecondFactorResult = { readonly ok: true; readonly method: 'totp' | 'recovery' | 'webauthn' } | { readonly ok: false; readonly reason: string };
 
+/** Where the sign-in step keeps the passkey challenge it handed out (in the MFA challenge's data). */
+export const WEBAUTHN_CHALLENGE_KEY = 'webauthnChallenge';
+
+/** Whether the user has a real factor (confirmed TOTP or a passkey): recovery codes only back one up. */
+async function hasRealFactor(trx: Trx, userId: string): Promise<boolean> {
+  const [totp, passkey] = await Promise.all([
+    trx.selectFrom('accord.mfa_totp').select('user_id').where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst(),
+    trx.selectFrom('accord.webauthn_credentials').select('id').where('user_id', '=', userId).limit(1).executeTakeFirst(),
+  ]);
+  return totp !== undefined || passkey !== undefined;
+}
+
 /**
  * Checks a second factor for a user inside the sign-in transaction (consuming it: a TOTP step,
  * a recovery code, a passkey counter). `challenge` is the data stored with the MFA challenge
- * (a WebAuthn challenge lives there).
+ * (a WebAuthn challenge lives there). Exactly one factor must be given. Never throws for wrong
+ * input: the answer says why it failed, as a short code for the audit trail
+ * ('bad-totp', 'replayed-totp', 'bad-recovery-code', 'bad-passkey', 'no-factor', 'one-factor').
+ * A recovery code that signs in is audited as mfa.recovery.used (with `source`, when given, for
+ * the request's id and address).
  */
 export async function verifySecondFactor(
-  _trx: Trx,
-  _key: IamKey,
-  _rp: { rpId: string; origin: string },
-  _userId: string,
-  _input: SecondFactorInput,
-  _challenge: Record<string, unknown>,
-  _now: Date,
+  trx: Trx,
+  key: IamKey,
+  rp: { rpId: string; origin: string },
+  userId: string,
+  input: SecondFactorInput,
+  challenge: Record<string, unknown>,
+  now: Date,
+  source?: AuditSource,
 ): Promise<SecondFactorResult> {
-  return { ok: false, reason: 'not-implemented' };
+  const given = [input.totp, input.recoveryCode, input.webauthn].filter((v) => v !== undefined && v !== null && v !== '');
+  if (given.length !== 1) return { ok: false, reason: 'one-factor' };
+  if (typeof input.totp === 'string') {
+    const r = await useTotp(trx, key, userId, input.totp, now);
+    return r === 'ok' ? { ok: true, method: 'totp' } : { ok: false, reason: r };
+  }
+  if (typeof input.recoveryCode === 'string') {
+    if (!(await hasRealFactor(trx, userId))) return { ok: false, reason: 'no-factor' };
+    if (!(await useRecoveryCode(trx, key, userId, input.recoveryCode, now))) return { ok: false, reason: 'bad-recovery-code' };
+    const user = await trx.selectFrom('accord.users').select(['email', 'tenant_id']).where('id', '=', userId).executeTakeFirstOrThrow();
+    const base = source ?? { requestId: null, sourceIp: null, userAgent: null };
+    await record(
+      trx,
+      { requestId: base.requestId, sourceIp: base.sourceIp, userAgent: base.userAgent, actor: { type: 'user', id: userId, label: user.email, roles: [] } },
+      { tenantId: user.tenant_id, action: 'mfa.recovery.used', target: { type: 'user', id: userId }, outcome: 'success', details: { remaining: await recoveryCodesLeft(trx, userId) } },
+    );
+    return { ok: true, method: 'recovery' };
+  }
+  if (input.webauthn !== undefined) {
+    const expected = challenge[WEBAUTHN_CHALLENGE_KEY];
+    const r = await verifyAssertion(trx, rp, userId, input.webauthn, typeof expected === 'string' ? expected : undefined, now);
+    return r === 'ok' ? { ok: true, method: 'webauthn' } : { ok: false, reason: r };
+  }
+  return { ok: false, reason: 'one-factor' };
 }

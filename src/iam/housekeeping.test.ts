@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { engines } from '../../test/harness/engines.ts';
+import { testIssuer } from '../../test/harness/iam.ts';
+import { pruneIdentity } from './housekeeping.ts';
+import { defaultLockoutPolicy, lockoutSubjects, recordFailure } from './lockout.ts';
+import { openSession } from './sessions.ts';
+import { createUser } from './users.ts';
+
+const DAY = 86400_000;
+
+for (const engine of engines()) {
+  describe(`identity housekeeping on ${engine.name}`, () => {
+    test('removes old failures, long-ended sessions and expired one-time tokens, and keeps live ones', async () => {
+      const { db } = await engine.open();
+      const now = new Date();
+      const policy = { idleSeconds: 3600, absoluteSeconds: 3600 };
+      const source = { ip: null, userAgent: null };
+      const ids = await db.transaction().execute(async (trx) => {
+        const userId = await createUser(trx, { tenantId: null, email: 'keep@x.test', password: 'a long enough password' });
+        const live = await openSession(trx, testIssuer, { userId, policy, source }, now);
+        const recent = await openSession(trx, testIssuer, { userId, policy, source }, now);
+        const old = await openSession(trx, testIssuer, { userId, policy, source }, new Date(now.getTime() - 10 * DAY));
+        await trx.updateTable('accord.sessions').set({ revoked_at: new Date(now.getTime() - DAY) }).where('id', '=', recent.sessionId).execute();
+        await trx.insertInto('accord.user_tokens').values([
+          { user_id: userId, purpose: 'invite', token_hash: Buffer.alloc(32, 1), expires_at: new Date(now.getTime() - 8 * DAY) },
+          { user_id: userId, purpose: 'invite', token_hash: Buffer.alloc(32, 2), expires_at: new Date(now.getTime() + DAY) },
+        ]).execute();
+        const subjects = lockoutSubjects({ tenantId: null, email: 'keep@x.test', ip: '10.0.0.1' });
+        await recordFailure(trx, subjects, defaultLockoutPolicy, new Date(now.getTime() - 2 * 3600_000));
+        await recordFailure(trx, subjects, defaultLockoutPolicy, now);
+        return { live: live.sessionId, recent: recent.sessionId, old: old.sessionId };
+      });
+      const pruned = await pruneIdentity(db, defaultLockoutPolicy, now);
+      assert.equal(pruned.sessions, 1);
+      assert.equal(pruned.userTokens, 1);
+      assert.ok(pruned.failures >= 2, 'the old failure, counted per account and per IP');
+      const left = (await db.selectFrom('accord.sessions').select('id').execute()).map((r) => r.id).sort();
+      assert.deepEqual(left, [ids.live, ids.recent].sort());
+      assert.equal((await db.selectFrom('accord.refresh_tokens').select('id').execute()).length, 2, "the old session's refresh token went with it");
+      assert.equal((await db.selectFrom('accord.auth_failures').select('id').execute()).length, 2, 'the recent failure stays, per account and per IP');
+    });
+  });
+}
