@@ -1,5 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
 import { AccordError } from '../errors/index.ts';
+import { isCommonPassword } from './account/common-passwords.ts';
 
 // argon2id with OWASP's baseline (19 MiB, 2 passes, 1 lane): ~20 ms here, affordable per login.
 const ARGON2ID = 2;
@@ -29,16 +30,72 @@ export async function verifyPassword(stored: string | null | undefined, password
   }
 }
 
+const MIN_LENGTH = 12;
+const MAX_LENGTH = 1024;
+
+/** The rules a password can break, as `details.rules` of IAM_PASSWORD_POLICY lists them. */
+export const passwordRules = {
+  tooShort: `at least ${MIN_LENGTH} characters`,
+  tooLong: `at most ${MAX_LENGTH} characters`,
+  emailName: 'must not contain the email name',
+  common: 'must not be a commonly used password',
+  oneCharacter: 'must not be one character repeated',
+  repeatedChunk: `must not be a piece of under ${MIN_LENGTH} characters repeated, like abcabcabcabc`,
+  sequence: 'must not be a run of consecutive letters or digits, like 123456789012',
+} as const;
+
 /**
- * The password policy (NIST SP 800-63B style): length, not the account's own name, no
- * composition rules. The IAM issue adds the common-password list.
+ * The smallest period of a string (as code points): the length of the shortest chunk whose
+ * repetition spells it, possibly with a partial last copy ("abcabcab" has period 3).
+ */
+function smallestPeriod(chars: readonly string[]): number {
+  // Knuth-Morris-Pratt failure function: the longest proper prefix that is also a suffix.
+  const fail = new Array<number>(chars.length).fill(0);
+  for (let i = 1, k = 0; i < chars.length; i++) {
+    while (k > 0 && chars[i] !== chars[k]) k = fail[k - 1] ?? 0;
+    if (chars[i] === chars[k]) k++;
+    fail[i] = k;
+  }
+  return chars.length - (fail[chars.length - 1] ?? 0);
+}
+
+/** Whether the string is only ASCII digits (or only letters), each one up or down from the last, wrapping 9→0 / z→a. */
+function isRun(s: string): boolean {
+  const alphabet = /^[0-9]+$/.test(s) ? '0123456789' : /^[a-z]+$/.test(s) ? 'abcdefghijklmnopqrstuvwxyz' : undefined;
+  if (!alphabet || s.length < 2) return false;
+  const n = alphabet.length;
+  const step = (i: number) => (alphabet.indexOf(s[i] as string) - alphabet.indexOf(s[i - 1] as string) + n) % n;
+  const first = step(1);
+  if (first !== 1 && first !== n - 1) return false;
+  for (let i = 2; i < s.length; i++) if (step(i) !== first) return false;
+  return true;
+}
+
+/**
+ * The password policy (NIST SP 800-63B): 12 to 1024 characters, not the account's own name, not on
+ * the built-in list of very common passwords, not one character or a short piece repeated, not a
+ * run like 123456789012 or zyxwvutsrqpo; no composition rules. Throws IAM_PASSWORD_POLICY with every
+ * broken rule in `details.rules`. The content rules only run on passwords of an acceptable length,
+ * so a short one gets the one reason that matters.
  */
 export function checkPasswordPolicy(password: string, email: string): void {
   const problems: string[] = [];
-  if ([...password].length < 12) problems.push('at least 12 characters');
-  if (password.length > 1024) problems.push('at most 1024 characters');
+  const chars = [...password];
+  if (chars.length < MIN_LENGTH) problems.push(passwordRules.tooShort);
+  if (password.length > MAX_LENGTH) problems.push(passwordRules.tooLong);
+  const lengthOk = problems.length === 0;
+  const lower = password.toLowerCase();
   const local = email.split('@')[0]?.toLowerCase() ?? '';
-  if (local.length >= 3 && password.toLowerCase().includes(local)) problems.push('must not contain the email name');
+  if (local.length >= 3 && lower.includes(local)) problems.push(passwordRules.emailName);
+  if (lengthOk) {
+    if (isCommonPassword(password)) problems.push(passwordRules.common);
+    const lowerChars = [...lower];
+    const period = smallestPeriod(lowerChars);
+    if (period === 1) problems.push(passwordRules.oneCharacter);
+    // A piece shorter than the minimum, repeated at least twice, is no longer than that piece.
+    else if (period < MIN_LENGTH && period * 2 <= lowerChars.length) problems.push(passwordRules.repeatedChunk);
+    if (isRun(lower)) problems.push(passwordRules.sequence);
+  }
   if (problems.length > 0) {
     throw new AccordError('IAM_PASSWORD_POLICY', {
       message: `The password does not meet the policy: ${problems.join('; ')}.`,

@@ -1,0 +1,114 @@
+import { type AuditSource, record } from '../../audit/index.ts';
+import type { DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
+import { hashToken, newToken } from '../tokens.ts';
+
+/** The one-time tokens handed to a user out of band: an invitation, a password reset. */
+export type UserTokenPurpose = 'invite' | 'password-reset';
+
+const PREFIX: Record<UserTokenPurpose, string> = { invite: 'aci', 'password-reset': 'acp' };
+// A real token is the prefix and 43 base64url characters; anything much longer is not one.
+const MAX_TOKEN = 200;
+
+/**
+ * Issues a token for a user, stored as its SHA-256 only, and ends the user's earlier pending
+ * tokens of the same purpose: only the newest one handed out works. Runs in the caller's
+ * transaction (which audits).
+ */
+export async function issueUserToken(
+  trx: Trx,
+  userId: string,
+  purpose: UserTokenPurpose,
+  ttlSeconds: number,
+  now: Date,
+): Promise<{ token: string; expiresAt: Date; replaced: number }> {
+  // Expired rather than deleted: the rows stay as evidence of what was issued when.
+  const ended = await trx
+    .updateTable('accord.user_tokens')
+    .set({ expires_at: now })
+    .where('user_id', '=', userId)
+    .where('purpose', '=', purpose)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  const issued = newToken(PREFIX[purpose]);
+  const expiresAt = new Date(now.getTime() + ttlSeconds * 1000);
+  await trx.insertInto('accord.user_tokens').values({ user_id: userId, purpose, token_hash: issued.hash, expires_at: expiresAt }).execute();
+  return { token: issued.token, expiresAt, replaced: Number(ended.numUpdatedRows) };
+}
+
+/** A presented token's row with its user. */
+export interface FoundToken {
+  readonly id: string;
+  readonly userId: string;
+  readonly email: string;
+  readonly tenantId: string | null;
+  readonly tenant: string | null;
+  readonly status: UserStatus;
+}
+
+/** Why a presented token was refused; kept for the audit trail, never told to the client. */
+export type TokenRefusal = 'unknown' | 'expired' | 'used' | 'user-not-eligible';
+
+/**
+ * Looks a presented token up by its hash (no string comparison of secrets). Only a pending token
+ * of this purpose whose user is in one of `statuses` is accepted. The row is not locked: the
+ * caller consumes it with `consumeUserToken`, whose conditional update decides who wins a race.
+ */
+export async function findUserToken(
+  db: DbOrTrx,
+  token: string,
+  purpose: UserTokenPurpose,
+  statuses: readonly UserStatus[],
+  now: Date,
+): Promise<{ ok: true; found: FoundToken } | { ok: false; why: TokenRefusal; found?: FoundToken }> {
+  if (!token.startsWith(`${PREFIX[purpose]}_`) || token.length > MAX_TOKEN) return { ok: false, why: 'unknown' };
+  const row = await db
+    .selectFrom('accord.user_tokens as t')
+    .innerJoin('accord.users as u', 'u.id', 't.user_id')
+    .leftJoin('accord.tenants as tn', 'tn.id', 'u.tenant_id')
+    .select(['t.id', 't.used_at', 't.expires_at', 'u.id as user_id', 'u.email', 'u.tenant_id', 'u.status', 'tn.name as tenant_name'])
+    .where('t.token_hash', '=', hashToken(token))
+    .where('t.purpose', '=', purpose)
+    .executeTakeFirst();
+  if (!row) return { ok: false, why: 'unknown' };
+  const found: FoundToken = { id: row.id, userId: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name, status: row.status };
+  if (row.used_at !== null) return { ok: false, why: 'used', found };
+  if (row.expires_at <= now) return { ok: false, why: 'expired', found };
+  if (!statuses.includes(row.status)) return { ok: false, why: 'user-not-eligible', found };
+  return { ok: true, found };
+}
+
+/**
+ * Marks a token used if it still is pending: true for exactly one caller, however many present
+ * the same token at once (the update is conditional and takes the row lock).
+ */
+export async function consumeUserToken(trx: Trx, tokenId: string, now: Date): Promise<boolean> {
+  const res = await trx
+    .updateTable('accord.user_tokens')
+    .set({ used_at: now })
+    .where('id', '=', tokenId)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) === 1;
+}
+
+/**
+ * Audits a refused token: on the user's tenant chain when the token was found, else the
+ * platform's. Neither the token nor its hash is recorded.
+ */
+export async function auditRefusedToken(trx: Trx, source: AuditSource, action: string, why: TokenRefusal, found?: FoundToken): Promise<void> {
+  await record(trx, source, {
+    tenantId: found?.tenantId ?? null,
+    action,
+    ...(found ? { target: { type: 'user', id: found.userId } } : {}),
+    outcome: 'failure',
+    reason: 'IAM_TOKEN_USED',
+    details: { refused: why },
+  });
+}
+
+/** The audit actor once a token has proven who the caller is. */
+export function tokenHolder(source: AuditSource, found: FoundToken): AuditSource {
+  return { ...source, actor: { type: 'user', id: found.userId, label: found.email, roles: [] } };
+}
