@@ -97,6 +97,7 @@ export const catalog = {
   IAM_WEBAUTHN_INVALID: { status: 400, title: 'Passkey verification failed', message: 'The passkey response could not be verified.' },
   // Identity and access: passwords, invitations, profile
   IAM_TOKEN_USED: { status: 400, title: 'Link invalid', message: 'The invitation or reset token is wrong, expired or already used.' },
+  IAM_USER_INVITED: { status: 409, title: 'Invitation pending', message: 'The user has not accepted their invitation yet: invite them again instead.' },
   // Identity and access: API clients
   IAM_CLIENT_EXISTS: { status: 409, title: 'Client exists', message: 'An API client with this name already exists in the tenant.' },
   IAM_CLIENT_NOT_FOUND: { status: 404, title: 'Client not found', message: 'No such API client.' },
@@ -109,6 +110,8 @@ export const catalog = {
   IAM_PERMISSION_UNKNOWN: { status: 400, title: 'Unknown permission', message: 'A permission is not in the catalog or cannot be given on a tenant.' },
   IAM_REVIEW_NOT_FOUND: { status: 404, title: 'Review not found', message: 'No such access review or review item.' },
   IAM_REVIEW_CLOSED: { status: 409, title: 'Review closed', message: 'The access review is closed.' },
+  IAM_REVIEW_ITEM_DECIDED: { status: 409, title: 'Already decided', message: 'This review item already has a decision; decisions are final.' },
+  IAM_ROLE_NOT_FOUND: { status: 404, title: 'Role not found', message: 'No such custom role (built-in roles cannot be changed or deleted).' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },
   TENANCY_TENANT_EXISTS: { status: 409, title: 'Tenant exists', message: 'A tenant with this name already exists.' },
