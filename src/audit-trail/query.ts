@@ -13,7 +13,7 @@ export interface RawAuditFilters {
   cursor?: string;
 }
 
-const ACTION = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$/;
+const ACTION = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*(\.\*)?$/;
 const OUTCOMES = new Set(['success', 'failure', 'denied']);
 
 const invalid = (message: string, field: string) => new AccordError('AUDIT_QUERY_INVALID', { message, details: { field } });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { apiClient } from './client.ts';
 import { action, type SignInAnswer, saveSession, sessionClient, withJson } from './command.ts';
 import { cliError } from './output.ts';
-import { loadProfile, readArgFile, removeProfile, saveProfile } from './profile.ts';
+import { loadProfile, readArgFile, removeProfile } from './profile.ts';
 
 interface ServerOptions {
   url?: string;

@@ -5,6 +5,7 @@ import { AccordError } from '../errors/index.ts';
 import type { AuthContext } from '../http/index.ts';
 import { can } from './authorize.ts';
 import { checkPasswordPolicy } from './passwords.ts';
+import { missingOnTenant } from './roles/custom-roles.ts';
 import { rolePermissions } from './roles/resolve.ts';
 import { createUser, findUserByEmail, grantRole, normaliseEmail } from './users.ts';
 
@@ -72,8 +73,11 @@ async function tenantUser(db: DbOrTrx, scope: TenantScope, email: string) {
 
 /** Throws IAM_GRANT_ESCALATION unless the actor holds every permission of `role` at the scope. */
 export async function assertHoldsRole(db: DbOrTrx, actor: AuthContext, role: string, scope: TenantScope, stage: string | null | undefined): Promise<void> {
-  const at = { tenant: scope.tenantName, ...(stage ? { stage } : {}) };
-  const missing = (await rolePermissions(db, scope.tenantId, role)).filter((p) => !can(actor, p, at));
+  const perms = await rolePermissions(db, scope.tenantId, role);
+  // A tenant-wide grant needs the permissions on the whole tenant: a grant limited to one stage
+  // lets its holder see the tenant (can() says yes to tenant:read and stage:read), yet it holds
+  // them on no other stage and must not hand them out there.
+  const missing = stage ? perms.filter((p) => !can(actor, p, { tenant: scope.tenantName, stage })) : missingOnTenant(actor, scope.tenantName, perms);
   if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { details: { role, missing } });
 }
 

@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox';
-import { AccordError } from '../../errors/index.ts';
 import { access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
 import { getTenant } from '../../tenancy/index.ts';
 import { caller } from '../routes.ts';
