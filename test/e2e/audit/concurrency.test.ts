@@ -5,7 +5,7 @@
 // the two nodes from forking a chain.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +230,9 @@ describe('two platform nodes writing the audit trail of one PostgreSQL database 
     nodes.push(a);
     // One at a time: only the first start finds no operator and prints a setup token.
     await a.start();
+    // The nodes share the KMS root key (node A made it), as a multi-node installation must: the IAM
+    // key in the shared catalog is wrapped by it.
+    await cp(join(dir, 'a', 'data', 'kms'), join(dir, 'b', 'data', 'kms'), { recursive: true });
     b = new Node('node B', ['--data-dir', join(dir, 'b', 'data'), '--database-url', databaseUrl], env);
     nodes.push(b);
     await b.start();
