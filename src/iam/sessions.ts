@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import { type AuditSource, record } from '../audit/index.ts';
 import type { Db, DbOrTrx, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
@@ -6,7 +7,7 @@ import type { AuthContext, RequestMeta } from '../http/index.ts';
 import type { IamKey } from './iam-key.ts';
 import type { PrincipalCache } from './principal-cache.ts';
 import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
-import { grantsOf } from './users.ts';
+import { grantRowsQuery, grantsOf, toGrantView } from './users.ts';
 
 export interface SessionPolicy {
   readonly idleSeconds: number;
@@ -249,6 +250,8 @@ async function loadPrincipal(
     .leftJoin('accord.stages as st', 'st.id', 's.stage_id')
     .leftJoin('accord.tenants as t', 't.id', 'st.tenant_id')
     .select(['s.id', 's.user_id', 's.kind', 's.stage_id', 's.enrolment_only', 's.last_seen_at', 's.idle_expires_at', 's.absolute_expires_at', 'u.email', 'u.tenant_id', 'st.name as stage_name', 't.name as tenant_name'])
+    // The grants come along in the same round trip (this runs on every uncached request).
+    .select(() => jsonArrayFrom(grantRowsQuery(db).where((eb) => eb('g.user_id', '=', sql.ref<string>('s.user_id')))).as('grants'))
     .where('s.id', '=', c.sid)
     .where('s.user_id', '=', c.sub)
     .where('s.revoked_at', 'is', null)
@@ -274,7 +277,7 @@ async function loadPrincipal(
       ...(row.kind === 'end-user' && row.stage_name && row.tenant_name ? { endUser: { tenant: row.tenant_name, stage: row.stage_name } } : {}),
       enrolmentOnly: row.enrolment_only,
       // End users act inside apps with app roles; control-plane grants do not apply to them.
-      grants: row.kind === 'end-user' ? [] : await grantsOf(db, { userId: row.user_id }),
+      grants: row.kind === 'end-user' ? [] : row.grants.map(toGrantView),
     },
     deadline: Math.min(idleUntil.getTime(), row.absolute_expires_at.getTime()),
   };

@@ -44,20 +44,24 @@ export async function grantRole(
 }
 
 /**
- * A principal's grants with tenant and stage names and the role's permissions resolved, as the
- * authorizer needs them. A custom role is looked up in the grant's tenant; a grant naming a role
- * that no longer exists carries no permission (fail closed).
+ * The query behind every grant list the authorizer uses: names of tenant and stage, and the
+ * permissions of a custom role looked up in the grant's tenant. Callers add the principal.
  */
-export async function grantsOf(db: DbOrTrx, principal: { userId: string } | { clientId: string }): Promise<GrantView[]> {
-  let q = db
+export function grantRowsQuery(db: DbOrTrx) {
+  return db
     .selectFrom('accord.role_grants as g')
-    .leftJoin('accord.tenants as t', 't.id', 'g.tenant_id')
-    .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
-    .leftJoin('accord.custom_roles as c', (j) => j.onRef('c.tenant_id', '=', 'g.tenant_id').onRef('c.name', '=', 'g.role'))
-    .select(['g.id', 'g.role', 'g.tenant_id', 't.name as tenant_name', 'g.stage_id', 's.name as stage_name', 'c.permissions as custom']);
-  q = 'userId' in principal ? q.where('g.user_id', '=', principal.userId) : q.where('g.client_id', '=', principal.clientId);
-  const rows = await q.execute();
-  return rows.map((r) => ({
+    // Aliases prefixed with g: this also runs as a subquery inside queries that use s and t.
+    .leftJoin('accord.tenants as gt', 'gt.id', 'g.tenant_id')
+    .leftJoin('accord.stages as gs', 'gs.id', 'g.stage_id')
+    .leftJoin('accord.custom_roles as gc', (j) => j.onRef('gc.tenant_id', '=', 'g.tenant_id').onRef('gc.name', '=', 'g.role'))
+    .select(['g.id', 'g.role', 'g.tenant_id', 'gt.name as tenant_name', 'g.stage_id', 'gs.name as stage_name', 'gc.permissions as custom']);
+}
+
+type GrantRow = { id: string; role: string; tenant_id: string | null; tenant_name: string | null; stage_id: string | null; stage_name: string | null; custom: string[] | null };
+
+/** A grant row as the authorizer sees it. A role that no longer exists carries nothing (fail closed). */
+export function toGrantView(r: GrantRow): GrantView {
+  return {
     id: r.id,
     role: r.role,
     permissions: builtInRoles[r.role]?.permissions ?? r.custom ?? [],
@@ -65,7 +69,14 @@ export async function grantsOf(db: DbOrTrx, principal: { userId: string } | { cl
     tenantName: r.tenant_name,
     stageId: r.stage_id,
     stageName: r.stage_name,
-  }));
+  };
+}
+
+/** A principal's grants with tenant and stage names and the role's permissions resolved. */
+export async function grantsOf(db: DbOrTrx, principal: { userId: string } | { clientId: string }): Promise<GrantView[]> {
+  const q = grantRowsQuery(db);
+  const rows = await ('userId' in principal ? q.where('g.user_id', '=', principal.userId) : q.where('g.client_id', '=', principal.clientId)).execute();
+  return rows.map(toGrantView);
 }
 
 /** Whether any platform operator exists (the installation has been set up). */
