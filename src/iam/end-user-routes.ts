@@ -4,7 +4,7 @@ import { access, auditSource, parts, type RouteDefinition } from '../http/index.
 import { getTenant, listStages } from '../tenancy/index.ts';
 import { clearSessionCookies } from './cookies.ts';
 import { type Audience, login, logout } from './login.ts';
-import { caller, completeMfa, presentedRefresh, SignInOut, signInReply } from './routes.ts';
+import { caller, completeMfa, MfaIn, presentedRefresh, SignInOut, signInReply } from './routes.ts';
 import type { IamServices } from './services.ts';
 import { refreshSession, sessionPolicy } from './sessions.ts';
 
@@ -51,16 +51,7 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         summary: 'Complete an end-user sign-in with a second factor',
         tags: ['end-user'],
         params: StageParams,
-        body: Type.Object(
-          {
-            mfaToken: Type.String({ minLength: 1, maxLength: 200 }),
-            totp: Type.Optional(Type.String({ pattern: '^[0-9]{6}$' })),
-            recoveryCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-            webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })),
-            mode: Mode,
-          },
-          { additionalProperties: false },
-        ),
+        body: MfaIn,
         response: { 200: SignInOut },
       },
       handler: async (req, reply) => {

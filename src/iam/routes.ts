@@ -33,7 +33,7 @@ export const SignInOut = Type.Object({
   user: Type.Object({ id: Type.String(), email: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]) }),
 });
 
-const MfaIn = Type.Object(
+export const MfaIn = Type.Object(
   {
     mfaToken: Type.String({ minLength: 1, maxLength: 200 }),
     totp: Type.Optional(Type.String({ pattern: '^[0-9]{6}$' })),

@@ -2,10 +2,9 @@ import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { checkPasswordPolicy, hashPassword } from '../passwords.ts';
 import { assertOutranks, type TenantScope } from '../user-admin.ts';
 import { normaliseEmail } from '../users.ts';
-import { auditRefusedToken, consumeUserToken, findUserToken, issueUserToken, tokenHolder } from './user-tokens.ts';
+import { issueUserToken, redeemPasswordToken } from './user-tokens.ts';
 
 /** How long an invitation can be accepted. */
 export const INVITE_TTL_SECONDS = 7 * 24 * 60 * 60;
@@ -90,34 +89,19 @@ export interface AcceptedInvitation {
  * be used again with a better one.
  */
 export async function acceptInvitation(db: Db, source: AuditSource, input: { token: string; password: string }, now = new Date()): Promise<AcceptedInvitation> {
-  const action = 'user.invitation.accepted';
-  const lookup = await findUserToken(db, input.token, 'invite', ['invited'], now);
-  if (!lookup.ok) {
-    await db.transaction().execute((trx) => auditRefusedToken(trx, source, action, lookup.why, lookup.found));
-    throw new AccordError('IAM_TOKEN_USED');
-  }
-  const { found } = lookup;
-  checkPasswordPolicy(input.password, found.email);
-  // Hashing (tens of milliseconds) happens outside the transaction, which then only writes.
-  const passwordHash = await hashPassword(input.password);
-  const accepted = await db.transaction().execute(async (trx) => {
-    if (!(await consumeUserToken(trx, found.id, now))) {
-      await auditRefusedToken(trx, source, action, 'used', found);
-      return false;
-    }
-    const res = await trx
-      .updateTable('accord.users')
-      .set({ password_hash: passwordHash, status: 'active', password_changed_at: now })
-      .where('id', '=', found.userId)
-      .where('status', '=', 'invited')
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      await auditRefusedToken(trx, source, action, 'user-not-eligible', found);
-      return false;
-    }
-    await record(trx, tokenHolder(source, found), { tenantId: found.tenantId, action, target: { type: 'user', id: found.userId }, outcome: 'success', details: { email: found.email } });
-    return true;
-  });
-  if (!accepted) throw new AccordError('IAM_TOKEN_USED');
+  const { found } = await redeemPasswordToken(
+    db,
+    source,
+    {
+      action: 'user.invitation.accepted',
+      purpose: 'invite',
+      statuses: ['invited'],
+      status: 'active',
+      token: input.token,
+      password: input.password,
+      alsoDo: async (_trx, f) => ({ result: undefined, details: { email: f.email } }),
+    },
+    now,
+  );
   return { userId: found.userId, email: found.email, tenant: found.tenant };
 }

@@ -2,11 +2,10 @@ import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { checkPasswordPolicy, hashPassword } from '../passwords.ts';
 import { revokeUserSessions } from '../sessions.ts';
 import { assertOutranks, type TenantScope } from '../user-admin.ts';
 import { normaliseEmail } from '../users.ts';
-import { auditRefusedToken, consumeUserToken, findUserToken, issueUserToken, tokenHolder } from './user-tokens.ts';
+import { issueUserToken, redeemPasswordToken } from './user-tokens.ts';
 
 /** How long a password-reset token works. */
 export const RESET_TTL_SECONDS = 30 * 60;
@@ -64,34 +63,21 @@ export interface ResetDone {
  * used token is IAM_TOKEN_USED, audited without the token.
  */
 export async function resetPassword(db: Db, source: AuditSource, input: { token: string; password: string }, now = new Date()): Promise<ResetDone> {
-  const action = 'user.password.reset';
-  const lookup = await findUserToken(db, input.token, 'password-reset', ['active', 'disabled'], now);
-  if (!lookup.ok) {
-    await db.transaction().execute((trx) => auditRefusedToken(trx, source, action, lookup.why, lookup.found));
-    throw new AccordError('IAM_TOKEN_USED');
-  }
-  const { found } = lookup;
-  checkPasswordPolicy(input.password, found.email);
-  const passwordHash = await hashPassword(input.password);
-  const revoked = await db.transaction().execute(async (trx) => {
-    if (!(await consumeUserToken(trx, found.id, now))) {
-      await auditRefusedToken(trx, source, action, 'used', found);
-      return undefined;
-    }
-    const res = await trx
-      .updateTable('accord.users')
-      .set({ password_hash: passwordHash, password_changed_at: now })
-      .where('id', '=', found.userId)
-      .where('status', 'in', ['active', 'disabled'])
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      await auditRefusedToken(trx, source, action, 'user-not-eligible', found);
-      return undefined;
-    }
-    const sessionsRevoked = await revokeUserSessions(trx, found.userId, 'password-reset');
-    await record(trx, tokenHolder(source, found), { tenantId: found.tenantId, action, target: { type: 'user', id: found.userId }, outcome: 'success', details: { sessionsRevoked } });
-    return sessionsRevoked;
-  });
-  if (revoked === undefined) throw new AccordError('IAM_TOKEN_USED');
-  return { userId: found.userId, email: found.email, tenant: found.tenant, sessionsRevoked: revoked };
+  const { found, result: sessionsRevoked } = await redeemPasswordToken(
+    db,
+    source,
+    {
+      action: 'user.password.reset',
+      purpose: 'password-reset',
+      statuses: ['active', 'disabled'],
+      token: input.token,
+      password: input.password,
+      alsoDo: async (trx, f) => {
+        const revoked = await revokeUserSessions(trx, f.userId, 'password-reset');
+        return { result: revoked, details: { sessionsRevoked: revoked } };
+      },
+    },
+    now,
+  );
+  return { userId: found.userId, email: found.email, tenant: found.tenant, sessionsRevoked };
 }

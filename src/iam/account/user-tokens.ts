@@ -1,5 +1,7 @@
 import { type AuditSource, record } from '../../audit/index.ts';
-import type { DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
+import type { Db, DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { checkPasswordPolicy, hashPassword } from '../passwords.ts';
 import { hashToken, newToken } from '../tokens.ts';
 
 /** The one-time tokens handed to a user out of band: an invitation, a password reset. */
@@ -111,4 +113,59 @@ export async function auditRefusedToken(trx: Trx, source: AuditSource, action: s
 /** The audit actor once a token has proven who the caller is. */
 export function tokenHolder(source: AuditSource, found: FoundToken): AuditSource {
   return { ...source, actor: { type: 'user', id: found.userId, label: found.email, roles: [] } };
+}
+
+/**
+ * Redeems a token that sets a password (an invitation, a reset). The token is looked up, the
+ * password checked and hashed (tens of milliseconds, outside the transaction); then one
+ * transaction spends the token (a conditional update decides between concurrent uses), sets the
+ * password on a user still in one of `statuses`, runs `alsoDo` and audits the success. Any refusal
+ * is IAM_TOKEN_USED, audited without the token; a password the policy refuses changes nothing, so
+ * the token can be used again with a better one.
+ */
+export async function redeemPasswordToken<T>(
+  db: Db,
+  source: AuditSource,
+  opts: {
+    action: string;
+    purpose: UserTokenPurpose;
+    statuses: readonly UserStatus[];
+    token: string;
+    password: string;
+    /** The status the user gets (invitations activate); absent: unchanged. */
+    status?: UserStatus;
+    /** More work in the same transaction; its details go into the audit record. */
+    alsoDo: (trx: Trx, found: FoundToken) => Promise<{ result: T; details: Record<string, unknown> }>;
+  },
+  now = new Date(),
+): Promise<{ found: FoundToken; result: T }> {
+  const lookup = await findUserToken(db, opts.token, opts.purpose, opts.statuses, now);
+  if (!lookup.ok) {
+    await db.transaction().execute((trx) => auditRefusedToken(trx, source, opts.action, lookup.why, lookup.found));
+    throw new AccordError('IAM_TOKEN_USED');
+  }
+  const { found } = lookup;
+  checkPasswordPolicy(opts.password, found.email);
+  const passwordHash = await hashPassword(opts.password);
+  const outcome = await db.transaction().execute(async (trx) => {
+    if (!(await consumeUserToken(trx, found.id, now))) {
+      await auditRefusedToken(trx, source, opts.action, 'used', found);
+      return undefined;
+    }
+    const res = await trx
+      .updateTable('accord.users')
+      .set({ password_hash: passwordHash, password_changed_at: now, ...(opts.status ? { status: opts.status } : {}) })
+      .where('id', '=', found.userId)
+      .where('status', 'in', [...opts.statuses])
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) {
+      await auditRefusedToken(trx, source, opts.action, 'user-not-eligible', found);
+      return undefined;
+    }
+    const done = await opts.alsoDo(trx, found);
+    await record(trx, tokenHolder(source, found), { tenantId: found.tenantId, action: opts.action, target: { type: 'user', id: found.userId }, outcome: 'success', details: done.details });
+    return done;
+  });
+  if (!outcome) throw new AccordError('IAM_TOKEN_USED');
+  return { found, result: outcome.result };
 }
