@@ -3,6 +3,7 @@ import { type AuditSource, record } from '../audit/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import type { AuthContext } from '../http/index.ts';
+import { getTenant } from '../tenancy/index.ts';
 import { can } from './authorize.ts';
 import { checkPasswordPolicy } from './passwords.ts';
 import { missingOnTenant } from './roles/custom-roles.ts';
@@ -13,6 +14,12 @@ import { createUser, findUserByEmail, grantRole, normaliseEmail } from './users.
 export interface TenantScope {
   readonly tenantId: string;
   readonly tenantName: string;
+}
+
+/** The scope of a tenant named in a path (TENANCY_TENANT_NOT_FOUND when there is none). */
+export async function tenantScope(db: DbOrTrx, tenantName: string): Promise<TenantScope> {
+  const t = await getTenant(db, tenantName);
+  return { tenantId: t.id, tenantName: t.name };
 }
 
 const isUniqueViolation = (err: unknown): boolean => (err as { code?: string })?.code === '23505';

@@ -2,9 +2,10 @@ import { Type } from '@sinclair/typebox';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { getTenant, listStages } from '../tenancy/index.ts';
+import { listStages } from '../tenancy/index.ts';
 import { builtInRoles, permissions } from './permissions.ts';
 import { createTenantUser, deleteTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus } from './user-admin.ts';
+import { tenantScope } from './user-admin.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
 const UserParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), email: Type.String({ maxLength: 254 }) });
@@ -25,10 +26,7 @@ const manage = access.permission('user:manage', { tenantParam: 'tenant' });
 /** Tenant users and their role grants (IAM-1, IAM-4). */
 export function userRoutes(deps: { db: Db }): RouteDefinition[] {
   const { db } = deps;
-  const scopeOf = async (tenantName: string) => {
-    const t = await getTenant(db, tenantName);
-    return { tenantId: t.id, tenantName: t.name };
-  };
+  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   const stageOf = async (tenantId: string, tenantName: string, stage: string | undefined) => {
     if (stage === undefined) return undefined;
     const s = (await listStages(db, tenantId)).find((x) => x.name === stage);

@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant } from '../../tenancy/index.ts';
 import { caller } from '../routes.ts';
 import type { IamServices } from '../services.ts';
 import { acceptInvitation, inviteUser } from './invitations.ts';
 import { changePassword } from './password-change.ts';
 import { profileOf, selfId, updateProfile } from './profile.ts';
 import { issuePasswordReset, resetPassword } from './reset.ts';
+import { tenantScope } from '../user-admin.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
@@ -31,10 +31,7 @@ const manage = access.permission('user:manage', { tenantParam: 'tenant' });
 /** Invitations, password change and reset, and the caller's own profile. */
 export function accountRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const scopeOf = async (tenantName: string) => {
-    const t = await getTenant(db, tenantName);
-    return { tenantId: t.id, tenantName: t.name };
-  };
+  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
     {
       method: 'POST',

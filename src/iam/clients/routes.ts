@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant } from '../../tenancy/index.ts';
 import { caller } from '../routes.ts';
 import type { IamServices } from '../services.ts';
 import { issueClientToken, parseTokenRequest } from './oauth.ts';
 import { CLIENT_LIMITS, CLIENT_NAME_PATTERN, createClient, getClient, listClients, revokeClient, rotateClientSecret } from './service.ts';
+import { tenantScope } from '../user-admin.ts';
 
 const Name = Type.String({ pattern: CLIENT_NAME_PATTERN, maxLength: 63 });
 const Duration = Type.String({ minLength: 1, maxLength: 20, description: 'a duration: 90d, 12h, 30m, 2y, or seconds' });
@@ -47,10 +47,7 @@ const manage = access.permission('client:manage', { tenantParam: 'tenant' });
 /** API clients of a tenant (management) and the OAuth2 token endpoint (client credentials). */
 export function clientRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const scopeOf = async (tenantName: string) => {
-    const t = await getTenant(db, tenantName);
-    return { tenantId: t.id, tenantName: t.name };
-  };
+  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
     {
       method: 'POST',

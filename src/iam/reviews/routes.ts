@@ -1,10 +1,9 @@
 import { type TSchema, Type } from '@sinclair/typebox';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant } from '../../tenancy/index.ts';
 import { caller } from '../routes.ts';
 import type { IamServices } from '../services.ts';
-import type { TenantScope } from '../user-admin.ts';
 import { closeReview, decideItem, getReview, listReviews, listTenantGrants, startReview } from './service.ts';
+import { tenantScope } from '../user-admin.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
@@ -55,10 +54,7 @@ const ItemOut = Type.Object({
 export function reviewRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
   const review = access.permission('access:review', { tenantParam: 'tenant' });
-  const scopeOf = async (tenant: string): Promise<TenantScope> => {
-    const t = await getTenant(db, tenant);
-    return { tenantId: t.id, tenantName: t.name };
-  };
+  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
     {
       method: 'GET',
