@@ -6,9 +6,16 @@ import { isCommonPassword } from './account/common-passwords.ts';
 const ARGON2ID = 2;
 const options = { algorithm: ARGON2ID, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 
+/**
+ * The form a password is hashed in: Unicode NFKC (NIST SP 800-63B 5.1.1.2), so the same
+ * characters typed on another keyboard or system (composed or decomposed accents, full-width
+ * forms) give the same password.
+ */
+const normalised = (password: string): string => password.normalize('NFKC');
+
 /** Hashes a password with argon2id (PHC string with salt and parameters). */
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, options);
+  return hash(normalised(password), options);
 }
 
 let dummyHash: Promise<string> | undefined;
@@ -24,7 +31,7 @@ export async function verifyPassword(stored: string | null | undefined, password
     return false;
   }
   try {
-    return await verify(stored, password);
+    return await verify(stored, normalised(password));
   } catch {
     return false;
   }

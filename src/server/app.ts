@@ -180,18 +180,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       if (grant) grantUsage.note(grant.id);
     } catch (err) {
       if (isAccordError(err)) {
+        // On the chain of the tenant the path names, when it exists, so its admins see who was
+        // refused there (outsiders included: they learn nothing from a chain they cannot read).
+        const tenantParam = acc.kind === 'permission' || acc.kind === 'end-user' ? acc.tenantParam : undefined;
+        const tenantName = tenantParam ? (req.params as Record<string, string | undefined>)[tenantParam] : undefined;
         await database.db
           .transaction()
-          .execute((trx) =>
-            record(trx, auditSource(req.meta), {
-              tenantId: null,
+          .execute(async (trx) => {
+            const tenant = tenantName ? await trx.selectFrom('accord.tenants').select('id').where('name', '=', tenantName).executeTakeFirst() : undefined;
+            await record(trx, auditSource(req.meta), {
+              tenantId: tenant?.id ?? null,
               action: 'access.denied',
               target: { type: 'route', id: `${req.method} ${req.routeOptions.url}` },
               outcome: 'denied',
               reason: err.code,
               details: { path: req.url.split('?')[0] },
-            }),
-          )
+            });
+          })
           .catch((auditErr) => req.log.error({ err: auditErr }, 'audit write failed for a denied request'));
       }
       throw err;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isAccordError } from '../../errors/index.ts';
-import { checkPasswordPolicy, passwordRules } from '../passwords.ts';
+import { checkPasswordPolicy, hashPassword, passwordRules, verifyPassword } from '../passwords.ts';
 import { commonPasswords, isCommonPassword } from './common-passwords.ts';
 
 const EMAIL = 'jane.doe@example.test';
@@ -89,5 +89,18 @@ describe('common password list', () => {
     assert.equal(isCommonPassword('PassWord1234'), true);
     assert.equal(isCommonPassword('hello world 123'), true);
     assert.equal(isCommonPassword('hello world 124'), false);
+  });
+});
+
+describe('password hashing', () => {
+  test('the same characters composed or decomposed verify alike (NFKC), other passwords do not', async () => {
+    const composed = 'caf\u00e9 au lait sous la pluie';
+    const decomposed = 'cafe\u0301 au lait sous la pluie';
+    assert.notEqual(composed, decomposed);
+    const stored = await hashPassword(composed);
+    assert.match(stored, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    assert.equal(await verifyPassword(stored, decomposed), true);
+    assert.equal(await verifyPassword(stored, 'cafe au lait sous la pluie'), false);
+    assert.equal(await verifyPassword(undefined, composed), false, 'no stored hash never verifies');
   });
 });

@@ -1,7 +1,8 @@
 // Two platform server processes on one PostgreSQL database, both writing audit records as fast as
 // the test can make them: every chain must stay one gap-free, valid hash chain (issue 3, "Tests").
 // Each tenant search adds a record to that tenant's chain; each anonymous request to a protected
-// route adds an `access.denied` record to the platform chain; the per-chain head lock is what keeps
+// route adds an `access.denied` record to the chain of the tenant in its path (the platform chain for
+// paths without one); the per-chain head lock is what keeps
 // the two nodes from forking a chain.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -158,11 +159,16 @@ async function chainRows(url: string): Promise<Map<string, ChainRow>> {
 
 type Kind = 'acme' | 'globex' | 'anonymous';
 const KINDS: readonly Kind[] = ['acme', 'globex', 'anonymous'];
-// Protected routes an anonymous caller is turned away from; each refusal is one platform record.
+// Protected routes an anonymous caller is turned away from; each refusal is one record on the chain
+// of the tenant in the path, or on the platform chain.
 const ANONYMOUS_PATHS = ['/api/v1/tenants', '/api/v1/tenants/acme/audit', '/api/v1/audit', '/api/v1/tenants/globex'];
+
+const chainOfPath = (path: string): 'acme' | 'globex' | 'platform' => (path.startsWith('/api/v1/tenants/acme') ? 'acme' : path.startsWith('/api/v1/tenants/globex') ? 'globex' : 'platform');
 
 interface Tally {
   ok: Record<Kind, number>;
+  /** Refused anonymous requests by the chain their refusal is recorded on. */
+  refusedOn: Record<'acme' | 'globex' | 'platform', number>;
   /** Milliseconds per request, by kind (for the diagnostics). */
   ms: Record<Kind, number[]>;
   /** Anything but 200 for a search or 401 for an anonymous request: `kind status` → count. */
@@ -177,7 +183,7 @@ function median(xs: readonly number[]): number {
 
 /** Sends `total` requests to one node with `inFlight` of them outstanding at any time. */
 async function burst(node: Node, token: string, total: number, inFlight: number, offset: number): Promise<Tally> {
-  const tally: Tally = { ok: { acme: 0, globex: 0, anonymous: 0 }, ms: { acme: [], globex: [], anonymous: [] }, unexpected: new Map(), errors: [] };
+  const tally: Tally = { ok: { acme: 0, globex: 0, anonymous: 0 }, refusedOn: { acme: 0, globex: 0, platform: 0 }, ms: { acme: [], globex: [], anonymous: [] }, unexpected: new Map(), errors: [] };
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < total; i = next++) {
@@ -190,7 +196,10 @@ async function burst(node: Node, token: string, total: number, inFlight: number,
         const t0 = performance.now();
         const res = await node.call('GET', path, auth ? { token: auth } : {});
         tally.ms[kind].push(performance.now() - t0);
-        if (res.status === want) tally.ok[kind]++;
+        if (res.status === want) {
+          tally.ok[kind]++;
+          if (kind === 'anonymous') tally.refusedOn[chainOfPath(path)]++;
+        }
         else {
           const code = (res.body as { code?: unknown } | null)?.code;
           const key = `${kind} ${res.status} ${typeof code === 'string' ? code : JSON.stringify(res.body).slice(0, 120)}`;
@@ -321,9 +330,11 @@ describe('two platform nodes writing the audit trail of one PostgreSQL database 
     );
 
     const grew = (chain: string) => afterBurst.get(chain)!.count - (before.get(chain)?.count ?? 0);
-    assert.equal(grew(acmeChain), ta.ok.acme + tb.ok.acme, 'one acme record per successful acme search');
-    assert.equal(grew(globexChain), ta.ok.globex + tb.ok.globex, 'one globex record per successful globex search');
-    assert.equal(grew(platformChain), ta.ok.anonymous + tb.ok.anonymous, 'one platform record per refused anonymous request');
+    const refused = (on: keyof Tally['refusedOn']) => ta.refusedOn[on] + tb.refusedOn[on];
+    assert.ok(refused('acme') > 0 && refused('platform') > 0, 'refusals landed on tenant and platform chains');
+    assert.equal(grew(acmeChain), ta.ok.acme + tb.ok.acme + refused('acme'), 'one acme record per successful acme search and per refusal on an acme path');
+    assert.equal(grew(globexChain), ta.ok.globex + tb.ok.globex + refused('globex'), 'one globex record per successful globex search and per refusal on a globex path');
+    assert.equal(grew(platformChain), refused('platform'), 'one platform record per refused anonymous request without a tenant');
     assert.equal(ta.ok.acme + tb.ok.acme + ta.ok.globex + tb.ok.globex + ta.ok.anonymous + tb.ok.anonymous, sent);
   });
 });
