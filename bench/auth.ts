@@ -18,7 +18,7 @@ import { openKms } from '../src/crypto/kms/index.ts';
 import { type Database, migrate, openDatabase } from '../src/db/index.ts';
 import { access, registerRoutes } from '../src/http/index.ts';
 import { createUser, grantRole, hashPassword, IamKey, login, openSession, signAccessToken, verifyAccessToken } from '../src/iam/index.ts';
-import { defaultLockoutPolicy } from '../src/iam/lockout.ts';
+import { defaultLockoutPolicy } from '../src/iam/sign-in/lockout.ts';
 import { buildApp } from '../src/server/index.ts';
 import { createTenant } from '../src/tenancy/index.ts';
 import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';

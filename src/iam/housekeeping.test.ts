@@ -3,9 +3,9 @@ import { describe, test } from 'node:test';
 import { engines } from '../../test/harness/engines.ts';
 import { testIssuer } from '../../test/harness/iam.ts';
 import { pruneIdentity } from './housekeeping.ts';
-import { defaultLockoutPolicy, lockoutSubjects, recordFailure } from './lockout.ts';
-import { openSession } from './sessions.ts';
-import { createUser } from './users.ts';
+import { defaultLockoutPolicy, lockoutSubjects, recordFailure } from './sign-in/lockout.ts';
+import { openSession } from './sessions/sessions.ts';
+import { createUser } from './users/users.ts';
 
 const DAY = 86400_000;
 

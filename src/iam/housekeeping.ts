@@ -1,5 +1,5 @@
 import type { Db } from '../db/index.ts';
-import { type LockoutPolicy, pruneFailures } from './lockout.ts';
+import { type LockoutPolicy, pruneFailures } from './sign-in/lockout.ts';
 
 /** How long ended sessions and spent one-time tokens are kept (for support questions), then deleted. */
 export const KEEP_ENDED_MS = 7 * 86400_000;

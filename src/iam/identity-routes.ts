@@ -1,15 +1,15 @@
 import type { RouteDefinition } from '../http/index.ts';
 import { accountRoutes } from './account/routes.ts';
 import { clientRoutes } from './clients/routes.ts';
-import { endUserRoutes } from './end-user-routes.ts';
+import { endUserRoutes } from './sign-in/end-user-routes.ts';
 import { mfaRoutes } from './mfa/routes.ts';
-import { policyRoutes } from './policy-routes.ts';
+import { policyRoutes } from './sessions/policy-routes.ts';
 import { reviewRoutes } from './reviews/routes.ts';
 import { roleRoutes } from './roles/routes.ts';
-import { iamRoutes } from './routes.ts';
+import { iamRoutes } from './sign-in/routes.ts';
 import type { IamServices } from './services.ts';
-import { sessionRoutes } from './session-routes.ts';
-import { userRoutes } from './user-routes.ts';
+import { sessionRoutes } from './sessions/routes.ts';
+import { userRoutes } from './users/routes.ts';
 
 /** Every route of the identity capability, in one list for the server to register. */
 export function identityRoutes(iam: IamServices): RouteDefinition[] {

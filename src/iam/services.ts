@@ -1,11 +1,11 @@
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
-import { GrantUsage } from './grant-usage.ts';
+import { GrantUsage } from './reviews/grant-usage.ts';
 import type { IamKey } from './iam-key.ts';
-import { PrincipalCache } from './principal-cache.ts';
-import { lockoutPolicyFromConfig } from './lockout.ts';
-import type { SignInDeps } from './login.ts';
-import type { SessionPolicy, TokenIssuer } from './sessions.ts';
+import { PrincipalCache } from './sessions/principal-cache.ts';
+import { lockoutPolicyFromConfig } from './sign-in/lockout.ts';
+import type { SignInDeps } from './sign-in/login.ts';
+import type { SessionPolicy, TokenIssuer } from './sessions/sessions.ts';
 
 /**
  * What the IAM routes and the authenticator share, built once per server from the frozen

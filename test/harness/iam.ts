@@ -1,6 +1,6 @@
 import type { Trx } from '../../src/db/index.ts';
 import { IamKey, openSession, type SignInDeps, type TokenIssuer } from '../../src/iam/index.ts';
-import { defaultLockoutPolicy } from '../../src/iam/lockout.ts';
+import { defaultLockoutPolicy } from '../../src/iam/sign-in/lockout.ts';
 
 /**
  * One IAM key per test file: pass it to buildApp({ iamKey }) so tokens made here are the

@@ -2,8 +2,8 @@ import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { assertOutranks, type TenantScope } from '../user-admin.ts';
-import { normaliseEmail } from '../users.ts';
+import { assertOutranks, type TenantScope } from '../users/admin.ts';
+import { normaliseEmail } from '../users/users.ts';
 import { issueUserToken, redeemPasswordToken } from './user-tokens.ts';
 
 /** How long an invitation can be accepted. */

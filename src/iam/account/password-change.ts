@@ -1,10 +1,10 @@
 import { type AuditSource, record } from '../../audit/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../lockout.ts';
-import type { SignInDeps } from '../login.ts';
-import { checkPasswordPolicy, hashPassword, verifyPassword } from '../passwords.ts';
-import { revokeUserSessions } from '../sessions.ts';
+import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../sign-in/lockout.ts';
+import type { SignInDeps } from '../sign-in/login.ts';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
+import { revokeUserSessions } from '../sessions/sessions.ts';
 import { selfId } from './profile.ts';
 
 const ACTION = 'user.password.changed';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isAccordError } from '../../errors/index.ts';
-import { checkPasswordPolicy, hashPassword, passwordRules, verifyPassword } from '../passwords.ts';
+import { checkPasswordPolicy, hashPassword, passwordRules, verifyPassword } from './passwords.ts';
 import { commonPasswords, isCommonPassword } from './common-passwords.ts';
 
 const EMAIL = 'jane.doe@example.test';

@@ -2,9 +2,9 @@ import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { revokeUserSessions } from '../sessions.ts';
-import { assertOutranks, type TenantScope } from '../user-admin.ts';
-import { normaliseEmail } from '../users.ts';
+import { revokeUserSessions } from '../sessions/sessions.ts';
+import { assertOutranks, type TenantScope } from '../users/admin.ts';
+import { normaliseEmail } from '../users/users.ts';
 import { issueUserToken, redeemPasswordToken } from './user-tokens.ts';
 
 /** How long a password-reset token works. */

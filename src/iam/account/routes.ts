@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../routes.ts';
+import { caller } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { acceptInvitation, inviteUser } from './invitations.ts';
 import { changePassword } from './password-change.ts';
 import { profileOf, selfId, updateProfile } from './profile.ts';
 import { issuePasswordReset, resetPassword } from './reset.ts';
-import { tenantScope } from '../user-admin.ts';
+import { tenantScope } from '../users/admin.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });

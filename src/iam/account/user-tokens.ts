@@ -1,8 +1,8 @@
 import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db, DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { checkPasswordPolicy, hashPassword } from '../passwords.ts';
-import { hashToken, newToken } from '../tokens.ts';
+import { checkPasswordPolicy, hashPassword } from './passwords.ts';
+import { hashToken, newToken } from '../sessions/tokens.ts';
 
 /** The one-time tokens handed to a user out of band: an invitation, a password reset. */
 export type UserTokenPurpose = 'invite' | 'password-reset';

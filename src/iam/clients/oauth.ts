@@ -2,9 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import type { TokenIssuer } from '../sessions.ts';
-import { hashToken, signAccessToken } from '../tokens.ts';
-import { grantsOf } from '../users.ts';
+import type { TokenIssuer } from '../sessions/sessions.ts';
+import { hashToken, signAccessToken } from '../sessions/tokens.ts';
+import { grantsOf } from '../users/users.ts';
 
 /** The value the form parser (src/server/app.ts) gives a parameter sent more than once. */
 export const DUPLICATE_PARAMETER = '\u0000duplicate';

@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../routes.ts';
+import { caller } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { issueClientToken, parseTokenRequest } from './oauth.ts';
 import { CLIENT_LIMITS, CLIENT_NAME_PATTERN, createClient, getClient, listClients, revokeClient, rotateClientSecret } from './service.ts';
-import { tenantScope } from '../user-admin.ts';
+import { tenantScope } from '../users/admin.ts';
 
 const Name = Type.String({ pattern: CLIENT_NAME_PATTERN, maxLength: 63 });
 const Duration = Type.String({ minLength: 1, maxLength: 20, description: 'a duration: 90d, 12h, 30m, 2y, or seconds' });

@@ -6,8 +6,8 @@ import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
 import { listStages } from '../../tenancy/index.ts';
 import { parseDuration } from '../duration.ts';
-import { newToken } from '../tokens.ts';
-import { assertHoldsRole, type TenantScope } from '../user-admin.ts';
+import { newToken } from '../sessions/tokens.ts';
+import { assertHoldsRole, type TenantScope } from '../users/admin.ts';
 
 /** A client name: lower case, digits and hyphens, starting with a letter, 2 to 63 characters. */
 export const CLIENT_NAME_PATTERN = '^[a-z][a-z0-9-]{1,62}$';

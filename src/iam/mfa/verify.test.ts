@@ -5,7 +5,7 @@ import { SoftAuthenticator } from '../../../test/harness/webauthn.ts';
 import type { Db } from '../../db/index.ts';
 import { isAccordError } from '../../errors/index.ts';
 import { IamKey } from '../iam-key.ts';
-import { createUser } from '../users.ts';
+import { createUser } from '../users/users.ts';
 import { mfaFactors } from './factors.ts';
 import { formatRecoveryCode, newRecoveryCodes, normaliseRecoveryCode, recoveryCodesLeft, replaceRecoveryCodes } from './recovery.ts';
 import { base32Decode, hotp, totpCode, totpStep } from './totp.ts';

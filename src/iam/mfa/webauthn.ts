@@ -10,7 +10,7 @@ import {
 } from '@simplewebauthn/server';
 import type { DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { hashToken } from '../tokens.ts';
+import { hashToken } from '../sessions/tokens.ts';
 
 /** The relying party: this installation's host name, the origin browsers report, a display name. */
 export interface RelyingParty {

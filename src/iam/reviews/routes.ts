@@ -1,9 +1,9 @@
 import { type TSchema, Type } from '@sinclair/typebox';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../routes.ts';
+import { caller } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { closeReview, decideItem, getReview, listReviews, listTenantGrants, startReview } from './service.ts';
-import { tenantScope } from '../user-admin.ts';
+import { tenantScope } from '../users/admin.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });

@@ -3,7 +3,7 @@ import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError, isAccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
 import { can } from '../authorize.ts';
-import { assertHoldsRole, type TenantScope } from '../user-admin.ts';
+import { assertHoldsRole, type TenantScope } from '../users/admin.ts';
 
 /** Who holds a grant: a console user or an API client of the tenant. */
 export interface PrincipalView {

@@ -2,7 +2,7 @@ import { type AuditSource, record } from '../../audit/index.ts';
 import type { Db, DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { findUserByEmail, normaliseEmail } from '../users.ts';
+import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 /** A stage of a tenant, resolved from the path. */
 export interface StageScope {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { AccordError } from '../../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
 import { getTenant, listStages } from '../../tenancy/index.ts';
-import { caller } from '../routes.ts';
+import { caller } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { APP_NAME, APP_ROLE_NAME, grantAppRole, listAppRoleGrants, revokeAppRole, type StageScope } from './app-roles.ts';
 import { createCustomRole, deleteCustomRole, listTenantRoles, MAX_ROLE_PERMISSIONS, ROLE_NAME, type RoleScope, updateCustomRole } from './custom-roles.ts';

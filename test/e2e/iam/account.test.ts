@@ -7,7 +7,7 @@ import { ephemeralSigner } from '../../../src/audit/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Database } from '../../../src/db/index.ts';
 import { ensureBootstrap, grantRole, signAccessToken } from '../../../src/iam/index.ts';
-import { passwordRules } from '../../../src/iam/passwords.ts';
+import { passwordRules } from '../../../src/iam/account/passwords.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
 import { engines } from '../../harness/engines.ts';
 import { testIamKey } from '../../harness/iam.ts';

@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import type { Db } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { listStages } from '../tenancy/index.ts';
-import { builtInRoles, permissions } from './permissions.ts';
-import { createTenantUser, deleteTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus } from './user-admin.ts';
-import { tenantScope } from './user-admin.ts';
+import type { Db } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { listStages } from '../../tenancy/index.ts';
+import { builtInRoles, permissions } from '../permissions.ts';
+import { createTenantUser, deleteTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus } from './admin.ts';
+import { tenantScope } from './admin.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
 const UserParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), email: Type.String({ maxLength: 254 }) });

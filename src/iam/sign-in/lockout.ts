@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ColumnType, Generated, Kysely } from 'kysely';
-import type { AuditEvent } from '../audit/index.ts';
-import type { Catalog, DbOrTrx, Trx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { normaliseEmail } from './users.ts';
+import type { AuditEvent } from '../../audit/index.ts';
+import type { Catalog, DbOrTrx, Trx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { normaliseEmail } from '../users/users.ts';
 
 /**
  * Brute-force protection for sign-in, per account and per source IP. State lives only in the

@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../audit/index.ts';
-import type { DbOrTrx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { getTenant, listStages } from '../tenancy/index.ts';
-import { rolePermissions } from './roles/resolve.ts';
-import type { IamServices } from './services.ts';
+import { record } from '../../audit/index.ts';
+import type { DbOrTrx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { getTenant, listStages } from '../../tenancy/index.ts';
+import { rolePermissions } from '../roles/resolve.ts';
+import type { IamServices } from '../services.ts';
 
 // ODC's bounds for session policy (1 hour to 45 days absolute); idle may be shorter, not under 5 min.
 export const POLICY_LIMITS = Object.freeze({ idleMin: 300, absoluteMin: 3600, max: 45 * 86400 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IamKey } from './iam-key.ts';
+import type { IamKey } from '../iam-key.ts';
 
 /**
  * Opaque bearer secrets: 256 random bits with a readable prefix (so a leaked one is easy to

@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../audit/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { getTenant } from '../tenancy/index.ts';
-import { caller } from './routes.ts';
-import type { IamServices } from './services.ts';
+import { record } from '../../audit/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { getTenant } from '../../tenancy/index.ts';
+import { caller } from '../sign-in/routes.ts';
+import type { IamServices } from '../services.ts';
 import { listSessions, revokeSession, revokeUserSessions } from './sessions.ts';
-import { findUserByEmail, normaliseEmail } from './users.ts';
+import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 const SessionOut = Type.Object({
   id: Type.String(),

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/index.ts';
+import type { Db } from '../../db/index.ts';
 
 /**
  * Last use of each grant, for access reviews. Requests note the grant that allowed them in

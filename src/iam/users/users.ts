@@ -1,7 +1,7 @@
-import type { DbOrTrx, Trx } from '../db/index.ts';
-import type { GrantView } from '../http/index.ts';
-import { hashPassword } from './passwords.ts';
-import { builtInRoles } from './permissions.ts';
+import type { DbOrTrx, Trx } from '../../db/index.ts';
+import type { GrantView } from '../../http/index.ts';
+import { hashPassword } from '../account/passwords.ts';
+import { builtInRoles } from '../permissions.ts';
 
 /** Emails are compared case-insensitively; stored lower-case (a CHECK enforces it). */
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();

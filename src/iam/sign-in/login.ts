@@ -1,11 +1,11 @@
-import { type AuditSource, record } from '../audit/index.ts';
-import type { Db, Trx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
+import { type AuditSource, record } from '../../audit/index.ts';
+import type { Db, Trx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
 import { checkLockout, type LockoutPolicy, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
-import { mfaFactors, mfaRequired } from './mfa/factors.ts';
-import { verifyPassword } from './passwords.ts';
-import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions.ts';
-import { newToken } from './tokens.ts';
+import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
+import { verifyPassword } from '../account/passwords.ts';
+import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from '../sessions/sessions.ts';
+import { newToken } from '../sessions/tokens.ts';
 
 /** Everything sign-in needs, assembled once from the configuration. */
 export interface SignInDeps {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
-import { engines, type TestEngine } from '../../test/harness/engines.ts';
-import { record, systemSource } from '../audit/index.ts';
-import type { Db } from '../db/index.ts';
-import { up as migrateLockout } from '../db/migrations/004-lockout.ts';
-import { isAccordError } from '../errors/index.ts';
+import { engines, type TestEngine } from '../../../test/harness/engines.ts';
+import { record, systemSource } from '../../audit/index.ts';
+import type { Db } from '../../db/index.ts';
+import { up as migrateLockout } from '../../db/migrations/004-lockout.ts';
+import { isAccordError } from '../../errors/index.ts';
 import {
   accountSubject,
   checkLockout,
@@ -23,7 +23,7 @@ import {
   recordFailure,
   recordSuccess,
 } from './lockout.ts';
-import { createUser } from './users.ts';
+import { createUser } from '../users/users.ts';
 
 const t0 = new Date('2026-03-01T10:00:00.000Z');
 const at = (seconds: number): Date => new Date(t0.getTime() + seconds * 1000);

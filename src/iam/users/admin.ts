@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
-import { type AuditSource, record } from '../audit/index.ts';
-import type { Db, DbOrTrx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import type { AuthContext } from '../http/index.ts';
-import { getTenant } from '../tenancy/index.ts';
-import { can } from './authorize.ts';
-import { checkPasswordPolicy } from './passwords.ts';
-import { missingOnTenant } from './roles/custom-roles.ts';
-import { rolePermissions } from './roles/resolve.ts';
+import { type AuditSource, record } from '../../audit/index.ts';
+import type { Db, DbOrTrx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import type { AuthContext } from '../../http/index.ts';
+import { getTenant } from '../../tenancy/index.ts';
+import { can } from '../authorize.ts';
+import { checkPasswordPolicy } from '../account/passwords.ts';
+import { missingOnTenant } from '../roles/custom-roles.ts';
+import { rolePermissions } from '../roles/resolve.ts';
 import { createUser, findUserByEmail, grantRole, normaliseEmail } from './users.ts';
 
 /** Where an admin action applies: a tenant, and optionally one of its stages. */

@@ -1,4 +1,4 @@
-import type { AuthContext } from '../http/index.ts';
+import type { AuthContext } from '../../http/index.ts';
 
 interface Entry {
   readonly auth: Omit<AuthContext, 'via'>;

@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
-import { type AuditSource, record, systemSource } from '../audit/index.ts';
-import type { Db } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { checkPasswordPolicy } from './passwords.ts';
-import { hashToken, newToken } from './tokens.ts';
-import { createUser, findUserByEmail, grantRole, hasOperator } from './users.ts';
+import { type AuditSource, record, systemSource } from '../../audit/index.ts';
+import type { Db } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { checkPasswordPolicy } from '../account/passwords.ts';
+import { hashToken, newToken } from '../sessions/tokens.ts';
+import { createUser, findUserByEmail, grantRole, hasOperator } from '../users/users.ts';
 
 const SETUP_TOKEN_TTL_MS = 60 * 60 * 1000;
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { engines } from '../../test/harness/engines.ts';
-import { testSignIn } from '../../test/harness/iam.ts';
-import { systemSource } from '../audit/index.ts';
-import { isAccordError } from '../errors/index.ts';
-import { completeSetup, ensureBootstrap, hasOperator, login } from './index.ts';
+import { engines } from '../../../test/harness/engines.ts';
+import { testSignIn } from '../../../test/harness/iam.ts';
+import { systemSource } from '../../audit/index.ts';
+import { isAccordError } from '../../errors/index.ts';
+import { completeSetup, ensureBootstrap, hasOperator, login } from '../index.ts';
 
 
 for (const engine of engines()) {

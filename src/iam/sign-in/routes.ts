@@ -1,17 +1,17 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type AuditSource, record } from '../audit/index.ts';
-import type { DbOrTrx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { type AuthContext, access, auditSource, optionalBody, parts, type RouteDefinition } from '../http/index.ts';
+import { type AuditSource, record } from '../../audit/index.ts';
+import type { DbOrTrx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import { type AuthContext, access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
 import { completeSetup } from './bootstrap.ts';
-import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from './cookies.ts';
+import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from '../sessions/cookies.ts';
 import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
 import { type Audience, completeSignIn, login, logout, type SignInResult, type UserRef } from './login.ts';
-import { verifySecondFactor } from './mfa/verify.ts';
-import type { IamServices } from './services.ts';
-import { refreshSession, sessionPolicy } from './sessions.ts';
-import { csrfToken, hashToken } from './tokens.ts';
+import { verifySecondFactor } from '../mfa/verify.ts';
+import type { IamServices } from '../services.ts';
+import { refreshSession, sessionPolicy } from '../sessions/sessions.ts';
+import { csrfToken, hashToken } from '../sessions/tokens.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });

@@ -1,12 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { getTenant, listStages } from '../tenancy/index.ts';
-import { clearSessionCookies } from './cookies.ts';
+import { AccordError } from '../../errors/index.ts';
+import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { getTenant, listStages } from '../../tenancy/index.ts';
+import { clearSessionCookies } from '../sessions/cookies.ts';
 import { type Audience, login, logout } from './login.ts';
 import { caller, completeMfa, MfaIn, presentedRefresh, SignInOut, signInReply } from './routes.ts';
-import type { IamServices } from './services.ts';
-import { refreshSession, sessionPolicy } from './sessions.ts';
+import type { IamServices } from '../services.ts';
+import { refreshSession, sessionPolicy } from '../sessions/sessions.ts';
 
 const StageParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }) });
 const Mode = Type.Optional(Type.Union([Type.Literal('bearer'), Type.Literal('cookie')]));

@@ -1,6 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
-import { AccordError } from '../errors/index.ts';
-import { isCommonPassword } from './account/common-passwords.ts';
+import { AccordError } from '../../errors/index.ts';
+import { isCommonPassword } from './common-passwords.ts';
 
 // argon2id with OWASP's baseline (19 MiB, 2 passes, 1 lane): ~20 ms here, affordable per login.
 const ARGON2ID = 2;

@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
-import { type AuditSource, record } from '../audit/index.ts';
-import type { Db, DbOrTrx, Trx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import type { AuthContext, RequestMeta } from '../http/index.ts';
-import type { IamKey } from './iam-key.ts';
+import { type AuditSource, record } from '../../audit/index.ts';
+import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import type { AuthContext, RequestMeta } from '../../http/index.ts';
+import type { IamKey } from '../iam-key.ts';
 import type { PrincipalCache } from './principal-cache.ts';
 import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
-import { grantRowsQuery, grantsOf, toGrantView } from './users.ts';
+import { grantRowsQuery, grantsOf, toGrantView } from '../users/users.ts';
 
 export interface SessionPolicy {
   readonly idleSeconds: number;
