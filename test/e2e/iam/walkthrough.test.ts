@@ -78,6 +78,7 @@ for (const engine of engines) {
     const as = (who: keyof typeof config, ...args: string[]) => cli(args, { ACCORD_CONFIG_DIR: config[who] });
     const profile = async (who: keyof typeof config) => JSON.parse(await readFile(join(config[who], 'profile.json'), 'utf8')) as { token: string; refreshToken: string };
     let totpSecret = '';
+    let recoveryCodes: string[] = [];
     let lastStep = 0;
     let client = { clientId: '', clientSecret: '' };
     // A code for a time step never used before (the server refuses replays of a step).
@@ -127,6 +128,7 @@ for (const engine of engines) {
       assert.ok(totpSecret.length >= 32);
       assert.equal(enrol.recoveryCodes.length, 10);
       assert.equal(new Set(enrol.recoveryCodes).size, 10);
+      recoveryCodes = enrol.recoveryCodes;
       ok(await as('alice', 'mfa', 'confirm', '--code', freshCode(), '--json'));
     });
 
@@ -188,6 +190,28 @@ for (const engine of engines) {
       };
       assert.equal((await tokenWith(client.clientSecret)).code, 'IAM_CLIENT_INVALID');
       assert.ok((await tokenWith(rotated.clientSecret)).access_token);
+    });
+
+    test("the access review lists alice's and the client's grants with who granted them and their last use", async () => {
+      const grants = ok<{ kind: string; principal: { type: string; label: string }; role: string; stage: string | null; grantedBy: string | null; lastUsedAt: string | null }[]>(
+        await as('admin', 'access', 'review', '--tenant', 'acme', '--json'),
+      );
+      const alice = grants.find((g) => g.principal.label === 'alice@acme.test');
+      assert.deepEqual({ role: alice?.role, stage: alice?.stage, grantedBy: alice?.grantedBy }, { role: 'developer', stage: 'development', grantedBy: 'admin@acme.test' });
+      assert.ok(alice?.lastUsedAt, 'alice used her grant on the development stage');
+      const bot = grants.find((g) => g.principal.type === 'client' && g.principal.label === 'ci-bot');
+      assert.equal(bot?.role, 'developer');
+      assert.ok(bot?.lastUsedAt, 'the client used its grant');
+      // Sessions: alice (back in with a recovery code: the reuse above ended her saved session) sees
+      // hers; the admin ends them all, and her saved session stops working.
+      ok(await as('alice', 'login', '--email', 'alice@acme.test', '--password-file', join(dir, 'alice.pw'), '--recovery-code', recoveryCodes[0] as string, '--json'));
+      const mine = ok<{ id: string; current: boolean }[]>(await as('alice', 'session', 'list', '--json'));
+      assert.ok(mine.some((x) => x.current));
+      const ended = ok<{ revoked: number }>(await as('admin', 'session', 'revoke', '--tenant', 'acme', '--user', 'alice@acme.test', '--all', '--json'));
+      assert.ok(ended.revoked >= 1);
+      const after = await as('alice', 'session', 'list', '--json');
+      assert.notEqual(after.code, 0);
+      assert.match(after.stdout, /IAM_SESSION_ENDED|IAM_REFRESH_REUSED/);
     });
 
     test('six wrong passwords for alice lock her account, with Retry-After, and the right one is refused too', async () => {
