@@ -26,6 +26,10 @@ export const ConfigSchema = Type.Object(
       default: [],
       description: 'Extra DNS names or IPs for the generated server certificate.',
     }),
+    trustedProxies: Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9a-fA-F.:/]+$' }), {
+      default: [],
+      description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (the client address for lockout and audit); empty: the connection address.',
+    }),
     deploymentMode: Type.Union([Type.Literal('managed'), Type.Literal('self-managed')], {
       default: 'managed',
       description: 'managed: an operator runs Accord for customers; self-managed: a customer runs it itself.',
@@ -87,4 +91,4 @@ export type Config = Readonly<Static<typeof ConfigSchema>>;
 export const secretKeys = ['databaseUrl', 'bootstrapPassword', 'rootKeyPassphrase', 'pkcs11Pin'] as const;
 
 /** Keys holding a list; in the environment they are comma-separated. */
-export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp'] as const;
+export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp', 'trustedProxies'] as const;

@@ -240,3 +240,24 @@ describe('the principal cache', () => {
     }
   });
 });
+
+describe('client addresses behind a reverse proxy', () => {
+  test('X-Forwarded-For is believed from a trusted proxy only, for audit records and lockout', async () => {
+    const [engine] = engines();
+    const database = await (engine as ReturnType<typeof engines>[number]).open();
+    const config = loadConfig({ env: {}, flags: { logLevel: 'silent', trustedProxies: ['10.0.0.0/8'] } });
+    const app = await buildApp({ config, database, logger: pino({ level: 'silent' }), signer: ephemeralSigner(), keyring: await testKeyring(), iamKey: testIamKey });
+    try {
+      const attempt = (remoteAddress: string, forwarded: string) =>
+        app.inject({ method: 'POST', url: '/api/v1/auth/login', remoteAddress, headers: { 'x-forwarded-for': forwarded }, payload: { email: 'nobody@proxy.test', password: 'not a real password' } });
+      assert.equal((await attempt('10.1.2.3', '198.51.100.7')).statusCode, 401);
+      assert.equal((await attempt('192.0.2.50', '198.51.100.8')).statusCode, 401);
+      const ips = (await database.db.selectFrom('accord.audit_events').select('source_ip').where('action', '=', 'auth.login').orderBy('seq').execute()).map((r) => r.source_ip);
+      assert.deepEqual(ips, ['198.51.100.7', '192.0.2.50'], 'the proxy in 10/8 is believed; an address outside it is the client itself');
+      const subjects = (await database.db.selectFrom('accord.auth_failures').select('subject').where('kind', '=', 'ip').execute()).map((r) => r.subject).sort();
+      assert.deepEqual(subjects, ['192.0.2.50', '198.51.100.7']);
+    } finally {
+      await app.close();
+    }
+  });
+});
