@@ -147,4 +147,17 @@ export function registerMfaCommands(program: Command): void {
       out.result({ renamed: id, name: opts.name }, () => `Passkey ${id} renamed to ${opts.name}.`);
     }),
   );
+
+  withJson(
+    mfa
+      .command('reset <email>')
+      .description("an admin removes every MFA factor of a user who lost them, and ends their sessions")
+      .requiredOption('--tenant <name>', 'tenant of the user'),
+  ).action(
+    action(async (out, email: string, opts: { tenant: string }) => {
+      const { client } = sessionClient();
+      const r = await client.call<{ totp: boolean; passkeys: number; recoveryCodes: number; sessionsRevoked: number }>('DELETE', `/api/v1/tenants/${seg(opts.tenant)}/users/${seg(email)}/mfa`);
+      out.result(r, (v: typeof r) => `MFA of ${email} reset: ${v.totp ? 'TOTP, ' : ''}${v.passkeys} passkey(s), ${v.recoveryCodes} recovery code(s) removed; ${v.sessionsRevoked} session(s) ended.`);
+    }),
+  );
 }

@@ -2,6 +2,7 @@ import type { RouteDefinition } from '../http/index.ts';
 import { accountRoutes } from './account/routes.ts';
 import { clientRoutes } from './clients/routes.ts';
 import { endUserRoutes } from './sign-in/end-user-routes.ts';
+import { mfaAdminRoutes } from './mfa/admin-reset.ts';
 import { mfaRoutes } from './mfa/routes.ts';
 import { policyRoutes } from './sessions/policy-routes.ts';
 import { reviewRoutes } from './reviews/routes.ts';
@@ -17,6 +18,7 @@ export function identityRoutes(iam: IamServices): RouteDefinition[] {
     ...iamRoutes(iam),
     ...sessionRoutes(iam),
     ...mfaRoutes(iam),
+    ...mfaAdminRoutes(iam),
     ...accountRoutes(iam),
     ...userRoutes({ db: iam.db }),
     ...roleRoutes(iam),

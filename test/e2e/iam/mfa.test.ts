@@ -289,6 +289,24 @@ for (const engine of engines()) {
       assert.deepEqual((await auditOf('mfa.webauthn.removed')).map((r) => r.outcome), ['success']);
     });
 
+    test("an admin resets a user's lost MFA: every factor goes, sessions end, it is audited; others cannot", async () => {
+      const dora = await totpUser('dora@acme.test');
+      assert.deepEqual((await login('dora@acme.test')).methods, ['totp', 'recovery']);
+      await createUser('dev@acme.test', 'developer');
+      const dev = (await login('dev@acme.test')).accessToken as string;
+      assert.equal(code(await call('DELETE', '/api/v1/tenants/acme/users/dora@acme.test/mfa', dev)), 'IAM_FORBIDDEN');
+      const reset = await call('DELETE', '/api/v1/tenants/acme/users/dora@acme.test/mfa', ops);
+      assert.equal(reset.statusCode, 200, reset.body);
+      const body = reset.json();
+      assert.equal(body.totp, true);
+      assert.equal(body.recoveryCodes, 10);
+      assert.ok(body.sessionsRevoked >= 1);
+      assert.equal(code(await call('GET', '/api/v1/mfa', dora.token)), 'IAM_SESSION_ENDED');
+      assert.notEqual((await login('dora@acme.test')).status, 'mfa-required', 'no factor left to ask for');
+      assert.equal((await auditOf('mfa.reset')).length, 1);
+      assert.equal(code(await call('DELETE', '/api/v1/tenants/acme/users/nobody@acme.test/mfa', ops)), 'IAM_USER_NOT_FOUND');
+    });
+
     test('API clients get IAM_WRONG_AUDIENCE on MFA routes', async () => {
       const tenant = await database.db.selectFrom('accord.tenants').select('id').where('name', '=', 'acme').executeTakeFirstOrThrow();
       const client = await database.db
