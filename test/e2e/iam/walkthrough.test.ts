@@ -214,6 +214,29 @@ for (const engine of engines) {
       assert.match(after.stdout, /IAM_SESSION_ENDED|IAM_REFRESH_REUSED/);
     });
 
+    test('a custom role is defined, granted, and revoked through a review campaign, all from the CLI', async () => {
+      ok(await as('admin', 'role', 'create', 'evidence-reader', '--tenant', 'acme', '--permissions', 'tenant:read,audit:read', '--description', 'reads the audit trail', '--json'));
+      await writeFile(join(dir, 'bob.pw'), 'a reviewer passphrase of his own\n');
+      ok(await as('admin', 'user', 'create', 'bob@acme.test', '--tenant', 'acme', '--password-file', join(dir, 'bob.pw'), '--json'));
+      ok(await as('admin', 'role', 'grant', 'evidence-reader', '--tenant', 'acme', '--user', 'bob@acme.test', '--json'));
+      const started = ok<{ id: string; counts: { items: number } }>(await as('admin', 'access', 'campaign', 'start', '--tenant', 'acme', '--name', 'Q4 review', '--json'));
+      assert.ok(started.counts.items >= 3);
+      const shown = ok<{ items: { id: string; role: string; principal: { label: string } }[] }>(await as('admin', 'access', 'campaign', 'show', started.id, '--tenant', 'acme', '--json'));
+      const bobs = shown.items.find((i) => i.principal.label === 'bob@acme.test' && i.role === 'evidence-reader');
+      assert.ok(bobs, 'the campaign lists the custom-role grant');
+      ok(await as('admin', 'access', 'campaign', 'decide', started.id, bobs.id, '--revoke', '--note', 'moved to another team', '--tenant', 'acme', '--json'));
+      const closed = ok<{ closedAt: string | null; counts: { revoked: number } }>(await as('admin', 'access', 'campaign', 'close', started.id, '--tenant', 'acme', '--json'));
+      assert.ok(closed.closedAt);
+      assert.equal(closed.counts.revoked, 1);
+      const users = ok<{ email: string; grants: unknown[] }[]>(await as('admin', 'user', 'list', '--tenant', 'acme', '--json'));
+      assert.deepEqual(users.find((u) => u.email === 'bob@acme.test')?.grants, [], 'the revoked grant is gone');
+      const evidence = ok<{ items: { decision: string | null; decidedBy: string | null; note: string | null; principal: { label: string } }[] }>(
+        await as('admin', 'access', 'campaign', 'show', started.id, '--tenant', 'acme', '--json'),
+      );
+      const decided = evidence.items.find((i) => i.principal.label === 'bob@acme.test');
+      assert.deepEqual({ decision: decided?.decision, by: decided?.decidedBy, note: decided?.note }, { decision: 'revoke', by: 'admin@acme.test', note: 'moved to another team' });
+    });
+
     test('six wrong passwords for alice lock her account, with Retry-After, and the right one is refused too', async () => {
       const attempt = (password: string) => call(ready, ca, 'POST', '/api/v1/auth/login', { body: { email: 'alice@acme.test', password } });
       const answers: Http[] = [];
@@ -233,7 +256,7 @@ for (const engine of engines) {
     test('every step is in the audit trail', async () => {
       const events = ok<{ records: { action: string }[] }>(await as('ops', 'audit', 'search', '--tenant', 'acme', '--limit', '500', '--json'));
       const actions = new Set(events.records.map((e) => e.action));
-      for (const a of ['user.created', 'role.granted', 'mfa.totp.enrolled', 'mfa.totp.confirmed', 'tenant.policy.changed', 'client.created', 'client.token.issued', 'auth.refresh', 'client.secret.rotated']) {
+      for (const a of ['user.created', 'role.granted', 'mfa.totp.enrolled', 'mfa.totp.confirmed', 'tenant.policy.changed', 'client.created', 'client.token.issued', 'auth.refresh', 'client.secret.rotated', 'role.created', 'access.review.started', 'access.review.decided', 'access.review.closed', 'role.revoked', 'session.revoked']) {
         assert.ok(actions.has(a), `${a} audited (have: ${[...actions].sort().join(', ')})`);
       }
     });
