@@ -84,7 +84,6 @@ export const catalog = {
   IAM_SESSION_NOT_FOUND: { status: 404, title: 'Session not found', message: 'No such session.' },
   IAM_POLICY_INVALID: { status: 400, title: 'Invalid policy', message: 'The session or MFA policy is not valid.' },
   // Identity and access: MFA
-  IAM_MFA_REQUIRED: { status: 401, title: 'MFA required', message: 'Complete the sign-in with a second factor.' },
   IAM_MFA_ENROLMENT_REQUIRED: {
     status: 403,
     title: 'MFA enrolment required',
