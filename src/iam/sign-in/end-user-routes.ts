@@ -56,8 +56,8 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
       },
       handler: async (req, reply) => {
         const { params, body } = parts<{ tenant: string; stage: string }, Parameters<typeof completeMfa>[2]>(req);
-        await stageOf(params.tenant, params.stage);
-        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body), body.mode);
+        const audience = await stageOf(params.tenant, params.stage);
+        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body, { kind: 'end-user', stageId: audience.stageId }), body.mode);
       },
     },
     {

@@ -74,7 +74,13 @@ export function signInReply(reply: FastifyReply, result: SignInResult, mode: 'be
  * Second step of a sign-in: the MFA challenge token and one factor. A wrong factor counts as a
  * failed sign-in for the account's lockout; the challenge is single-use once it succeeds.
  */
-export async function completeMfa(iam: IamServices, source: AuditSource, input: Static<typeof MfaIn>, now = new Date()): Promise<SignInResult> {
+export async function completeMfa(
+  iam: IamServices,
+  source: AuditSource,
+  input: Static<typeof MfaIn>,
+  where: { kind: 'console' } | { kind: 'end-user'; stageId: string },
+  now = new Date(),
+): Promise<SignInResult> {
   const { db } = iam;
   const outcome = await db.transaction().execute(async (trx) => {
     const row = await trx
@@ -87,6 +93,11 @@ export async function completeMfa(iam: IamServices, source: AuditSource, input: 
       .forUpdate('t')
       .executeTakeFirst();
     if (!row || row.used_at !== null || row.expires_at <= now || row.status !== 'active') return { error: 'IAM_MFA_CHALLENGE_INVALID' as const };
+    // A challenge completes where its sign-in began: the console, or that one stage.
+    const audience = ((row.data as { audience?: Audience }).audience ?? { kind: 'console' }) as Audience;
+    if (audience.kind !== where.kind || (audience.kind === 'end-user' && where.kind === 'end-user' && audience.stageId !== where.stageId)) {
+      return { error: 'IAM_MFA_CHALLENGE_INVALID' as const };
+    }
     const user: UserRef = { id: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name };
     const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp });
     const actor = { ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } };
@@ -100,7 +111,6 @@ export async function completeMfa(iam: IamServices, source: AuditSource, input: 
       return { error: 'IAM_MFA_INVALID' as const };
     }
     await trx.updateTable('accord.user_tokens').set({ used_at: now }).where('id', '=', row.id).execute();
-    const audience = ((row.data as { audience?: Audience }).audience ?? { kind: 'console' }) as Audience;
     return { result: await completeSignIn(trx, iam.signIn, source, user, ['password', factor.method], audience, now) };
   });
   if ('error' in outcome && outcome.error) {
@@ -179,7 +189,7 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
       },
       handler: async (req, reply) => {
         const { body } = parts<unknown, Static<typeof MfaIn>>(req);
-        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body), body.mode);
+        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body, { kind: 'console' }), body.mode);
       },
     },
     {

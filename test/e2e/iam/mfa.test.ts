@@ -307,6 +307,22 @@ for (const engine of engines()) {
       assert.equal(code(await call('DELETE', '/api/v1/tenants/acme/users/nobody@acme.test/mfa', ops)), 'IAM_USER_NOT_FOUND');
     });
 
+    test('an end user with TOTP completes the sign-in on the stage it began on, and nowhere else', async () => {
+      const erin = await totpUser('enduser-erin@acme.test');
+      const start = await call('POST', '/t/acme/development/auth/login', undefined, { email: 'enduser-erin@acme.test', password: PASSWORD });
+      assert.equal(start.json().status, 'mfa-required');
+      const mfaToken = start.json().mfaToken as string;
+      secrets.push(mfaToken);
+      // The code is for the next step: the current one was spent confirming the enrolment.
+      const code30 = totpAt(erin.secret, 30);
+      assert.equal(code(await call('POST', '/api/v1/auth/mfa', undefined, { mfaToken, totp: code30 })), 'IAM_MFA_CHALLENGE_INVALID');
+      assert.equal(code(await call('POST', '/t/acme/production/auth/mfa', undefined, { mfaToken, totp: code30 })), 'IAM_MFA_CHALLENGE_INVALID');
+      const done = await call('POST', '/t/acme/development/auth/mfa', undefined, { mfaToken, totp: code30 });
+      assert.equal(done.statusCode, 200, done.body);
+      const me = await call('GET', '/t/acme/development/auth/me', done.json().accessToken);
+      assert.equal(me.json().email, 'enduser-erin@acme.test');
+    });
+
     test('API clients get IAM_WRONG_AUDIENCE on MFA routes', async () => {
       const tenant = await database.db.selectFrom('accord.tenants').select('id').where('name', '=', 'acme').executeTakeFirstOrThrow();
       const client = await database.db
