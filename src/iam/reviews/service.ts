@@ -1,5 +1,6 @@
 import { type AuditSource, record } from '../../audit/index.ts';
-import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
+import type { Selectable } from 'kysely';
+import type { AccessReviewItemsTable, Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError, isAccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
 import { can } from '../authorize.ts';
@@ -246,22 +247,8 @@ async function reviewRow(db: DbOrTrx, scope: TenantScope, id: string, lock = fal
   return row;
 }
 
-type ItemRow = {
-  id: string;
-  kind: 'role' | 'app-role';
-  grant_id: string;
-  principal_type: 'user' | 'client';
-  principal_id: string;
-  principal_label: string;
-  role: string;
-  app: string | null;
-  stage: string | null;
-  last_used_at: Date | null;
-  decision: 'confirm' | 'revoke' | null;
-  decided_by: string | null;
-  decided_at: Date | null;
-  note: string | null;
-};
+/** A review item as stored (its review is known to the caller). */
+type ItemRow = Omit<Selectable<AccessReviewItemsTable>, 'review_id'>;
 
 const ITEM_COLUMNS = ['id', 'kind', 'grant_id', 'principal_type', 'principal_id', 'principal_label', 'role', 'app', 'stage', 'last_used_at', 'decision', 'decided_by', 'decided_at', 'note'] as const;
 

@@ -128,14 +128,15 @@ export async function refreshSession(
   },
   expect: { kind: 'console' } | { kind: 'end-user'; stageId: string },
   now = new Date(),
-): Promise<IssuedSession> {
+): Promise<{ session: IssuedSession; user: { id: string; email: string; tenantId: string | null; tenant: string | null } }> {
   if (!input.refreshToken.startsWith('acr_') || input.refreshToken.length > 200) throw new AccordError('IAM_TOKEN_INVALID');
   const outcome = await db.transaction().execute(async (trx) => {
     const row = await trx
       .selectFrom('accord.refresh_tokens as r')
       .innerJoin('accord.sessions as s', 's.id', 'r.session_id')
       .innerJoin('accord.users as u', 'u.id', 's.user_id')
-      .select(['r.id as refresh_id', 'r.used_at', 's.id', 's.kind', 's.stage_id', 's.user_id', 's.revoked_at', 's.idle_expires_at', 's.absolute_expires_at', 's.enrolment_only', 'u.email', 'u.tenant_id', 'u.status'])
+      .leftJoin('accord.tenants as t', 't.id', 'u.tenant_id')
+      .select(['r.id as refresh_id', 'r.used_at', 's.id', 's.kind', 's.stage_id', 's.user_id', 's.revoked_at', 's.idle_expires_at', 's.absolute_expires_at', 's.enrolment_only', 'u.email', 'u.tenant_id', 'u.status', 't.name as tenant_name'])
       .where('r.token_hash', '=', hashToken(input.refreshToken))
       .forUpdate('r')
       .executeTakeFirst();
@@ -179,10 +180,11 @@ export async function refreshSession(
         csrfToken: csrfToken(issuer.key, row.id),
         enrolmentOnly: false,
       },
+      user: { id: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name },
     };
   });
   if ('error' in outcome && outcome.error) throw new AccordError(outcome.error);
-  return outcome.session;
+  return { session: outcome.session, user: outcome.user };
 }
 
 export type Authentication = { auth: AuthContext } | { error: NonNullable<RequestMeta['authError']> };

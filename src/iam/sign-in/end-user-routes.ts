@@ -74,7 +74,7 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         const { params } = parts<{ tenant: string; stage: string }>(req);
         const audience = await stageOf(params.tenant, params.stage);
         const presented = presentedRefresh(req);
-        const s = await refreshSession(
+        const { session, user } = await refreshSession(
           db,
           iam.issuer,
           auditSource(req.meta),
@@ -85,8 +85,7 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
           },
           { kind: 'end-user', stageId: audience.stageId },
         );
-        const user = await db.selectFrom('accord.sessions as s').innerJoin('accord.users as u', 'u.id', 's.user_id').select(['u.id', 'u.email', 'u.tenant_id']).where('s.id', '=', s.sessionId).executeTakeFirstOrThrow();
-        return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: params.tenant } }, presented.csrf === undefined ? 'bearer' : 'cookie');
+        return signInReply(reply, { status: 'signed-in', session, user }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
     },
     {

@@ -203,9 +203,14 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
       },
       handler: async (req, reply) => {
         const presented = presentedRefresh(req);
-        const s = await refreshSession(db, iam.issuer, auditSource(req.meta), { refreshToken: presented.token, policy: consolePolicy, ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }) }, { kind: 'console' });
-        const user = await db.selectFrom('accord.sessions as s').innerJoin('accord.users as u', 'u.id', 's.user_id').leftJoin('accord.tenants as t', 't.id', 'u.tenant_id').select(['u.id', 'u.email', 'u.tenant_id', 't.name']).where('s.id', '=', s.sessionId).executeTakeFirstOrThrow();
-        return signInReply(reply, { status: 'signed-in', session: s, user: { id: user.id, email: user.email, tenantId: user.tenant_id, tenant: user.name } }, presented.csrf === undefined ? 'bearer' : 'cookie');
+        const { session, user } = await refreshSession(
+          db,
+          iam.issuer,
+          auditSource(req.meta),
+          { refreshToken: presented.token, policy: consolePolicy, ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }) },
+          { kind: 'console' },
+        );
+        return signInReply(reply, { status: 'signed-in', session, user }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
     },
     {
