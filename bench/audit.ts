@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { type AuditEvent, ephemeralSigner, record, systemSource, takeCheckpoints, verifyChains } from '../src/audit/index.ts';
+import { type AuditEvent, ephemeralSigner, record, systemSource, takeCheckpoints, verifyChains } from '../src/audit-chain/index.ts';
 import { type Database, type Db, migrate, openDatabase, type Trx } from '../src/db/index.ts';
 import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
 import { createOwnedDatabase, machine, positiveInt } from './lib.ts';

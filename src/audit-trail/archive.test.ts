@@ -19,7 +19,7 @@ import {
   takeCheckpoints,
   verifyChain,
   verifyChains,
-} from '../audit/index.ts';
+} from '../audit-chain/index.ts';
 import { type Database, type Db, migrate, openDatabase } from '../db/index.ts';
 import { type ArchivedFile, archiveExpired, verifyArchive } from './archive.ts';
 

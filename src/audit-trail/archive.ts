@@ -33,7 +33,7 @@ import {
   toCanonical,
   toJsonLine,
   toRecordView,
-} from '../audit/index.ts';
+} from '../audit-chain/index.ts';
 import type { AuditEventsTable, Db, DbOrTrx, Trx } from '../db/index.ts';
 
 const DAY_MS = 86_400_000;

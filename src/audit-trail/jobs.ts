@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type CheckpointPolicy, type CheckpointSigner, takeCheckpoints, writeCheckpointFiles } from '../audit/index.ts';
+import { type CheckpointPolicy, type CheckpointSigner, takeCheckpoints, writeCheckpointFiles } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { archiveExpired } from './archive.ts';
 import type { SyslogSink } from './syslog-sink.ts';

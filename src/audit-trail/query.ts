@@ -1,4 +1,4 @@
-import type { AuditQuery } from '../audit/index.ts';
+import type { AuditQuery } from '../audit-chain/index.ts';
 import { AccordError } from '../errors/index.ts';
 
 /** Raw query-string filters, as the search and export routes receive them. */

@@ -12,7 +12,7 @@ import {
   toCef,
   toJsonLine,
   verifyChains,
-} from '../audit/index.ts';
+} from '../audit-chain/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { engines } from '../../test/harness/engines.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../test/harness/tls.ts';
-import { PLATFORM_CHAIN, record, systemSource } from '../audit/index.ts';
+import { PLATFORM_CHAIN, record, systemSource } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { SyslogSink } from './syslog-sink.ts';

@@ -15,7 +15,7 @@
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
-import { toRecordView, toSyslog5424 } from '../audit/index.ts';
+import { toRecordView, toSyslog5424 } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 

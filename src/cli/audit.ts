@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { readCheckpointFiles, type SignedCheckpoint, writeCheckpointFiles } from '../audit/index.ts';
+import { readCheckpointFiles, type SignedCheckpoint, writeCheckpointFiles } from '../audit-chain/index.ts';
 import { action, sessionClient, withJson } from './command.ts';
 import { cliError, table } from './output.ts';
 

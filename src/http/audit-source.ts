@@ -1,4 +1,4 @@
-import type { AuditSource } from '../audit/index.ts';
+import type { AuditSource } from '../audit-chain/index.ts';
 import type { RequestMeta } from './context.ts';
 
 /** The audit view of a request: who, from where, with which roles at that moment. */

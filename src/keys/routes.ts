@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { Keyring } from '../crypto/keys/index.ts';
+import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';

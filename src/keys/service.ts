@@ -1,6 +1,6 @@
-import { type AuditSource, record, recordAlone, systemSource } from '../audit/index.ts';
+import { type AuditSource, record, recordAlone, systemSource } from '../audit-chain/index.ts';
 import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } from '../crypto/field/index.ts';
-import type { Keyring } from '../crypto/keys/index.ts';
+import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';

@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
-import { type AuditSource, record } from '../audit/index.ts';
-import type { Keyring } from '../crypto/keys/index.ts';
+import { type AuditSource, record } from '../audit-chain/index.ts';
+import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { assertRegion, assertStageName, assertTenantName, DEFAULT_STAGES } from './names.ts';

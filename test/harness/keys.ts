@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { Keyring } from '../../src/crypto/keys/index.ts';
+import { Keyring } from '../../src/crypto/keyring/index.ts';
 import { type KmsProvider, openKms } from '../../src/crypto/kms/index.ts';
 
 const opened: KmsProvider[] = [];

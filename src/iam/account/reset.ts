@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';

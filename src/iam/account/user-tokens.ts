@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { checkPasswordPolicy, hashPassword } from './passwords.ts';

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { TokenIssuer } from '../sessions/sessions.ts';

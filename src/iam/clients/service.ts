@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';

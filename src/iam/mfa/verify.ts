@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Trx } from '../../db/index.ts';
 import type { IamKey } from '../iam-key.ts';
 import { recoveryCodesLeft, useRecoveryCode } from './recovery.ts';

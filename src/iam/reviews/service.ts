@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Selectable } from 'kysely';
 import type { AccessReviewItemsTable, Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError, isAccordError } from '../../errors/index.ts';

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../../audit/index.ts';
+import { record } from '../../audit-chain/index.ts';
 import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext, RequestMeta } from '../../http/index.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { engines } from '../../../test/harness/engines.ts';
 import { testSignIn } from '../../../test/harness/iam.ts';
-import { systemSource } from '../../audit/index.ts';
+import { systemSource } from '../../audit-chain/index.ts';
 import { isAccordError } from '../../errors/index.ts';
 import { completeSetup, ensureBootstrap, hasOperator, login } from '../index.ts';
 

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type AuditSource, record, systemSource } from '../../audit/index.ts';
+import { type AuditSource, record, systemSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { checkPasswordPolicy } from '../account/passwords.ts';

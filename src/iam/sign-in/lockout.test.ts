@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { engines, type TestEngine } from '../../../test/harness/engines.ts';
-import { record, systemSource } from '../../audit/index.ts';
+import { record, systemSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { up as migrateLockout } from '../../db/migrations/004-lockout.ts';
 import { isAccordError } from '../../errors/index.ts';

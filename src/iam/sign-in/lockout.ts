@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ColumnType, Generated, Kysely } from 'kysely';
-import type { AuditEvent } from '../../audit/index.ts';
+import type { AuditEvent } from '../../audit-chain/index.ts';
 import type { Catalog, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { normaliseEmail } from '../users/users.ts';

@@ -1,4 +1,4 @@
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { checkLockout, type LockoutPolicy, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';

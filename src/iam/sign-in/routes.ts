@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type AuditSource, record } from '../../audit/index.ts';
+import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { type AuthContext, access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { ephemeralSigner } from '../../../src/audit/index.ts';
+import { ephemeralSigner } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import { createUser, ensureBootstrap, grantRole } from '../../../src/iam/index.ts';

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
-import { ephemeralSigner } from '../../../src/audit/index.ts';
+import { ephemeralSigner } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Database } from '../../../src/db/index.ts';
 import { ensureBootstrap, grantRole, signAccessToken } from '../../../src/iam/index.ts';

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { ephemeralSigner, systemSource } from '../../../src/audit/index.ts';
+import { ephemeralSigner, systemSource } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import type { AuthContext } from '../../../src/http/index.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
-import { ephemeralSigner, systemSource } from '../../../src/audit/index.ts';
+import { ephemeralSigner, systemSource } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Db } from '../../../src/db/index.ts';
 import { createUser, grantRole, IamKey, signAccessToken } from '../../../src/iam/index.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
-import { ephemeralSigner } from '../../../src/audit/index.ts';
+import { ephemeralSigner } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import { ensureBootstrap } from '../../../src/iam/index.ts';
 import { buildApp } from '../../../src/server/index.ts';

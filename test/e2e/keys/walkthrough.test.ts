@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { Keyring } from '../../../src/crypto/keys/index.ts';
+import { Keyring } from '../../../src/crypto/keyring/index.ts';
 import { openKms } from '../../../src/crypto/kms/index.ts';
 import { openDatabase } from '../../../src/db/index.ts';
 import { readSecret } from '../../../src/keys/index.ts';

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ephemeralSigner } from '../../../src/audit/index.ts';
+import { ephemeralSigner } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import { ensureBootstrap, hasOperator } from '../../../src/iam/index.ts';
 import { buildApp, createLogger } from '../../../src/server/index.ts';
