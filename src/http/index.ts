@@ -1,3 +1,15 @@
 export { auditSource } from './audit-source.ts';
 export type { AuthContext, GrantView, RequestMeta } from './context.ts';
-export { access, optionalBody, parts, registerRoutes, type RouteAccess, type RouteDefinition, type RouteSchema } from './route.ts';
+export {
+  access,
+  registerRoutes,
+  type RouteAccess,
+  type RouteContext,
+  type RouteDefinition,
+  type RouteKit,
+  type RouteSchema,
+  route,
+  type ScopeResolver,
+  type ScopeStage,
+  type ScopeTenant,
+} from './route.ts';

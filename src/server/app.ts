@@ -3,7 +3,7 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { type CheckpointSigner, record } from '../audit-chain/index.ts';
+import type { CheckpointSigner } from '../audit-chain/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
@@ -12,8 +12,9 @@ import { AccordError, isAccordError } from '../errors/index.ts';
 import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
 import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
 import { identityRoutes } from '../iam/identity-routes.ts';
+import { unitOfWork } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
-import { tenancyRoutes } from '../tenancy/index.ts';
+import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
 import { installMetrics } from './metrics.ts';
 import { platformRoutes } from './platform-routes.ts';
@@ -185,20 +186,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         // refused there (outsiders included: they learn nothing from a chain they cannot read).
         const tenantParam = acc.kind === 'permission' || acc.kind === 'end-user' ? acc.tenantParam : undefined;
         const tenantName = tenantParam ? (req.params as Record<string, string | undefined>)[tenantParam] : undefined;
-        await database.db
-          .transaction()
-          .execute(async (trx) => {
-            const tenant = tenantName ? await trx.selectFrom('accord.tenants').select('id').where('name', '=', tenantName).executeTakeFirst() : undefined;
-            await record(trx, auditSource(req.meta), {
-              tenantId: tenant?.id ?? null,
-              action: 'access.denied',
-              target: { type: 'route', id: `${req.method} ${req.routeOptions.url}` },
-              outcome: 'denied',
-              reason: err.code,
-              details: { path: req.url.split('?')[0] },
-            });
-          })
-          .catch((auditErr) => req.log.error({ err: auditErr }, 'audit write failed for a denied request'));
+        // A committed refusal: its record commits, the error still reaches the caller.
+        await unitOfWork(database.db, auditSource(req.meta), async (w) => {
+          const tenant = tenantName ? await w.trx.selectFrom('accord.tenants').select('id').where('name', '=', tenantName).executeTakeFirst() : undefined;
+          return w.refuse(err, {
+            tenantId: tenant?.id ?? null,
+            action: 'access.denied',
+            target: { type: 'route', id: `${req.method} ${req.routeOptions.url}` },
+            outcome: 'denied',
+            reason: err.code,
+            details: { path: req.url.split('?')[0] },
+          });
+        }).catch((refused) => {
+          if (refused !== err) req.log.error({ err: refused }, 'audit write failed for a denied request');
+        });
       }
       throw err;
     }
@@ -211,6 +212,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
   ];
-  registerRoutes(app, routes);
+  registerRoutes(app, { db: database.db, resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage) }, routes);
   return app;
 }

@@ -8,6 +8,7 @@ export {
   getTenant,
   listStages,
   listTenants,
+  resolvePathScope,
   type Stage,
   type Tenant,
 } from './service.ts';

@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { createStage, createTenant, deleteStage, deleteTenant, getTenant, listStages, listTenants } from './service.ts';
+import { access, type RouteDefinition, route } from '../http/index.ts';
+import { createStage, createTenant, deleteStage, deleteTenant, listStages, listTenants } from './service.ts';
 
 const TenantOut = Type.Object({
   id: Type.String(),
@@ -27,7 +26,7 @@ const scoped = { tenantParam: 'tenant' } as const;
 export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefinition[] {
   const { db, keyring } = deps;
   return [
-    {
+    route({
       method: 'POST',
       url: '/api/v1/tenants',
       access: access.permission('tenant:create'),
@@ -45,26 +44,21 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
         ),
         response: { 201: Type.Composite([TenantOut, Type.Object({ stages: Type.Array(StageOut) })]) },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { name: string; displayName?: string; region?: string }>(req);
-        return createTenant(db, keyring, auditSource(req.meta), body);
-      },
-    },
-    {
+      handler: async ({ body, source }) => createTenant(db, keyring, source, body),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants',
       // Everyone signed in may list; the list holds only the tenants the caller has a grant on.
       access: access.authenticated,
       schema: { summary: 'List the tenants visible to the caller', tags: ['tenancy'], response: { 200: Type.Array(TenantOut) } },
-      handler: async (req) => {
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
+      handler: async ({ auth }) => {
         const platformWide = auth.grants.some((g) => g.tenantId === null);
         if (platformWide) return listTenants(db);
         return listTenants(db, [...new Set(auth.grants.map((g) => g.tenantName).filter((n): n is string => n !== null))]);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant',
       access: access.permission('tenant:read', scoped),
@@ -74,13 +68,9 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
         params: TenantParams,
         response: { 200: Type.Composite([TenantOut, Type.Object({ stages: Type.Array(StageOut) })]) },
       },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        const tenant = await getTenant(db, params.tenant);
-        return { ...tenant, stages: await listStages(db, tenant.id) };
-      },
-    },
-    {
+      handler: async ({ tenant }) => ({ ...tenant, stages: await listStages(db, tenant.id) }),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant',
       access: access.permission('tenant:delete', scoped),
@@ -91,24 +81,16 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
         params: TenantParams,
         querystring: Type.Object({ confirm: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
       },
-      handler: async (req, reply) => {
-        const { params, query } = parts<{ tenant: string }, unknown, { confirm?: string }>(req);
-        await deleteTenant(db, keyring, auditSource(req.meta), params.tenant, query.confirm);
-        return reply.code(204).send();
-      },
-    },
-    {
+      handler: async ({ tenant, query, source }) => deleteTenant(db, keyring, source, tenant.name, query.confirm),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/stages',
       access: access.permission('stage:read', scoped),
       schema: { summary: "List a tenant's stages in order", tags: ['tenancy'], params: TenantParams, response: { 200: Type.Array(StageOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        const tenant = await getTenant(db, params.tenant);
-        return listStages(db, tenant.id);
-      },
-    },
-    {
+      handler: async ({ tenant }) => listStages(db, tenant.id),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/stages',
       access: access.permission('stage:manage', scoped),
@@ -123,12 +105,9 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
         ),
         response: { 201: StageOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { name: string; after?: string }>(req);
-        return createStage(db, keyring, auditSource(req.meta), params.tenant, body);
-      },
-    },
-    {
+      handler: async ({ tenant, body, source }) => createStage(db, keyring, source, tenant.name, body),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/stages/:stage',
       access: access.permission('stage:manage', { tenantParam: 'tenant' }),
@@ -139,12 +118,8 @@ export function tenancyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefiniti
         params: Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }) }),
         querystring: Type.Object({ confirm: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
       },
-      handler: async (req, reply) => {
-        const { params, query } = parts<{ tenant: string; stage: string }, unknown, { confirm?: string }>(req);
-        await deleteStage(db, keyring, auditSource(req.meta), params.tenant, params.stage, query.confirm);
-        return reply.code(204).send();
-      },
-    },
+      handler: async ({ tenant, stage, query, source }) => deleteStage(db, keyring, source, tenant.name, stage.name, query.confirm),
+    }),
   ];
 }
 

@@ -1,8 +1,9 @@
 import type { Selectable } from 'kysely';
-import { type AuditSource, record } from '../audit-chain/index.ts';
+import type { AuditSource } from '../audit-chain/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
+import { unitOfWork } from '../kernel/index.ts';
 import { assertRegion, assertStageName, assertTenantName, DEFAULT_STAGES } from './names.ts';
 import { createStageStorage, dropStageStorage, newStageStorageNames } from './stage-storage.ts';
 
@@ -55,6 +56,29 @@ export async function getTenant(db: DbOrTrx, name: string, opts: { lock?: boolea
   return toTenant(row);
 }
 
+/**
+ * The tenant and stage a request path names, in one round trip (the route kit calls this once
+ * per request). A missing tenant or stage is the same catalog 404 on every route.
+ */
+export async function resolvePathScope(db: DbOrTrx, tenantName: string, stageName: string | undefined): Promise<{ tenant: Tenant; stage: Stage | undefined }> {
+  if (stageName === undefined) return { tenant: await getTenant(db, tenantName), stage: undefined };
+  const row = await db
+    .selectFrom('accord.tenants as t')
+    .leftJoin('accord.stages as s', (j) => j.onRef('s.tenant_id', '=', 't.id').on('s.name', '=', stageName))
+    .selectAll('t')
+    .select(['s.id as s_id', 's.name as s_name', 's.position as s_position', 's.schema_name as s_schema', 's.role_name as s_role', 's.created_at as s_created_at'])
+    .where('t.name', '=', tenantName)
+    .executeTakeFirst();
+  if (!row) throw new AccordError('TENANCY_TENANT_NOT_FOUND', { details: { tenant: tenantName } });
+  if (row.s_id === null || row.s_name === null || row.s_position === null || row.s_schema === null || row.s_role === null || row.s_created_at === null) {
+    throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: tenantName, stage: stageName } });
+  }
+  return {
+    tenant: toTenant(row),
+    stage: toStage({ id: row.s_id, name: row.s_name, position: row.s_position, schema_name: row.s_schema, role_name: row.s_role, created_at: row.s_created_at }),
+  };
+}
+
 /** Lists tenants, optionally only those named. */
 export async function listTenants(db: DbOrTrx, only?: readonly string[]): Promise<Tenant[]> {
   if (only !== undefined && only.length === 0) return [];
@@ -100,14 +124,14 @@ export async function createTenant(
   assertRegion(region);
   const displayName = input.displayName?.trim() || input.name;
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       const row = await trx
         .insertInto('accord.tenants')
         .values({ name: input.name, display_name: displayName, region })
         .returningAll()
         .executeTakeFirstOrThrow();
       const tenant = toTenant(row);
-      await record(trx, source, {
+      await audit({
         tenantId: tenant.id,
         action: 'tenant.created',
         target: { type: 'tenant', id: tenant.id },
@@ -119,7 +143,7 @@ export async function createTenant(
       for (const [i, name] of DEFAULT_STAGES.entries()) {
         const stage = await insertStage(trx, tenant.id, name, i + 1);
         await keyring.createDek(trx, tenant.id, stage.id);
-        await record(trx, source, stageCreated(tenant.id, stage));
+        await audit(stageCreated(tenant.id, stage));
         stages.push(stage);
       }
       return { ...tenant, stages };
@@ -155,7 +179,7 @@ export async function createStage(
   assertStageName(input.name);
   if (input.after !== undefined) assertStageName(input.after);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       const tenant = await getTenant(trx, tenantName, { lock: true });
       const stages = await listStages(trx, tenant.id);
       if (stages.some((s) => s.name === input.name)) {
@@ -180,7 +204,7 @@ export async function createStage(
       }
       const stage = await insertStage(trx, tenant.id, input.name, position);
       await keyring.createDek(trx, tenant.id, stage.id);
-      await record(trx, source, stageCreated(tenant.id, stage));
+      await audit(stageCreated(tenant.id, stage));
       return stage;
     });
   } catch (err) {
@@ -201,13 +225,13 @@ export async function deleteTenant(db: Db, keyring: Keyring, source: AuditSource
   if (confirm !== tenantName) {
     throw new AccordError('TENANCY_CONFIRMATION_REQUIRED', { details: { tenant: tenantName } });
   }
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     const tenant = await getTenant(trx, tenantName, { lock: true });
     const stages = await listStages(trx, tenant.id);
     const shredded = await keyring.shredTenant(trx, tenant.id);
     for (const s of stages) await dropStageStorage(trx, { schema: s.schema, role: s.role });
     await trx.deleteFrom('accord.tenants').where('id', '=', tenant.id).execute();
-    await record(trx, source, {
+    await audit({
       tenantId: null,
       action: 'tenant.deleted',
       target: { type: 'tenant', id: tenant.id },
@@ -238,7 +262,7 @@ export async function deleteStage(
   if (confirm !== stageName) {
     throw new AccordError('TENANCY_CONFIRMATION_REQUIRED', { message: 'Repeat the stage name in the confirm field to delete it.', details: { stage: stageName } });
   }
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     const tenant = await getTenant(trx, tenantName, { lock: true });
     const stages = await listStages(trx, tenant.id);
     const stage = stages.find((s) => s.name === stageName);
@@ -253,7 +277,7 @@ export async function deleteStage(
       .where('tenant_id', '=', tenant.id)
       .where('position', '>', stage.position)
       .execute();
-    await record(trx, source, {
+    await audit({
       tenantId: tenant.id,
       action: 'stage.deleted',
       target: { type: 'stage', id: stage.id },

@@ -1,0 +1,1 @@
+export { auditAlone, onAfterCommitError, refuse, unitOfWork, type Work } from './unit-of-work.ts';
