@@ -1,13 +1,12 @@
-import { Type } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import {
   type AuditRecordView,
   type CheckpointSigner,
   chainIdFor,
   listCheckpoints,
+  type AuditSource,
   PLATFORM_CHAIN,
-  record,
-  type SignedCheckpoint,
   searchAudit,
   toCef,
   toJsonLine,
@@ -15,9 +14,10 @@ import {
 } from '../audit-chain/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Db } from '../db/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
+import { access, type RouteDefinition, route, type ScopeTenant } from '../http/index.ts';
+import { auditAlone } from '../kernel/index.ts';
 import { getTenant, listTenants } from '../tenancy/index.ts';
-import { encodeCursor, parseAuditFilters, type RawAuditFilters } from './query.ts';
+import { encodeCursor, parseAuditFilters } from './query.ts';
 
 const Filters = Type.Object(
   {
@@ -54,30 +54,24 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
   const { db, config, signer } = deps;
   const trustedKeys = new Map([[signer.keyId, signer.publicKeyPem]]);
 
-  /** Resolves the chain a request addresses: the tenant's (by path) or the platform's. */
-  const chainOf = async (req: FastifyRequest): Promise<{ chain: string; tenantId: string | null }> => {
-    const tenant = (req.params as { tenant?: string }).tenant;
-    if (tenant === undefined) return { chain: PLATFORM_CHAIN, tenantId: null };
-    const t = await getTenant(db, tenant);
-    return { chain: chainIdFor(t.id), tenantId: t.id };
-  };
+  /** The chain a request addresses: the tenant's (named in the path) or the platform's. */
+  const chainOf = (tenant: ScopeTenant | undefined): { chain: string; tenantId: string | null } =>
+    tenant === undefined ? { chain: PLATFORM_CHAIN, tenantId: null } : { chain: chainIdFor(tenant.id), tenantId: tenant.id };
 
   // Reading the audit trail is itself audited, on the chain that was read.
-  const auditAccess = (req: FastifyRequest, tenantId: string | null, action: string, details: Record<string, unknown>) =>
-    db.transaction().execute((trx) => record(trx, auditSource(req.meta), { tenantId, action, outcome: 'success', details }));
+  const auditAccess = (source: AuditSource, tenantId: string | null, action: string, details: Record<string, unknown>) =>
+    auditAlone(db, source, { tenantId, action, outcome: 'success', details });
 
-  const search = async (req: FastifyRequest) => {
-    const { chain, tenantId } = await chainOf(req);
-    const raw = req.query as RawAuditFilters;
+  const search = async (source: AuditSource, raw: Static<typeof Filters>, tenant: ScopeTenant | undefined) => {
+    const { chain, tenantId } = chainOf(tenant);
     const q = parseAuditFilters(raw, chain, { onlineDays: config.auditOnlineDays, maxLimit: 500 });
     const page = await searchAudit(db, q);
-    await auditAccess(req, tenantId, 'audit.searched', { filters: { ...raw, cursor: undefined }, returned: page.records.length });
+    await auditAccess(source, tenantId, 'audit.searched', { filters: { ...raw, cursor: undefined }, returned: page.records.length });
     return { records: page.records, nextCursor: page.nextBeforeSeq === null ? null : encodeCursor(page.nextBeforeSeq) };
   };
 
-  const exportTrail = async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const { chain, tenantId } = await chainOf(req);
-    const raw = req.query as RawAuditFilters & { format?: 'jsonl' | 'cef' };
+  const exportTrail = async (source: AuditSource, reply: FastifyReply, raw: Static<typeof ExportFilters>, tenant: ScopeTenant | undefined) => {
+    const { chain, tenantId } = chainOf(tenant);
     const format = raw.format ?? 'jsonl';
     const { format: _f, ...filters } = raw;
     let q = parseAuditFilters({ ...filters, limit: undefined }, chain, { onlineDays: config.auditOnlineDays, maxLimit: 500 });
@@ -90,7 +84,7 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
     }
     // Oldest first in files, as SIEMs and people read them.
     lines.reverse();
-    await auditAccess(req, tenantId, 'audit.exported', { format, records: lines.length, filters });
+    await auditAccess(source, tenantId, 'audit.exported', { format, records: lines.length, filters });
     return reply
       .type(format === 'cef' ? 'text/plain; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
       .header('content-disposition', `attachment; filename="audit-${chain}.${format === 'cef' ? 'cef' : 'jsonl'}"`)
@@ -101,35 +95,35 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
   const SearchOut = Type.Object({ records: Type.Array(RecordOut), nextCursor: Type.Union([Type.String(), Type.Null()]) });
 
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/audit',
       access: access.permission('audit:read'),
       schema: { summary: 'Search the platform audit chain (newest first)', tags: ['audit'], querystring: Filters, response: { 200: SearchOut } },
-      handler: search,
-    },
-    {
+      handler: async ({ source, query }) => search(source, query, undefined),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/audit',
       access: access.permission('audit:read', { tenantParam: 'tenant' }),
       schema: { summary: "Search a tenant's audit chain (newest first)", tags: ['audit'], params: TenantParams, querystring: Filters, response: { 200: SearchOut } },
-      handler: search,
-    },
-    {
+      handler: async ({ source, query, tenant }) => search(source, query, tenant),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/audit/export',
       access: access.permission('audit:read'),
       schema: { summary: 'Export the platform audit chain as JSON lines or CEF', tags: ['audit'], querystring: ExportFilters },
-      handler: exportTrail,
-    },
-    {
+      handler: async ({ source, reply, query }) => exportTrail(source, reply, query, undefined),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/audit/export',
       access: access.permission('audit:read', { tenantParam: 'tenant' }),
       schema: { summary: "Export a tenant's audit chain as JSON lines or CEF", tags: ['audit'], params: TenantParams, querystring: ExportFilters },
-      handler: exportTrail,
-    },
-    {
+      handler: async ({ source, reply, query, tenant }) => exportTrail(source, reply, query, tenant),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/audit/verify',
       access: access.permission('audit:read'),
@@ -145,8 +139,7 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
           { additionalProperties: false },
         ),
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { tenant?: string; platform?: boolean; checkpoints?: SignedCheckpoint[] }>(req);
+      handler: async ({ body, source }) => {
         const tenants = await listTenants(db);
         const nameOf = new Map(tenants.map((t) => [t.id, t.name]));
         let chains: string[] | undefined;
@@ -161,15 +154,15 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
           externalCheckpoints: external?.length ?? 0,
           chains: reports.map((r) => ({ ...r, tenant: r.tenantId ? (nameOf.get(r.tenantId) ?? null) : null })),
         };
-        await auditAccess(req, null, 'audit.verified', {
+        await auditAccess(source, null, 'audit.verified', {
           ok: result.ok,
           chains: reports.length,
           failed: reports.filter((r) => !r.ok).map((r) => ({ chain: r.chain, firstBadSeq: r.firstBadSeq, problem: r.problem })),
         });
         return result;
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/audit/checkpoints',
       access: access.permission('audit:read'),
@@ -178,19 +171,18 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
         tags: ['audit'],
         querystring: Type.Object({ tenant: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
       },
-      handler: async (req) => {
-        const { query } = parts<unknown, unknown, { tenant?: string }>(req);
+      handler: async ({ query }) => {
         const chain = query.tenant === undefined ? undefined : chainIdFor((await getTenant(db, query.tenant)).id);
         return { keyId: signer.keyId, publicKeyPem: signer.publicKeyPem, checkpoints: await listCheckpoints(db, chain === undefined ? {} : { chain }) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/audit/signing-key',
       access: access.permission('audit:read'),
       schema: { summary: 'The public key that verifies checkpoint signatures', tags: ['audit'] },
       handler: async () => ({ keyId: signer.keyId, algorithm: 'Ed25519', publicKeyPem: signer.publicKeyPem }),
-    },
+    }),
   ];
 }
 

@@ -82,6 +82,7 @@ export class JobRunner {
   async #claim(): Promise<Job | undefined> {
     const kinds = [...this.#steps.keys()];
     if (kinds.length === 0) return undefined;
+    // Not a unit of work: claiming a lease changes no data and is not audited (the step's own unit is).
     const row = await this.#db.transaction().execute(async (trx) => {
       const candidate = await trx
         .selectFrom('accord.jobs')

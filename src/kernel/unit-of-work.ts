@@ -1,6 +1,6 @@
 import { type AuditEvent, type AuditSource, record } from '../audit-chain/index.ts';
 import type { Db, Trx } from '../db/index.ts';
-import { AccordError } from '../errors/index.ts';
+import type { AccordError } from '../errors/index.ts';
 
 /**
  * What a mutation gets from its unit of work: the one transaction, the audit source of the

@@ -2,8 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../http/index.ts';
-import { getTenant, listStages } from '../tenancy/index.ts';
+import { access, type RouteDefinition, route } from '../http/index.ts';
+import { listStages } from '../tenancy/index.ts';
 import { keyStatus, listSecrets, rotateKeys, rotateRoot, setSecret } from './service.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
@@ -13,25 +13,21 @@ const SECRET_NAME = '^[A-Za-z][A-Za-z0-9_.-]{0,127}$';
 /** Keys (status, rotation) and stage secrets (DATA-1, DATA-2). */
 export function keyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefinition[] {
   const { db, keyring } = deps;
-  const stageOf = async (tenantName: string, stageName: string) => {
-    const tenant = await getTenant(db, tenantName);
+  // A stage named in the body (the path's stage, where there is one, comes resolved in ctx).
+  const stageOf = async (tenant: { id: string; name: string }, stageName: string) => {
     const stage = (await listStages(db, tenant.id)).find((s) => s.name === stageName);
-    if (!stage) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: tenantName, stage: stageName } });
-    return { tenant, stage };
+    if (!stage) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: tenant.name, stage: stageName } });
+    return stage;
   };
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/keys',
       access: access.permission('key:read', { tenantParam: 'tenant' }),
       schema: { summary: "A tenant's key versions, values per data-key version, rotation jobs", tags: ['keys'], params: TenantParams },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        const tenant = await getTenant(db, params.tenant);
-        return { tenant: tenant.name, ...(await keyStatus(db, keyring, tenant.id)) };
-      },
-    },
-    {
+      handler: async ({ tenant }) => ({ tenant: tenant.name, ...(await keyStatus(db, keyring, tenant.id)) }),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/keys/rotate',
       access: access.permission('key:rotate', { tenantParam: 'tenant' }),
@@ -42,36 +38,25 @@ export function keyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefinition[]
         params: TenantParams,
         body: Type.Object({ stage: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { stage?: string }>(req);
-        if (body.stage !== undefined) {
-          const { tenant, stage } = await stageOf(params.tenant, body.stage);
-          return rotateKeys(db, keyring, auditSource(req.meta), tenant, stage);
-        }
-        const tenant = await getTenant(db, params.tenant);
-        return rotateKeys(db, keyring, auditSource(req.meta), tenant);
-      },
-    },
-    {
+      handler: async ({ tenant, body, source }) =>
+        body.stage === undefined ? rotateKeys(db, keyring, source, tenant) : rotateKeys(db, keyring, source, tenant, await stageOf(tenant, body.stage)),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/keys/root/rotate',
       access: access.permission('platform:manage'),
       status: 202,
       schema: { summary: 'Rotate the KMS root key; tenant KEKs are rewrapped by a job', tags: ['keys'] },
-      handler: async (req) => rotateRoot(db, keyring, auditSource(req.meta)),
-    },
-    {
+      handler: async ({ source }) => rotateRoot(db, keyring, source),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/stages/:stage/secrets',
       access: access.permission('stage:read', { tenantParam: 'tenant', stageParam: 'stage' }),
       schema: { summary: "A stage's secret settings, values masked", tags: ['keys'], params: StageParams },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; stage: string }>(req);
-        const { stage } = await stageOf(params.tenant, params.stage);
-        return listSecrets(db, stage.id);
-      },
-    },
-    {
+      handler: async ({ stage }) => listSecrets(db, stage.id),
+    }),
+    route({
       method: 'PUT',
       url: '/api/v1/tenants/:tenant/stages/:stage/secrets/:name',
       access: access.permission('secret:write', { tenantParam: 'tenant', stageParam: 'stage' }),
@@ -81,11 +66,8 @@ export function keyRoutes(deps: { db: Db; keyring: Keyring }): RouteDefinition[]
         params: Type.Composite([StageParams, Type.Object({ name: Type.String({ pattern: SECRET_NAME }) })]),
         body: Type.Object({ value: Type.String({ minLength: 1, maxLength: 65_536 }) }, { additionalProperties: false }),
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string; stage: string; name: string }, { value: string }>(req);
-        const { tenant, stage } = await stageOf(params.tenant, params.stage);
-        return setSecret(db, keyring, auditSource(req.meta), { tenantId: tenant.id, stageId: stage.id, stageName: stage.name }, params.name, body.value);
-      },
-    },
+      handler: async ({ tenant, stage, params, body, source }) =>
+        setSecret(db, keyring, source, { tenantId: tenant.id, stageId: stage.id, stageName: stage.name }, params.name, body.value),
+    }),
   ];
 }

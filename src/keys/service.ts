@@ -1,8 +1,9 @@
-import { type AuditSource, record, recordAlone, systemSource } from '../audit-chain/index.ts';
+import { type AuditSource, systemSource } from '../audit-chain/index.ts';
 import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } from '../crypto/field/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
+import { auditAlone, unitOfWork } from '../kernel/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';
 import { IamKey } from '../iam/iam-key.ts';
 
@@ -59,29 +60,33 @@ export async function rotateKeys(
   tenant: { id: string; name: string },
   stage?: { id: string; name: string },
 ): Promise<{ kind: 'kek' | 'dek'; version: number; jobId: string }> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     // One rotation at a time per tenant: the tenant row is the lock.
     await trx.selectFrom('accord.tenants').select('id').where('id', '=', tenant.id).forUpdate().executeTakeFirstOrThrow();
     if (stage) {
       const version = await keyring.createDek(trx, tenant.id, stage.id);
       const jobId = await enqueueJob(trx, 'keys.reencrypt-stage', { stageId: stage.id, tenantId: tenant.id, toVersion: version }, tenant.id);
-      await record(trx, source, { tenantId: tenant.id, action: 'key.rotated', target: { type: 'stage-dek', id: stage.id }, outcome: 'success', details: { stage: stage.name, version, jobId } });
+      await audit({ tenantId: tenant.id, action: 'key.rotated', target: { type: 'stage-dek', id: stage.id }, outcome: 'success', details: { stage: stage.name, version, jobId } });
       return { kind: 'dek' as const, version, jobId };
     }
     const version = await keyring.createKek(trx, tenant.id);
     const jobId = await enqueueJob(trx, 'keys.rewrap-tenant', { tenantId: tenant.id, toVersion: version }, tenant.id);
-    await record(trx, source, { tenantId: tenant.id, action: 'key.rotated', target: { type: 'tenant-kek', id: tenant.id }, outcome: 'success', details: { version, jobId } });
+    await audit({ tenantId: tenant.id, action: 'key.rotated', target: { type: 'tenant-kek', id: tenant.id }, outcome: 'success', details: { version, jobId } });
     return { kind: 'kek' as const, version, jobId };
   });
 }
 
 /** Root rotation: a new KMS root key version, then a job rewraps every tenant KEK and the IAM key. */
 export async function rotateRoot(db: Db, keyring: Keyring, source: AuditSource): Promise<{ rootKeyId: string; jobId: string }> {
-  const previous = keyring.kms.currentKeyId();
-  const rootKeyId = await keyring.kms.rotateRoot();
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
+    // The KMS is outside the database: its new version is made inside the unit, so a KMS failure
+    // leaves no audit record claiming a rotation, and the record commits with the job that
+    // rewraps under the new version. (Should the commit itself fail, the KMS holds an unused
+    // version that the next rotation's job retires.)
+    const previous = keyring.kms.currentKeyId();
+    const rootKeyId = await keyring.kms.rotateRoot();
     const jobId = await enqueueJob(trx, 'keys.rewrap-root', { toKeyId: rootKeyId, retire: [previous] });
-    await record(trx, source, { tenantId: null, action: 'key.root.rotated', target: { type: 'root-key', id: rootKeyId }, outcome: 'success', details: { jobId } });
+    await audit({ tenantId: null, action: 'key.root.rotated', target: { type: 'root-key', id: rootKeyId }, outcome: 'success', details: { jobId } });
     return { rootKeyId, jobId };
   });
 }
@@ -103,7 +108,7 @@ export async function setSecret(
   name: string,
   value: string,
 ): Promise<{ name: string; keyVersion: number }> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     // Hold the active key row shared until commit: a concurrent rotation (which retires that row)
     // waits for this write, so its job is sure to see and re-encrypt the value before it destroys
     // the old version. Without it the value could land under a version already destroyed.
@@ -115,7 +120,7 @@ export async function setSecret(
       .values({ stage_id: at.stageId, name, envelope, key_version: dek.version })
       .onConflict((oc) => oc.columns(['stage_id', 'name']).doUpdateSet({ envelope, key_version: dek.version, updated_at: new Date() }))
       .execute();
-    await record(trx, source, { tenantId: at.tenantId, action: 'secret.set', target: { type: 'stage-secret', id: `${at.stageName}/${name}` }, outcome: 'success', details: { keyVersion: dek.version } });
+    await audit({ tenantId: at.tenantId, action: 'secret.set', target: { type: 'stage-secret', id: `${at.stageName}/${name}` }, outcome: 'success', details: { keyVersion: dek.version } });
     return { name, keyVersion: dek.version };
   });
 }
@@ -140,7 +145,7 @@ export async function readSecret(db: Db, keyring: Keyring, tenantId: string, sta
     return decryptField((v) => (v === version ? dek : undefined), row.envelope, secretContext(tenantId, stageId, name)).toString('utf8');
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    await recordAlone(db, systemSource, {
+    await auditAlone(db, systemSource, {
       tenantId,
       action: 'crypto.decrypt.failed',
       target: { type: 'stage-secret', id: `${stageId}/${name}` },
@@ -158,7 +163,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
       'keys.rewrap-tenant',
       async (db, job) => {
         const { tenantId, toVersion } = job.payload as { tenantId: string; toVersion: number };
-        return db.transaction().execute(async (trx) => {
+        return unitOfWork(db, source, async ({ trx, audit }) => {
           const pending = await trx
             .selectFrom('accord.stage_deks')
             .select(['stage_id', 'version'])
@@ -171,7 +176,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
           if (pending.length > 0) return { done: false, progress: { rewrapped: done } };
           const destroyed = await trx.deleteFrom('accord.tenant_keks').where('tenant_id', '=', tenantId).where('version', '<', toVersion).returning('version').execute();
           if (destroyed.length > 0) {
-            await record(trx, source, { tenantId, action: 'key.destroyed', target: { type: 'tenant-kek', id: tenantId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
+            await audit({ tenantId, action: 'key.destroyed', target: { type: 'tenant-kek', id: tenantId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
           }
           return { done: true, progress: { rewrapped: done, destroyedVersions: destroyed.map((d) => d.version) } };
         });
@@ -181,7 +186,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
       'keys.reencrypt-stage',
       async (db, job) => {
         const { tenantId, stageId, toVersion } = job.payload as { tenantId: string; stageId: string; toVersion: number };
-        return db.transaction().execute(async (trx) => {
+        return unitOfWork(db, source, async ({ trx, audit }) => {
           const pending = await trx
             .selectFrom('accord.stage_secrets')
             .select(['name', 'envelope', 'key_version'])
@@ -204,7 +209,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
           if (pending.length > 0) return { done: false, progress: { reencrypted: done } };
           const destroyed = await trx.deleteFrom('accord.stage_deks').where('stage_id', '=', stageId).where('version', '<', toVersion).returning('version').execute();
           if (destroyed.length > 0) {
-            await record(trx, source, { tenantId, action: 'key.destroyed', target: { type: 'stage-dek', id: stageId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
+            await audit({ tenantId, action: 'key.destroyed', target: { type: 'stage-dek', id: stageId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
           }
           return { done: true, progress: { reencrypted: done, destroyedVersions: destroyed.map((d) => d.version) } };
         });
@@ -214,7 +219,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
       'keys.rewrap-root',
       async (db, job) => {
         const { retire } = job.payload as { toKeyId: string; retire: string[] };
-        const result = await db.transaction().execute(async (trx) => {
+        const result = await unitOfWork(db, source, async ({ trx }) => {
           // Toward the provider's current root key, not the one named at enqueue time: after a second
           // rotation the older target is itself on its way out.
           const pending = await trx
@@ -237,7 +242,11 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
             (await db.selectFrom('accord.iam_keys').select('kid').where('root_key_id', '=', id).limit(1).executeTakeFirst());
           if (still || id === keyring.kms.currentKeyId()) continue;
           try {
-            await keyring.kms.retireRoot(id);
+            // Retiring destroys key material: audited in the same unit (a KMS failure rolls the record back).
+            await unitOfWork(db, source, async ({ audit }) => {
+              await audit({ tenantId: null, action: 'key.root.retired', target: { type: 'root-key', id }, outcome: 'success' });
+              await keyring.kms.retireRoot(id);
+            });
             retired.push(id);
           } catch (err) {
             log('could not retire an old root key version', err);

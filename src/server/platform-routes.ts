@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Registry } from 'prom-client';
 import { type Database, migrationsApplied } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { access, type RouteDefinition } from '../http/index.ts';
+import { access, type RouteDefinition, route } from '../http/index.ts';
 
 /** Health, readiness, metrics and the API description. */
 export function platformRoutes(deps: {
@@ -16,14 +16,14 @@ export function platformRoutes(deps: {
   // Once every migration is seen applied, it stays so for this process (migrations only go forward).
   let migrated = false;
   return [
-    {
+    route({
       method: 'GET',
       url: '/healthz',
       access: access.public,
       schema: { summary: 'Liveness: the process is up', tags: ['platform'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
       handler: async () => ({ status: 'ok' as const }),
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/readyz',
       access: access.public,
@@ -44,20 +44,20 @@ export function platformRoutes(deps: {
         if (!kms.ok) throw new AccordError('CRYPTO_KMS_UNAVAILABLE', { message: `The key management service is not ready: ${kms.detail}` });
         return { status: 'ready' as const, engine: deps.database.engine };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/metrics',
       access: access.permission('metrics:read'),
       schema: { summary: 'Prometheus metrics (operators and security officers)', tags: ['platform'] },
-      handler: async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
-    },
-    {
+      handler: async ({ reply }) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/openapi.json',
       access: access.public,
       schema: { summary: 'This API, as OpenAPI 3.1', tags: ['platform'] },
       handler: async () => deps.app.swagger(),
-    },
+    }),
   ];
 }
