@@ -9,7 +9,7 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Database } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
-import { auditSource, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
+import { auditSource, type RouteAccess, type RouteDefinition, type RouteKit, registerRoutes } from '../http/index.ts';
 import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
 import { identityRoutes } from '../iam/identity-routes.ts';
 import { unitOfWork } from '../kernel/index.ts';
@@ -49,6 +49,8 @@ declare module 'fastify' {
     iam: IamServices;
     /** Last use of grants, flushed periodically and on close. */
     grantUsage: GrantUsage;
+    /** What `registerRoutes` needs to build route contexts (benchmarks and tests add routes with it). */
+    routeKit: RouteKit;
   }
 }
 
@@ -212,6 +214,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
   ];
-  registerRoutes(app, { db: database.db, resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage) }, routes);
+  const kit: RouteKit = { db: database.db, resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage) };
+  app.decorate('routeKit', kit);
+  registerRoutes(app, kit, routes);
   return app;
 }
