@@ -11,7 +11,7 @@ interface KeyStatus {
   rootKeyId: string;
   kek: { version: number; state: string; rootKeyId: string }[];
   stages: { stage: string; deks: { version: number; state: string; kekVersion: number; values: number }[] }[];
-  jobs: { id: string; kind: string; state: string; progress: Record<string, unknown>; error: string | null }[];
+  jobs: { id: string; kind: string; state: string; progress: Record<string, unknown>; lastAttemptFailed: boolean }[];
 }
 
 /** `accord keys status | rotate | rotate-root` and `accord secret set | list`. */

@@ -45,7 +45,9 @@ export async function keyStatus(db: DbOrTrx, keyring: Keyring, tenantId: string)
           values: Number(counts.find((c) => c.stage_id === s.id && c.key_version === d.version)?.n ?? 0),
         })),
     })),
-    jobs: jobs.map((j) => ({ id: j.id, kind: j.kind, state: j.state, progress: j.progress, attempts: j.attempts, error: j.error, createdAt: j.created_at.toISOString() })),
+        // A job's error text is for the operator's log (it can name KMS labels, files, driver codes):
+    // the API says only that the last attempt failed.
+    jobs: jobs.map((j) => ({ id: j.id, kind: j.kind, state: j.state, progress: j.progress, attempts: j.attempts, lastAttemptFailed: j.error !== null, createdAt: j.created_at.toISOString() })),
   };
 }
 

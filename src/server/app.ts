@@ -119,6 +119,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   installErrorHandling(app);
+  // JSON everywhere (forms only where OAuth2 needs them, below): a text/plain body is an
+  // unsupported media type (415), not a string that then fails validation (400).
+  app.removeContentTypeParser('text/plain');
   // OAuth2 token requests are form-encoded (RFC 6749 section 4.4); nothing else is.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
     if (!FORM_ROUTES.has(req.routeOptions.url ?? '')) return done(new AccordError('REQUEST_UNSUPPORTED_MEDIA_TYPE'), undefined);

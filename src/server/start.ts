@@ -16,7 +16,7 @@ import { type BootstrapState, ensureBootstrap } from '../iam/index.ts';
 import { pruneIdentity } from '../iam/housekeeping.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
-import { isTlsError, loadOrCreateTlsMaterial, type TlsMaterial } from './tls/index.ts';
+import { loadOrCreateTlsMaterial, type TlsMaterial } from './tls/index.ts';
 
 /** A platform node that is listening. */
 export interface RunningPlatform {
@@ -55,17 +55,13 @@ function readCaFile(path: string): string {
 }
 
 async function tlsFor(config: Config): Promise<TlsMaterial> {
-  try {
-    return await loadOrCreateTlsMaterial({
-      dataDir: config.dataDir,
-      ...(config.tlsCert ? { certFile: config.tlsCert } : {}),
-      ...(config.tlsKey ? { keyFile: config.tlsKey } : {}),
-      hostnames: [...config.tlsHostnames],
-    });
-  } catch (err) {
-    if (isTlsError(err)) throw new AccordError(err.code, { message: err.message, cause: err });
-    throw err;
-  }
+  // TLS failures are catalog errors already (TlsError is an AccordError).
+  return loadOrCreateTlsMaterial({
+    dataDir: config.dataDir,
+    ...(config.tlsCert ? { certFile: config.tlsCert } : {}),
+    ...(config.tlsKey ? { keyFile: config.tlsKey } : {}),
+    hostnames: [...config.tlsHostnames],
+  });
 }
 
 /**

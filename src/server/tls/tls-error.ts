@@ -1,8 +1,8 @@
-/**
- * Stable codes for everything that can stop the TLS listener from getting its material.
- * They carry the `TLS_` prefix so they can move into the platform's error catalog unchanged.
- */
-export type TlsErrorCode =
+import { AccordError, type ErrorCode } from '../../errors/index.ts';
+
+/** Stable codes (entries of the one catalog) for everything that can stop the TLS listener from getting its material. */
+export type TlsErrorCode = Extract<
+  ErrorCode,
   /** A file we must read exists but cannot be read (permissions, a directory, I/O error). */
   | 'TLS_FILE_UNREADABLE'
   /** The TLS directory or one of its files cannot be created or replaced. */
@@ -20,22 +20,21 @@ export type TlsErrorCode =
   /** A requested hostname cannot be put in a certificate. */
   | 'TLS_INVALID_HOSTNAME'
   /** Another process held the TLS directory's lock for too long. */
-  | 'TLS_LOCK_TIMEOUT';
+  | 'TLS_LOCK_TIMEOUT'
+>;
 
 /**
  * The error every failure of this module is reported with. Messages name files and options but
  * never contain file content, so they are safe to print and log.
  */
-export class TlsError extends Error {
-  override readonly name = 'TlsError';
-  /** Stable code to branch on; the message is for people. */
-  readonly code: TlsErrorCode;
+export class TlsError extends AccordError {
+  declare readonly code: TlsErrorCode;
   /** The file the error is about, when there is one. */
   readonly path: string | undefined;
 
   constructor(code: TlsErrorCode, message: string, options: { path?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, { message, ...(options.cause === undefined ? {} : { cause: options.cause }) });
+    this.name = 'TlsError';
     this.path = options.path;
   }
 }
