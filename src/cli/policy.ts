@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatDuration, parseDuration } from '../iam/duration.ts';
+import { formatDuration, parseDuration } from '../config/index.ts';
 import { action, sessionClient, withJson } from './command.ts';
 import { cliError, table } from './output.ts';
 

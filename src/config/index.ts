@@ -163,3 +163,4 @@ export function redactedConfig(config: Config): Record<string, unknown> {
 }
 
 export { toEnvName };
+export { formatDuration, parseDuration } from './duration.ts';

@@ -11,3 +11,5 @@ export { builtInRoles, isPermission, type Permission, permissions, roleHas } fro
 export { authenticate, type IssuedSession, listSessions, openSession, refreshSession, revokeSession, revokeUserSessions, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions/sessions.ts';
 export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normaliseEmail } from './users/users.ts';
 export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './users/admin.ts';
+export { identityRoutes } from './identity-routes.ts';
+export { pruneIdentity } from './housekeeping.ts';

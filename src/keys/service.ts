@@ -5,7 +5,7 @@ import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { auditAlone, unitOfWork } from '../kernel/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';
-import { IamKey } from '../iam/iam-key.ts';
+import { IamKey } from '../iam/index.ts';
 
 const BATCH = 100;
 

@@ -5,7 +5,7 @@ import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
 import { listStages } from '../../tenancy/index.ts';
-import { parseDuration } from '../duration.ts';
+import { parseDuration } from '../../config/index.ts';
 import { newToken } from '../sessions/tokens.ts';
 import { assertHoldsRole, type TenantScope } from '../users/admin.ts';
 
