@@ -17,7 +17,8 @@ const TLS_HINTS: Record<string, string> = {
 };
 
 /** A client for one server, trusting the given CA (or the system store). */
-export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>): ApiClient {
+export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>, opts: { timeoutMs?: number } = {}): ApiClient {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const base = new URL(profile.url);
   if (base.protocol !== 'https:') throw cliError('CLI_USAGE', `The URL must use https: ${profile.url}`);
   return {
@@ -30,7 +31,7 @@ export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>): ApiCl
             method,
             ...(profile.ca ? { ca: profile.ca } : {}),
             minVersion: 'TLSv1.2',
-            timeout: 30_000,
+            timeout: timeoutMs,
             headers: {
               accept: 'application/json',
               'user-agent': 'accord-cli/0.1',
@@ -60,7 +61,12 @@ export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>): ApiCl
             });
           },
         );
-        req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
+        req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs / 1000} s`)));
+        // The socket timeout above measures idleness once connected; a TLS handshake that never
+        // completes (or a server that trickles bytes) needs a deadline on the whole exchange.
+        const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs);
+        deadline.unref();
+        req.on('close', () => clearTimeout(deadline));
         req.on('error', (err: NodeJS.ErrnoException) => {
           const hint = (err.code && TLS_HINTS[err.code]) || err.message;
           reject(cliError('CLI_CONNECTION_FAILED', `Cannot reach ${base.origin}: ${hint}.`, { url: base.origin, reason: err.code ?? 'error' }));

@@ -39,6 +39,16 @@ export class RemoteError extends Error {
  * Prints an error and sets a non-zero exit code. Catalog and server errors print their code and
  * message; anything else prints a generic line (no stack traces for users; ACCORD_DEBUG=1 shows it).
  */
+/** What `--json` shows that a person needs too: when to retry, which permission is missing. */
+function humanHints(details: unknown): string {
+  if (typeof details !== 'object' || details === null) return '';
+  const d = details as { retryAfterSeconds?: unknown; permission?: unknown };
+  const hints: string[] = [];
+  if (typeof d.retryAfterSeconds === 'number') hints.push(`retry after ${d.retryAfterSeconds} s`);
+  if (typeof d.permission === 'string') hints.push(`missing permission ${d.permission}`);
+  return hints.length ? ` (${hints.join('; ')})` : '';
+}
+
 export function reportError(err: unknown, json: boolean): void {
   let code: string;
   let message: string;
@@ -55,7 +65,7 @@ export function reportError(err: unknown, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: { code, message, ...(details === undefined ? {} : { details }) } }, null, 2)}\n`);
   } else {
-    process.stderr.write(`error ${code}: ${message}\n`);
+    process.stderr.write(`error ${code}: ${message}${humanHints(details)}\n`);
   }
   process.exitCode = code === 'CLI_USAGE' || code === 'CONFIG_UNKNOWN_KEY' ? 2 : 1;
 }

@@ -13,3 +13,4 @@ export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normalis
 export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './users/admin.ts';
 export { identityRoutes } from './identity-routes.ts';
 export { pruneIdentity } from './housekeeping.ts';
+export { lockoutPolicyFromConfig as checkIamConfig } from './sign-in/lockout.ts';

@@ -185,7 +185,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const grant = authorize(req.meta, acc, (req.params ?? {}) as Record<string, string | undefined>);
       if (grant) grantUsage.note(grant.id);
     } catch (err) {
-      if (isAccordError(err)) {
+      // An expired access token is the normal end of its five minutes (clients refresh and retry):
+      // recording each one would bury the refusals that matter.
+      if (isAccordError(err) && err.code !== 'IAM_TOKEN_EXPIRED') {
         // On the chain of the tenant the path names, when it exists, so its admins see who was
         // refused there (outsiders included: they learn nothing from a chain they cannot read).
         const tenantParam = acc.kind === 'permission' || acc.kind === 'end-user' ? acc.tenantParam : undefined;

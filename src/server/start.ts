@@ -12,7 +12,7 @@ import { keyJobSteps } from '../keys/index.ts';
 import { systemSource } from '../audit-chain/index.ts';
 import { loadOrCreateSigner } from '../audit-chain/index.ts';
 import { AuditJobs, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
-import { type BootstrapState, ensureBootstrap, pruneIdentity } from '../iam/index.ts';
+import { type BootstrapState, checkIamConfig, ensureBootstrap, pruneIdentity } from '../iam/index.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
 import { loadOrCreateTlsMaterial, type TlsMaterial } from './tls/index.ts';
@@ -69,6 +69,9 @@ async function tlsFor(config: Config): Promise<TlsMaterial> {
  */
 export async function startPlatform(config: Config, opts: { logger?: Logger } = {}): Promise<RunningPlatform> {
   const logger = opts.logger ?? createLogger(config.logLevel);
+  // Every setting that needs more than the schema's check is checked before anything is touched:
+  // a bad value found after migration would already have issued a setup token nobody sees.
+  checkIamConfig(config);
   // The database first: a start that cannot reach it must leave nothing behind, not even a CA.
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let app: FastifyInstance | undefined;
@@ -79,8 +82,6 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     const { applied } = await migrate(database.db);
     if (applied.length > 0) logger.info({ applied }, 'catalog migrations applied');
     const bootstrap = await ensureBootstrap(database.db, { email: config.bootstrapEmail, password: config.bootstrapPassword });
-    // Once the catalog holds wrapped keys, a missing root key is an error, never a reason to make a
-    // new one (which would leave every tenant key unreadable).
     // Once anything is wrapped by a root key, a missing root key is an error, never a reason to make a new one.
     const hasWrappedKeys =
       (await database.db.selectFrom('accord.tenant_keks').select('tenant_id').limit(1).executeTakeFirst()) !== undefined ||

@@ -92,7 +92,7 @@ for (const engine of engines()) {
       assert.equal(code(await call('POST', '/api/v1/auth/refresh', { body: { refreshToken: 'acr_nonsense' } })), 'IAM_TOKEN_INVALID');
     });
 
-    test('forged, foreign-key and expired access tokens are refused with distinct codes, and audited', async () => {
+    test('forged, foreign-key and expired access tokens are refused with distinct codes; forged and foreign ones are audited', async () => {
       const s = await login(ALICE);
       const dot = s.accessToken.lastIndexOf('.');
       const payload = JSON.parse(Buffer.from(s.accessToken.slice(4, dot), 'base64url').toString()) as Record<string, unknown>;
@@ -106,7 +106,10 @@ for (const engine of engines()) {
       const expired = signAccessToken(testIamKey, { typ: 'user', sub: aliceId, sid: s.sessionId, iat: now - 120, exp: now - 60 });
       assert.equal(code(await call('GET', '/api/v1/tenants/acme', { token: expired })), 'IAM_TOKEN_EXPIRED');
       const denied = await db.selectFrom('accord.audit_events').select('reason').where('action', '=', 'access.denied').where('reason', 'in', ['IAM_TOKEN_INVALID', 'IAM_TOKEN_EXPIRED']).execute();
-      assert.ok(denied.length >= 3);
+      // Forged and foreign tokens are recorded; an expired one is the normal end of a token's life
+      // (clients refresh and retry), so it is not.
+      assert.ok(denied.filter((d) => d.reason === 'IAM_TOKEN_INVALID').length >= 2);
+      assert.equal(denied.filter((d) => d.reason === 'IAM_TOKEN_EXPIRED').length, 0);
     });
 
     test('idle and absolute deadlines end a session', async () => {
