@@ -89,6 +89,8 @@ export interface RouteSchema {
    */
   readonly optionalBody?: TObject;
   readonly response?: Readonly<Record<number, TSchema>>;
+  /** The credentials the OpenAPI document names; default: none for public routes, a bearer token otherwise. */
+  readonly security?: readonly Readonly<Record<string, readonly string[]>>[];
 }
 
 type StaticOf<S, Absent> = S extends TSchema ? Static<S> : Absent;
@@ -168,7 +170,7 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
         ...(r.schema.body ? { body: r.schema.body } : {}),
         ...(r.schema.response ? { response: r.schema.response } : {}),
         // Shown in the OpenAPI document; the authorizer reads `config.access`, not this.
-        security: r.access.kind === 'public' ? [] : [{ bearer: [] }],
+        security: r.schema.security ? r.schema.security.map((s) => ({ ...s })) : r.access.kind === 'public' ? [] : [{ bearer: [] }],
         ...(r.access.kind === 'permission' ? { 'x-permission': r.access.permission } : {}),
       },
       handler: async (req, reply) => {

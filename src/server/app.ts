@@ -113,7 +113,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Accord API', version: '1', description: 'Control plane of the Accord platform.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          // OAuth2 clients authenticate to /oauth/token with their id and secret (RFC 6749 2.3.1).
+          basic: { type: 'http', scheme: 'basic' },
+        },
+      },
     },
   });
 

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { type Database, migrationsApplied } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { access, type RouteDefinition, route } from '../http/index.ts';
+import { completeOpenApi } from './openapi.ts';
 
 /** Health, readiness, metrics and the API description. */
 export function platformRoutes(deps: {
@@ -15,6 +16,7 @@ export function platformRoutes(deps: {
 }): RouteDefinition[] {
   // Once every migration is seen applied, it stays so for this process (migrations only go forward).
   let migrated = false;
+  let openApi: ReturnType<typeof completeOpenApi> | undefined;
   return [
     route({
       method: 'GET',
@@ -57,7 +59,14 @@ export function platformRoutes(deps: {
       url: '/api/v1/openapi.json',
       access: access.public,
       schema: { summary: 'This API, as OpenAPI 3.1', tags: ['platform'] },
-      handler: async () => deps.app.swagger(),
+      handler: async () => {
+        // Built once: the routes do not change after start.
+        openApi ??= completeOpenApi(deps.app.swagger() as Parameters<typeof completeOpenApi>[0], (method, path) => {
+          const declared = deps.app.declaredRoutes.find((r) => r.method === method && r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}') === path);
+          return declared?.access;
+        });
+        return openApi;
+      },
     }),
   ];
 }
