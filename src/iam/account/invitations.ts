@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { assertOutranks, type TenantScope } from '../users/admin.ts';
 import { normaliseEmail } from '../users/users.ts';
 import { issueUserToken, redeemPasswordToken } from './user-tokens.ts';
@@ -36,7 +37,7 @@ export async function inviteUser(
 ): Promise<Invitation> {
   const email = normaliseEmail(input.email);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       const existing = await trx
         .selectFrom('accord.users')
         .select(['id', 'status'])
@@ -59,7 +60,7 @@ export async function inviteUser(
         userId = row.id;
       }
       const issued = await issueUserToken(trx, userId, 'invite', INVITE_TTL_SECONDS, now);
-      await record(trx, source, {
+      await audit({
         tenantId: scope.tenantId,
         action: 'user.invited',
         target: { type: 'user', id: userId },
@@ -99,7 +100,7 @@ export async function acceptInvitation(db: Db, source: AuditSource, input: { tok
       status: 'active',
       token: input.token,
       password: input.password,
-      alsoDo: async (_trx, f) => ({ result: undefined, details: { email: f.email } }),
+      alsoDo: async (_w, f) => ({ result: undefined, details: { email: f.email } }),
     },
     now,
   );

@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../sign-in/lockout.ts';
+import { refuse, unitOfWork } from '../../kernel/index.ts';
+import { checkLockout, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../sign-in/lockout.ts';
 import type { SignInDeps } from '../sign-in/login.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
 import { revokeUserSessions } from '../sessions/sessions.ts';
@@ -33,17 +34,18 @@ export async function changePassword(
   const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp });
   const lock = await checkLockout(db, subjects, now);
   if (lock.locked) {
-    await db.transaction().execute((trx) => record(trx, source, { tenantId: user.tenant_id, action: ACTION, target, outcome: 'denied', reason: 'IAM_LOCKED', details: { scope: lock.scope } }));
-    throw new AccordError('IAM_LOCKED', { headers: { 'retry-after': String(lock.retryAfterSeconds) }, details: { retryAfterSeconds: lock.retryAfterSeconds } });
+    return refuse(db, source, lockedError(lock.retryAfterSeconds), { tenantId: user.tenant_id, action: ACTION, target, outcome: 'denied', reason: 'IAM_LOCKED', details: { scope: lock.scope } });
   }
   if (!(await verifyPassword(user.password_hash, input.currentPassword))) {
-    await db.transaction().execute(async (trx) => {
+    return unitOfWork(db, source, async (w) => {
       // Lockout rows before the audit chain head, as in sign-in: one lock order everywhere.
-      const failure = await recordFailure(trx, subjects, deps.lockout, now);
-      await record(trx, source, { tenantId: user.tenant_id, action: ACTION, target, outcome: 'failure', reason: 'IAM_INVALID_CREDENTIALS' });
-      for (const l of failure.locks) await record(trx, source, lockoutAuditEvent(l, null));
+      const failure = await recordFailure(w.trx, subjects, deps.lockout, now);
+      return w.refuse(
+        new AccordError('IAM_INVALID_CREDENTIALS', { message: 'The current password is wrong.' }),
+        { tenantId: user.tenant_id, action: ACTION, target, outcome: 'failure', reason: 'IAM_INVALID_CREDENTIALS' },
+        ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
+      );
     });
-    throw new AccordError('IAM_INVALID_CREDENTIALS', { message: 'The current password is wrong.' });
   }
   checkPasswordPolicy(input.newPassword, user.email);
   if (input.newPassword === input.currentPassword) {
@@ -53,7 +55,7 @@ export async function changePassword(
     });
   }
   const passwordHash = await hashPassword(input.newPassword);
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     // Conditional on the hash just verified: a reset or another change in between wins, and this
     // one is refused rather than overwriting it.
     const res = await trx
@@ -65,7 +67,7 @@ export async function changePassword(
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) throw new AccordError('IAM_INVALID_CREDENTIALS', { message: 'The password was changed meanwhile; sign in again.' });
     const otherSessionsRevoked = await revokeUserSessions(trx, user.id, 'password-changed', auth.sessionId ?? undefined);
-    await record(trx, source, { tenantId: user.tenant_id, action: ACTION, target, outcome: 'success', details: { otherSessionsRevoked } });
+    await audit({ tenantId: user.tenant_id, action: ACTION, target, outcome: 'success', details: { otherSessionsRevoked } });
     return { passwordChangedAt: now.toISOString(), otherSessionsRevoked };
   });
 }

@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { mfaFactors } from '../mfa/factors.ts';
 
 /** A user's own account as they see it. */
@@ -49,11 +50,11 @@ export async function profileOf(db: DbOrTrx, userId: string): Promise<ProfileVie
 /** Changes the caller's display name; audited as `user.profile.updated`. */
 export async function updateProfile(db: Db, source: AuditSource, auth: AuthContext, input: { displayName: string }): Promise<ProfileView> {
   const userId = selfId(auth);
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const before = await trx.selectFrom('accord.users').select(['display_name', 'tenant_id']).where('id', '=', userId).forUpdate().executeTakeFirst();
     if (!before) throw new AccordError('IAM_SESSION_ENDED');
     await trx.updateTable('accord.users').set({ display_name: input.displayName }).where('id', '=', userId).execute();
-    await record(trx, source, {
+    await audit({
       tenantId: before.tenant_id,
       action: 'user.profile.updated',
       target: { type: 'user', id: userId },

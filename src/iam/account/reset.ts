@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { revokeUserSessions } from '../sessions/sessions.ts';
 import { assertOutranks, type TenantScope } from '../users/admin.ts';
 import { normaliseEmail } from '../users/users.ts';
@@ -25,7 +26,7 @@ export interface ResetIssued {
  */
 export async function issuePasswordReset(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, email: string, now = new Date()): Promise<ResetIssued> {
   const normalised = normaliseEmail(email);
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const user = await trx
       .selectFrom('accord.users')
       .select(['id', 'email', 'status'])
@@ -37,7 +38,7 @@ export async function issuePasswordReset(db: Db, actor: AuthContext, source: Aud
     await assertOutranks(trx, actor, scope, user.id);
     if (user.status === 'invited') throw new AccordError('IAM_USER_INVITED', { details: { email: user.email } });
     const issued = await issueUserToken(trx, user.id, 'password-reset', RESET_TTL_SECONDS, now);
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'user.password.reset.issued',
       target: { type: 'user', id: user.id },
@@ -72,7 +73,7 @@ export async function resetPassword(db: Db, source: AuditSource, input: { token:
       statuses: ['active', 'disabled'],
       token: input.token,
       password: input.password,
-      alsoDo: async (trx, f) => {
+      alsoDo: async ({ trx }, f) => {
         const revoked = await revokeUserSessions(trx, f.userId, 'password-reset');
         return { result: revoked, details: { sessionsRevoked: revoked } };
       },

@@ -1,12 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../sign-in/routes.ts';
+import { access, type RouteDefinition, route, type ScopeTenant } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
 import { acceptInvitation, inviteUser } from './invitations.ts';
 import { changePassword } from './password-change.ts';
 import { profileOf, selfId, updateProfile } from './profile.ts';
 import { issuePasswordReset, resetPassword } from './reset.ts';
-import { tenantScope } from '../users/admin.ts';
+import type { TenantScope } from '../users/admin.ts';
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: 1024 });
@@ -27,13 +26,14 @@ const ProfileOut = Type.Object({
   mfa: Type.Array(Type.String()),
 });
 const manage = access.permission('user:manage', { tenantParam: 'tenant' });
+/** The tenant the path names (the route kit has looked it up), as the user services take it. */
+const scopeOf = (tenant: ScopeTenant): TenantScope => ({ tenantId: tenant.id, tenantName: tenant.name });
 
 /** Invitations, password change and reset, and the caller's own profile. */
 export function accountRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
-    {
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/invitations',
       access: manage,
@@ -45,12 +45,9 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ email: Email, displayName: Type.Optional(DisplayName) }, { additionalProperties: false }),
         response: { 201: Type.Object({ email: Type.String(), inviteToken: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }) },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { email: string; displayName?: string }>(req);
-        return inviteUser(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), body);
-      },
-    },
-    {
+      handler: async ({ auth, source, tenant, body }) => inviteUser(db, auth, source, scopeOf(tenant), body),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/invitation',
       access: access.public,
@@ -60,12 +57,9 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ token: OneTimeToken, password: Password }, { additionalProperties: false }),
         response: { 200: AccountOut },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { token: string; password: string }>(req);
-        return acceptInvitation(db, auditSource(req.meta), body);
-      },
-    },
-    {
+      handler: async ({ source, body }) => acceptInvitation(db, source, body),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/users/:email/password-reset',
       access: manage,
@@ -76,12 +70,9 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         params: UserParams,
         response: { 201: Type.Object({ email: Type.String(), resetToken: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }) },
       },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; email: string }>(req);
-        return issuePasswordReset(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), params.email);
-      },
-    },
-    {
+      handler: async ({ auth, source, tenant, params }) => issuePasswordReset(db, auth, source, scopeOf(tenant), params.email),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/password-reset',
       access: access.public,
@@ -91,12 +82,9 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ token: OneTimeToken, password: Password }, { additionalProperties: false }),
         response: { 200: Type.Object({ userId: Type.String(), email: Type.String(), tenant: Nullable(Type.String()), sessionsRevoked: Type.Integer() }) },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { token: string; password: string }>(req);
-        return resetPassword(db, auditSource(req.meta), body);
-      },
-    },
-    {
+      handler: async ({ source, body }) => resetPassword(db, source, body),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/me/password',
       access: access.authenticated,
@@ -106,19 +94,16 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ currentPassword: Password, newPassword: Password }, { additionalProperties: false }),
         response: { 200: Type.Object({ passwordChangedAt: Type.String({ format: 'date-time' }), otherSessionsRevoked: Type.Integer() }) },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { currentPassword: string; newPassword: string }>(req);
-        return changePassword(iam.signIn, auditSource(req.meta), caller(req), body);
-      },
-    },
-    {
+      handler: async ({ auth, source, body }) => changePassword(iam.signIn, source, auth, body),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/me',
       access: access.authenticated,
       schema: { summary: 'My profile', tags: ['iam'], response: { 200: ProfileOut } },
-      handler: async (req) => profileOf(db, selfId(caller(req))),
-    },
-    {
+      handler: async ({ auth }) => profileOf(db, selfId(auth)),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/me',
       access: access.authenticated,
@@ -128,10 +113,7 @@ export function accountRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ displayName: DisplayName }, { additionalProperties: false }),
         response: { 200: ProfileOut },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { displayName: string }>(req);
-        return updateProfile(db, auditSource(req.meta), caller(req), body);
-      },
-    },
+      handler: async ({ auth, source, body }) => updateProfile(db, source, auth, body),
+    }),
   ];
 }

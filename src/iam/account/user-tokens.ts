@@ -1,7 +1,9 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditEvent, AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
+import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
 import { checkPasswordPolicy, hashPassword } from './passwords.ts';
+import { actingAs } from '../sessions/acting-as.ts';
 import { hashToken, newToken } from '../sessions/tokens.ts';
 
 /** The one-time tokens handed to a user out of band: an invitation, a password reset. */
@@ -96,18 +98,18 @@ export async function consumeUserToken(trx: Trx, tokenId: string, now: Date): Pr
 }
 
 /**
- * Audits a refused token: on the user's tenant chain when the token was found, else the
- * platform's. Neither the token nor its hash is recorded.
+ * The audit event of a refused token: on the user's tenant chain when the token was found, else
+ * the platform's. Neither the token nor its hash is recorded.
  */
-export async function auditRefusedToken(trx: Trx, source: AuditSource, action: string, why: TokenRefusal, found?: FoundToken): Promise<void> {
-  await record(trx, source, {
+export function refusedTokenEvent(action: string, why: TokenRefusal, found?: FoundToken): AuditEvent {
+  return {
     tenantId: found?.tenantId ?? null,
     action,
     ...(found ? { target: { type: 'user', id: found.userId } } : {}),
     outcome: 'failure',
     reason: 'IAM_TOKEN_USED',
     details: { refused: why },
-  });
+  };
 }
 
 /** The audit actor once a token has proven who the caller is. */
@@ -117,11 +119,12 @@ export function tokenHolder(source: AuditSource, found: FoundToken): AuditSource
 
 /**
  * Redeems a token that sets a password (an invitation, a reset). The token is looked up, the
- * password checked and hashed (tens of milliseconds, outside the transaction); then one
- * transaction spends the token (a conditional update decides between concurrent uses), sets the
- * password on a user still in one of `statuses`, runs `alsoDo` and audits the success. Any refusal
- * is IAM_TOKEN_USED, audited without the token; a password the policy refuses changes nothing, so
- * the token can be used again with a better one.
+ * password checked and hashed (tens of milliseconds, outside the transaction); then one unit of
+ * work spends the token (a conditional update decides between concurrent uses), sets the password
+ * on a user still in one of `statuses`, runs `alsoDo` and audits the success. Any refusal is
+ * IAM_TOKEN_USED, audited without the token (a committed refusal: a token spent on a user who is
+ * no longer eligible stays spent); a password the policy refuses changes nothing, so the token can
+ * be used again with a better one.
  */
 export async function redeemPasswordToken<T>(
   db: Db,
@@ -134,38 +137,28 @@ export async function redeemPasswordToken<T>(
     password: string;
     /** The status the user gets (invitations activate); absent: unchanged. */
     status?: UserStatus;
-    /** More work in the same transaction; its details go into the audit record. */
-    alsoDo: (trx: Trx, found: FoundToken) => Promise<{ result: T; details: Record<string, unknown> }>;
+    /** More work in the same unit of work; its details go into the audit record. */
+    alsoDo: (w: Work, found: FoundToken) => Promise<{ result: T; details: Record<string, unknown> }>;
   },
   now = new Date(),
 ): Promise<{ found: FoundToken; result: T }> {
   const lookup = await findUserToken(db, opts.token, opts.purpose, opts.statuses, now);
-  if (!lookup.ok) {
-    await db.transaction().execute((trx) => auditRefusedToken(trx, source, opts.action, lookup.why, lookup.found));
-    throw new AccordError('IAM_TOKEN_USED');
-  }
+  if (!lookup.ok) return refuse(db, source, new AccordError('IAM_TOKEN_USED'), refusedTokenEvent(opts.action, lookup.why, lookup.found));
   const { found } = lookup;
   checkPasswordPolicy(opts.password, found.email);
   const passwordHash = await hashPassword(opts.password);
-  const outcome = await db.transaction().execute(async (trx) => {
-    if (!(await consumeUserToken(trx, found.id, now))) {
-      await auditRefusedToken(trx, source, opts.action, 'used', found);
-      return undefined;
-    }
+  return unitOfWork(db, source, async (w) => {
+    const { trx } = w;
+    if (!(await consumeUserToken(trx, found.id, now))) return w.refuse(new AccordError('IAM_TOKEN_USED'), refusedTokenEvent(opts.action, 'used', found));
     const res = await trx
       .updateTable('accord.users')
       .set({ password_hash: passwordHash, password_changed_at: now, ...(opts.status ? { status: opts.status } : {}) })
       .where('id', '=', found.userId)
       .where('status', 'in', [...opts.statuses])
       .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      await auditRefusedToken(trx, source, opts.action, 'user-not-eligible', found);
-      return undefined;
-    }
-    const done = await opts.alsoDo(trx, found);
-    await record(trx, tokenHolder(source, found), { tenantId: found.tenantId, action: opts.action, target: { type: 'user', id: found.userId }, outcome: 'success', details: done.details });
-    return done;
+    if (Number(res.numUpdatedRows) !== 1) return w.refuse(new AccordError('IAM_TOKEN_USED'), refusedTokenEvent(opts.action, 'user-not-eligible', found));
+    const done = await opts.alsoDo(w, found);
+    await actingAs(w, tokenHolder(source, found)).audit({ tenantId: found.tenantId, action: opts.action, target: { type: 'user', id: found.userId }, outcome: 'success', details: done.details });
+    return { found, result: done.result };
   });
-  if (!outcome) throw new AccordError('IAM_TOKEN_USED');
-  return { found, result: outcome.result };
 }

@@ -1,11 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../../audit-chain/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
-import { caller } from '../sign-in/routes.ts';
 import { revokeUserSessions } from '../sessions/sessions.ts';
-import { assertOutranks, tenantScope } from '../users/admin.ts';
+import { assertOutranks, type TenantScope } from '../users/admin.ts';
 import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 /**
@@ -13,10 +11,9 @@ import { findUserByEmail, normaliseEmail } from '../users/users.ts';
  * standing over the user removes every factor (TOTP, passkeys, recovery codes) and ends the
  * user's sessions; the next sign-in enrols afresh (forced, when the tenant requires MFA).
  */
-export function mfaAdminRoutes(iam: IamServices): RouteDefinition[] {
-  const { db } = iam;
+export function mfaAdminRoutes(_iam: IamServices): RouteDefinition[] {
   return [
-    {
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/users/:email/mfa',
       access: access.permission('user:manage', { tenantParam: 'tenant' }),
@@ -26,13 +23,12 @@ export function mfaAdminRoutes(iam: IamServices): RouteDefinition[] {
         params: Type.Object({ tenant: Type.String({ maxLength: 63 }), email: Type.String({ maxLength: 254 }) }),
         response: { 200: Type.Object({ totp: Type.Boolean(), passkeys: Type.Integer(), recoveryCodes: Type.Integer(), sessionsRevoked: Type.Integer() }) },
       },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; email: string }>(req);
-        const scope = await tenantScope(db, params.tenant);
-        return db.transaction().execute(async (trx) => {
+      handler: async ({ auth, tenant, params, unit }) => {
+        const scope: TenantScope = { tenantId: tenant.id, tenantName: tenant.name };
+        return unit(async ({ trx, audit }) => {
           const user = await findUserByEmail(trx, scope.tenantId, params.email);
           if (!user) throw new AccordError('IAM_USER_NOT_FOUND', { details: { email: normaliseEmail(params.email) } });
-          await assertOutranks(trx, caller(req), scope, user.id);
+          await assertOutranks(trx, auth, scope, user.id);
           const totp = await trx.deleteFrom('accord.mfa_totp').where('user_id', '=', user.id).executeTakeFirst();
           const passkeys = await trx.deleteFrom('accord.webauthn_credentials').where('user_id', '=', user.id).executeTakeFirst();
           const codes = await trx.deleteFrom('accord.mfa_recovery_codes').where('user_id', '=', user.id).executeTakeFirst();
@@ -42,10 +38,10 @@ export function mfaAdminRoutes(iam: IamServices): RouteDefinition[] {
             recoveryCodes: Number(codes.numDeletedRows),
             sessionsRevoked: await revokeUserSessions(trx, user.id, 'mfa-reset'),
           };
-          await record(trx, auditSource(req.meta), { tenantId: scope.tenantId, action: 'mfa.reset', target: { type: 'user', id: user.id }, outcome: 'success', details: { email: user.email, ...removed } });
+          await audit({ tenantId: scope.tenantId, action: 'mfa.reset', target: { type: 'user', id: user.id }, outcome: 'success', details: { email: user.email, ...removed } });
           return removed;
         });
       },
-    },
+    }),
   ];
 }

@@ -1,12 +1,13 @@
-import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
+import type { AuditEvent } from '../../audit-chain/index.ts';
 import type { DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError, isAccordError } from '../../errors/index.ts';
-import { type AuthContext, access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../sign-in/lockout.ts';
+import { type AuthContext, access, type RouteContext, type RouteDefinition, route } from '../../http/index.ts';
+import type { Work } from '../../kernel/index.ts';
+import { checkLockout, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure } from '../sign-in/lockout.ts';
 import { completeSignIn, type UserRef } from '../sign-in/login.ts';
-import { caller, SignInOut, signInReply } from '../sign-in/routes.ts';
+import { SignInOut, signInReply } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { revokeSession } from '../sessions/sessions.ts';
 import { hashToken } from '../sessions/tokens.ts';
@@ -43,30 +44,18 @@ interface Me extends UserRef {
   readonly displayName: string;
 }
 
-/** A request that failed in a way that must still be audited: the transaction commits, then this is thrown. */
-type Refusal = { readonly refusal: 'IAM_MFA_INVALID' | 'IAM_LOCKED' | 'IAM_WEBAUTHN_INVALID'; readonly retryAfter?: number; readonly details?: Record<string, unknown> };
-
-function refuse(r: Refusal): never {
-  if (r.refusal === 'IAM_LOCKED') {
-    throw new AccordError('IAM_LOCKED', { headers: { 'retry-after': String(r.retryAfter) }, details: { retryAfterSeconds: r.retryAfter } });
-  }
-  throw new AccordError(r.refusal, r.details ? { details: r.details } : {});
-}
-
-const isRefusal = (v: unknown): v is Refusal => typeof v === 'object' && v !== null && 'refusal' in v;
-
 /**
  * Self-service MFA for console users: TOTP enrolment and removal, recovery codes, passkeys, and
  * the passkey step of a sign-in. Every route is open to an enrolment-only session (so a user whom
  * the policy obliges to use MFA can enrol); enrolling the first factor from such a session ends
- * it and answers with a full session.
+ * it and answers with a full session. A failed attempt that must leave a record (a wrong code, a
+ * refused passkey, a locked account) is a committed refusal of the request's unit of work.
  */
 export function mfaRoutes(iam: IamServices): RouteDefinition[] {
   const { db, key } = iam;
   const rp = iam.webauthn;
 
-  const consoleUser = (req: FastifyRequest): AuthContext => {
-    const auth = caller(req);
+  const consoleUser = (auth: AuthContext): AuthContext => {
     if (auth.kind !== 'user') throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'MFA belongs to console users; API clients have none.' });
     return auth;
   };
@@ -80,41 +69,44 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
     if (!u) throw new AccordError('IAM_SESSION_ENDED');
     return { id: u.id, email: u.email, tenantId: u.tenant_id, tenant: u.tenant_name, displayName: u.display_name };
   };
-  const audit = (trx: Trx, req: FastifyRequest, user: Me, action: string, outcome: 'success' | 'failure' | 'denied', extra: { reason?: string; details?: Record<string, unknown> } = {}) =>
-    record(trx, auditSource(req.meta), { tenantId: user.tenantId, action, target: { type: 'user', id: user.id }, outcome, ...extra });
+  /** An event about the user's own factors, on their directory's chain. */
+  const event = (user: Me, action: string, outcome: 'success' | 'failure' | 'denied', extra: { reason?: string; details?: Record<string, unknown> } = {}): AuditEvent => ({
+    tenantId: user.tenantId,
+    action,
+    target: { type: 'user', id: user.id },
+    outcome,
+    ...extra,
+  });
 
   /**
    * A change that needs proof of a factor (a TOTP or recovery code): refused while the account is
    * locked, and a wrong code counts as a failed sign-in, so a stolen session cannot guess codes.
    */
-  const withProof = async <T>(req: FastifyRequest, user: Me, action: string, code: string, change: (trx: Trx) => Promise<T>): Promise<T> => {
-    const source: AuditSource = auditSource(req.meta);
-    const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp });
+  const withProof = async <T>(ctx: Pick<RouteContext, 'unit' | 'source'>, user: Me, action: string, code: string, change: (w: Work) => Promise<T>): Promise<T> => {
+    const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: ctx.source.sourceIp });
     const now = new Date();
-    const outcome = await db.transaction().execute(async (trx): Promise<T | Refusal> => {
-      const lock = await checkLockout(trx, subjects, now);
-      if (lock.locked) {
-        await audit(trx, req, user, action, 'denied', { reason: 'IAM_LOCKED' });
-        return { refusal: 'IAM_LOCKED', retryAfter: lock.retryAfterSeconds };
-      }
+    return ctx.unit(async (w) => {
+      const lock = await checkLockout(w.trx, subjects, now);
+      if (lock.locked) return w.refuse(lockedError(lock.retryAfterSeconds), event(user, action, 'denied', { reason: 'IAM_LOCKED' }));
       const input = /^[0-9]{6}$/.test(code.trim()) ? { totp: code.trim() } : { recoveryCode: code };
-      const proof = await verifySecondFactor(trx, key, rp, user.id, input, {}, now, source);
+      const proof = await verifySecondFactor(w, key, rp, user.id, input, {}, now);
       if (!proof.ok) {
-        const failure = await recordFailure(trx, subjects, iam.signIn.lockout, now);
-        await audit(trx, req, user, action, 'failure', { reason: proof.reason });
-        for (const l of failure.locks) await record(trx, source, lockoutAuditEvent(l, null));
-        return { refusal: 'IAM_MFA_INVALID' };
+        // The lockout rows before the audit chain's head, as at sign-in: one lock order everywhere.
+        const failure = await recordFailure(w.trx, subjects, iam.signIn.lockout, now);
+        return w.refuse(
+          new AccordError('IAM_MFA_INVALID'),
+          event(user, action, 'failure', { reason: proof.reason }),
+          ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
+        );
       }
-      return change(trx);
+      return change(w);
     });
-    if (isRefusal(outcome)) refuse(outcome);
-    return outcome;
   };
 
   /** An enrolment-only session that has just enrolled a factor: end it, open a full one. */
-  const upgrade = async (trx: Trx, req: FastifyRequest, reply: FastifyReply, auth: AuthContext, user: Me, method: 'totp' | 'webauthn') => {
-    if (auth.sessionId) await revokeSession(trx, auth.sessionId, 'mfa-enrolled');
-    const result = await completeSignIn(trx, iam.signIn, auditSource(req.meta), user, ['password', method], { kind: 'console' });
+  const upgrade = async (w: Work, reply: FastifyReply, auth: AuthContext, user: Me, method: 'totp' | 'webauthn') => {
+    if (auth.sessionId) await revokeSession(w.trx, auth.sessionId, 'mfa-enrolled');
+    const result = await completeSignIn(w, iam.signIn, user, ['password', method], { kind: 'console' });
     return signInReply(reply, result, auth.via === 'cookie' ? 'cookie' : 'bearer');
   };
 
@@ -125,13 +117,13 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
   };
 
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/mfa',
       access: access.enrolment,
       schema: { summary: 'My MFA status: TOTP, passkeys, recovery codes left, whether MFA is required of me', tags: ['iam', 'mfa'], response: { 200: StatusOut } },
-      handler: async (req) => {
-        const user = await me(db, consoleUser(req));
+      handler: async ({ auth }) => {
+        const user = await me(db, consoleUser(auth));
         const [methods, required, totp, passkeys, left] = await Promise.all([
           mfaFactors(db, user.id),
           mfaRequired(db, user.id, user.tenantId, iam.signIn.platformRequireMfa),
@@ -147,8 +139,8 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
           recoveryCodesLeft: left,
         };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/mfa/totp',
       access: access.enrolment,
@@ -158,17 +150,17 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         tags: ['iam', 'mfa'],
         response: { 201: Type.Object({ secret: Type.String(), otpauthUri: Type.String(), recoveryCodes: Type.Array(Type.String()) }) },
       },
-      handler: async (req) => {
-        const auth = consoleUser(req);
-        return db.transaction().execute(async (trx) => {
+      handler: async ({ auth, unit }) => {
+        consoleUser(auth);
+        return unit(async ({ trx, audit }) => {
           const user = await me(trx, auth);
           const enrolment = await enrolTotp(trx, key, user);
-          await audit(trx, req, user, 'mfa.totp.enrolled', 'success');
+          await audit(event(user, 'mfa.totp.enrolled', 'success'));
           return enrolment;
         });
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/mfa/totp/confirm',
       access: access.enrolment,
@@ -178,52 +170,43 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ code: Type.String({ pattern: '^[0-9]{6}$' }) }, { additionalProperties: false }),
         response: { 200: Type.Union([SignInOut, Confirmed]) },
       },
-      handler: async (req, reply) => {
-        const auth = consoleUser(req);
-        const { body } = parts<unknown, { code: string }>(req);
+      handler: async ({ auth, body, reply, unit }) => {
+        consoleUser(auth);
         const now = new Date();
-        const outcome = await db.transaction().execute(async (trx) => {
-          const user = await me(trx, auth);
-          const state = await totpState(trx, user.id);
+        return unit(async (w) => {
+          const user = await me(w.trx, auth);
+          const state = await totpState(w.trx, user.id);
           if (!state.enrolled) throw new AccordError('IAM_MFA_NOT_ENROLLED', { message: 'No TOTP enrolment to confirm: start one with POST /api/v1/mfa/totp.' });
           if (state.confirmedAt) throw new AccordError('IAM_MFA_ALREADY_ENROLLED', { details: { factor: 'totp' } });
-          const r = await confirmTotp(trx, key, user.id, body.code, now);
-          if (r !== 'ok') {
-            await audit(trx, req, user, 'mfa.totp.confirmed', 'failure', { reason: r });
-            return { refusal: 'IAM_MFA_INVALID' } as Refusal;
-          }
-          await audit(trx, req, user, 'mfa.totp.confirmed', 'success', { details: { recoveryCodesIssued: RECOVERY_CODE_COUNT } });
-          if (auth.enrolmentOnly) return upgrade(trx, req, reply, auth, user, 'totp');
+          const r = await confirmTotp(w.trx, key, user.id, body.code, now);
+          if (r !== 'ok') return w.refuse(new AccordError('IAM_MFA_INVALID'), event(user, 'mfa.totp.confirmed', 'failure', { reason: r }));
+          await w.audit(event(user, 'mfa.totp.confirmed', 'success', { details: { recoveryCodesIssued: RECOVERY_CODE_COUNT } }));
+          if (auth.enrolmentOnly) return upgrade(w, reply, auth, user, 'totp');
           return { confirmed: true as const };
         });
-        if (isRefusal(outcome)) refuse(outcome);
-        return outcome;
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/mfa/totp',
       access: access.enrolment,
       status: 204,
       schema: { summary: 'Remove my TOTP; needs a current TOTP code or a recovery code (an unconfirmed enrolment goes without)', tags: ['iam', 'mfa'], body: CodeIn },
-      handler: async (req, reply) => {
-        const auth = consoleUser(req);
-        const { body } = parts<unknown, { code: string }>(req);
-        const user = await me(db, auth);
+      handler: async (ctx) => {
+        const user = await me(db, consoleUser(ctx.auth));
         const state = await totpState(db, user.id);
         if (!state.enrolled) throw new AccordError('IAM_MFA_NOT_ENROLLED', { details: { factor: 'totp' } });
-        const remove = async (trx: Trx) => {
+        const remove = async ({ trx, audit }: Work) => {
           if (!(await removeTotp(trx, user.id))) throw new AccordError('IAM_MFA_NOT_ENROLLED', { details: { factor: 'totp' } });
           await dropOrphanCodes(trx, user.id);
-          await audit(trx, req, user, 'mfa.totp.removed', 'success', { details: { confirmed: state.confirmedAt !== null } });
+          await audit(event(user, 'mfa.totp.removed', 'success', { details: { confirmed: state.confirmedAt !== null } }));
         };
         // A pending enrolment is not a factor yet: nothing to prove to drop it.
-        if (state.confirmedAt === null) await db.transaction().execute(remove);
-        else await withProof(req, user, 'mfa.totp.removed', body.code, remove);
-        return reply.code(204).send();
+        if (state.confirmedAt === null) await ctx.unit(remove);
+        else await withProof(ctx, user, 'mfa.totp.removed', ctx.body.code, remove);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/mfa/recovery-codes',
       access: access.enrolment,
@@ -233,23 +216,21 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         body: CodeIn,
         response: { 200: RecoveryOut },
       },
-      handler: async (req) => {
-        const auth = consoleUser(req);
-        const { body } = parts<unknown, { code: string }>(req);
-        const user = await me(db, auth);
+      handler: async (ctx) => {
+        const user = await me(db, consoleUser(ctx.auth));
         const factors = await mfaFactors(db, user.id);
         if (!factors.includes('totp') && !factors.includes('webauthn')) {
           throw new AccordError('IAM_MFA_NOT_ENROLLED', { message: 'Recovery codes back up a TOTP or a passkey: enrol one first.' });
         }
-        return withProof(req, user, 'mfa.recovery.regenerated', body.code, async (trx) => {
+        return withProof(ctx, user, 'mfa.recovery.regenerated', ctx.body.code, async ({ trx, audit }) => {
           const codes = newRecoveryCodes();
           await replaceRecoveryCodes(trx, key, user.id, codes);
-          await audit(trx, req, user, 'mfa.recovery.regenerated', 'success', { details: { count: codes.length } });
+          await audit(event(user, 'mfa.recovery.regenerated', 'success', { details: { count: codes.length } }));
           return { recoveryCodes: codes };
         });
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/mfa/webauthn/register/options',
       access: access.enrolment,
@@ -258,12 +239,12 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         tags: ['iam', 'mfa'],
         response: { 200: WebauthnOptions },
       },
-      handler: async (req) => {
-        const auth = consoleUser(req);
-        return db.transaction().execute(async (trx) => registrationOptions(trx, rp, await me(trx, auth), new Date()));
+      handler: async ({ auth, unit }) => {
+        consoleUser(auth);
+        return unit(async ({ trx }) => registrationOptions(trx, rp, await me(trx, auth), new Date()));
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/mfa/webauthn/register',
       access: access.enrolment,
@@ -279,35 +260,35 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         ),
         response: { 200: Type.Union([SignInOut, PasskeyOut]) },
       },
-      handler: async (req, reply) => {
-        const auth = consoleUser(req);
-        const { body } = parts<unknown, { response: unknown; name?: string }>(req);
-        const outcome = await db.transaction().execute(async (trx) => {
-          const user = await me(trx, auth);
+      handler: async ({ auth, body, reply, unit }) => {
+        consoleUser(auth);
+        return unit(async (w) => {
+          const user = await me(w.trx, auth);
           let passkey: Awaited<ReturnType<typeof registerPasskey>>;
           try {
-            passkey = await registerPasskey(trx, rp, user.id, body.response, body.name, new Date());
+            passkey = await registerPasskey(w.trx, rp, user.id, body.response, body.name, new Date());
           } catch (err) {
             if (!isAccordError(err, 'IAM_WEBAUTHN_INVALID')) throw err;
-            await audit(trx, req, user, 'mfa.webauthn.registered', 'failure', { reason: String((err.details as { reason?: string } | undefined)?.reason ?? 'invalid') });
-            return { refusal: 'IAM_WEBAUTHN_INVALID', details: err.details as Record<string, unknown> } as Refusal;
+            const details = err.details as Record<string, unknown> | undefined;
+            return w.refuse(
+              new AccordError('IAM_WEBAUTHN_INVALID', details ? { details } : {}),
+              event(user, 'mfa.webauthn.registered', 'failure', { reason: String(details?.reason ?? 'invalid') }),
+            );
           }
-          await audit(trx, req, user, 'mfa.webauthn.registered', 'success', { details: { passkey: passkey.id, name: passkey.name } });
-          if (auth.enrolmentOnly) return upgrade(trx, req, reply, auth, user, 'webauthn');
+          await w.audit(event(user, 'mfa.webauthn.registered', 'success', { details: { passkey: passkey.id, name: passkey.name } }));
+          if (auth.enrolmentOnly) return upgrade(w, reply, auth, user, 'webauthn');
           return passkey;
         });
-        if (isRefusal(outcome)) refuse(outcome);
-        return outcome;
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/mfa/webauthn',
       access: access.enrolment,
       schema: { summary: 'My passkeys', tags: ['iam', 'mfa'], response: { 200: Type.Array(PasskeyOut) } },
-      handler: async (req) => listPasskeys(db, consoleUser(req).principalId),
-    },
-    {
+      handler: async ({ auth }) => listPasskeys(db, consoleUser(auth).principalId),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/mfa/webauthn/:id',
       access: access.enrolment,
@@ -318,37 +299,33 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         params: IdParams,
         body: Type.Object({ name: Type.String({ minLength: 1, maxLength: PASSKEY_NAME_MAX }) }, { additionalProperties: false }),
       },
-      handler: async (req, reply) => {
-        const auth = consoleUser(req);
-        const { params, body } = parts<{ id: string }, { name: string }>(req);
-        await db.transaction().execute(async (trx) => {
+      handler: async ({ auth, params, body, unit }) => {
+        consoleUser(auth);
+        await unit(async ({ trx, audit }) => {
           const user = await me(trx, auth);
           if (!(await renamePasskey(trx, user.id, params.id, body.name))) throw new AccordError('IAM_MFA_NOT_ENROLLED', { message: 'No such passkey.', details: { passkey: params.id } });
-          await audit(trx, req, user, 'mfa.webauthn.renamed', 'success', { details: { passkey: params.id, name: body.name.trim() } });
+          await audit(event(user, 'mfa.webauthn.renamed', 'success', { details: { passkey: params.id, name: body.name.trim() } }));
         });
-        return reply.code(204).send();
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/mfa/webauthn/:id',
       access: access.enrolment,
       status: 204,
       schema: { summary: 'Remove one of my passkeys', tags: ['iam', 'mfa'], params: IdParams },
-      handler: async (req, reply) => {
-        const auth = consoleUser(req);
-        const { params } = parts<{ id: string }>(req);
-        await db.transaction().execute(async (trx) => {
+      handler: async ({ auth, params, unit }) => {
+        consoleUser(auth);
+        await unit(async ({ trx, audit }) => {
           const user = await me(trx, auth);
           const removed = await removePasskey(trx, user.id, params.id);
           if (!removed) throw new AccordError('IAM_MFA_NOT_ENROLLED', { message: 'No such passkey.', details: { passkey: params.id } });
           await dropOrphanCodes(trx, user.id);
-          await audit(trx, req, user, 'mfa.webauthn.removed', 'success', { details: { passkey: params.id, name: removed.name } });
+          await audit(event(user, 'mfa.webauthn.removed', 'success', { details: { passkey: params.id, name: removed.name } }));
         });
-        return reply.code(204).send();
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/mfa/webauthn/options',
       access: access.public,
@@ -358,10 +335,9 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
         body: MfaTokenIn,
         response: { 200: WebauthnOptions },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, Static<typeof MfaTokenIn>>(req);
+      handler: async ({ body, unit }) => {
         const now = new Date();
-        return db.transaction().execute(async (trx) => {
+        return unit(async ({ trx }) => {
           const row = await trx
             .selectFrom('accord.user_tokens as t')
             .innerJoin('accord.users as u', 'u.id', 't.user_id')
@@ -385,6 +361,6 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
           return options;
         });
       },
-    },
+    }),
   ];
 }

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { engines } from '../../../test/harness/engines.ts';
 import { SoftAuthenticator } from '../../../test/harness/webauthn.ts';
+import { systemSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { isAccordError } from '../../errors/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { IamKey } from '../iam-key.ts';
 import { createUser } from '../users/users.ts';
 import { mfaFactors } from './factors.ts';
@@ -40,7 +42,7 @@ for (const engine of engines()) {
     let n = 0;
     const newUser = () => db.transaction().execute((trx) => createUser(trx, { tenantId: null, email: `u${++n}@mfa.test`, password: 'a long enough passphrase' }));
     const verify = (userId: string, input: SecondFactorInput, now: Date, challenge: Record<string, unknown> = {}) =>
-      db.transaction().execute((trx) => verifySecondFactor(trx, key, rp, userId, input, challenge, now));
+      unitOfWork(db, systemSource, (w) => verifySecondFactor(w, key, rp, userId, input, challenge, now));
     const enrol = (userId: string): Promise<TotpEnrolment> => db.transaction().execute((trx) => enrolTotp(trx, key, { id: userId, email: `u@mfa.test` }));
     const confirm = (userId: string, code: string, now: Date) => db.transaction().execute((trx) => confirmTotp(trx, key, userId, code, now));
     const secretOf = (e: TotpEnrolment) => base32Decode(e.secret) as Buffer;

@@ -1,6 +1,7 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Trx } from '../../db/index.ts';
+import type { Work } from '../../kernel/index.ts';
 import type { IamKey } from '../iam-key.ts';
+import { actingAs, asUser } from '../sessions/acting-as.ts';
 import { recoveryCodesLeft, useRecoveryCode } from './recovery.ts';
 import { useTotp } from './totp-factor.ts';
 import { verifyAssertion } from './webauthn.ts';
@@ -28,24 +29,24 @@ async function hasRealFactor(trx: Trx, userId: string): Promise<boolean> {
 }
 
 /**
- * Checks a second factor for a user inside the sign-in transaction (consuming it: a TOTP step,
+ * Checks a second factor for a user inside the sign-in's unit of work (consuming it: a TOTP step,
  * a recovery code, a passkey counter). `challenge` is the data stored with the MFA challenge
  * (a WebAuthn challenge lives there). Exactly one factor must be given. Never throws for wrong
  * input: the answer says why it failed, as a short code for the audit trail
  * ('bad-totp', 'replayed-totp', 'bad-recovery-code', 'bad-passkey', 'no-factor', 'one-factor').
- * A recovery code that signs in is audited as mfa.recovery.used (with `source`, when given, for
- * the request's id and address).
+ * A recovery code that signs in is audited as mfa.recovery.used, by the user, with the unit's
+ * request id and address.
  */
 export async function verifySecondFactor(
-  trx: Trx,
+  w: Work,
   key: IamKey,
   rp: { rpId: string; origin: string },
   userId: string,
   input: SecondFactorInput,
   challenge: Record<string, unknown>,
   now: Date,
-  source?: AuditSource,
 ): Promise<SecondFactorResult> {
+  const { trx } = w;
   const given = [input.totp, input.recoveryCode, input.webauthn].filter((v) => v !== undefined && v !== null && v !== '');
   if (given.length !== 1) return { ok: false, reason: 'one-factor' };
   if (typeof input.totp === 'string') {
@@ -56,12 +57,13 @@ export async function verifySecondFactor(
     if (!(await hasRealFactor(trx, userId))) return { ok: false, reason: 'no-factor' };
     if (!(await useRecoveryCode(trx, key, userId, input.recoveryCode, now))) return { ok: false, reason: 'bad-recovery-code' };
     const user = await trx.selectFrom('accord.users').select(['email', 'tenant_id']).where('id', '=', userId).executeTakeFirstOrThrow();
-    const base = source ?? { requestId: null, sourceIp: null, userAgent: null };
-    await record(
-      trx,
-      { requestId: base.requestId, sourceIp: base.sourceIp, userAgent: base.userAgent, actor: { type: 'user', id: userId, label: user.email, roles: [] } },
-      { tenantId: user.tenant_id, action: 'mfa.recovery.used', target: { type: 'user', id: userId }, outcome: 'success', details: { remaining: await recoveryCodesLeft(trx, userId) } },
-    );
+    await actingAs(w, asUser(w.source, { id: userId, email: user.email })).audit({
+      tenantId: user.tenant_id,
+      action: 'mfa.recovery.used',
+      target: { type: 'user', id: userId },
+      outcome: 'success',
+      details: { remaining: await recoveryCodesLeft(trx, userId) },
+    });
     return { ok: true, method: 'recovery' };
   }
   if (input.webauthn !== undefined) {

@@ -1,4 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyReply } from 'fastify';
 
 /**
  * Browser sessions: the access and refresh tokens travel in `__Host-` cookies (HttpOnly, Secure,
@@ -9,9 +10,9 @@ export const ACCESS_COOKIE = '__Host-accord-access';
 export const REFRESH_COOKIE = '__Host-accord-refresh';
 export const CSRF_HEADER = 'x-csrf-token';
 
-/** Reads one cookie from the request (first occurrence). */
-export function readCookie(req: FastifyRequest, name: string): string | undefined {
-  const header = req.headers.cookie;
+/** Reads one cookie from a request's headers (first occurrence); takes a route context or a raw request. */
+export function readCookie(from: { readonly headers: IncomingHttpHeaders }, name: string): string | undefined {
+  const header = from.headers.cookie;
   if (typeof header !== 'string') return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');

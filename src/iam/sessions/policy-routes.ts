@@ -1,9 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../../audit-chain/index.ts';
 import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant, listStages } from '../../tenancy/index.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import { rolePermissions } from '../roles/resolve.ts';
 import type { IamServices } from '../services.ts';
 
@@ -51,26 +49,17 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
   });
   const tenantRow = (trx: DbOrTrx, id: string) =>
     trx.selectFrom('accord.tenants').select(['require_mfa', 'mfa_required_roles', 'session_idle_seconds', 'session_absolute_seconds']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
-  const stageOf = async (tenantId: string, tenant: string, stage: string) => {
-    const s = (await listStages(db, tenantId)).find((x) => x.name === stage);
-    if (!s) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant, stage } });
-    return s;
-  };
   const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
   const StageParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }) });
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/policy',
       access: access.permission('tenant:read', { tenantParam: 'tenant' }),
       schema: { summary: "The tenant's MFA and console session policy", tags: ['iam'], params: TenantParams, response: { 200: TenantPolicyOut } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        const t = await getTenant(db, params.tenant);
-        return tenantView(await tenantRow(db, t.id));
-      },
-    },
-    {
+      handler: async ({ tenant }) => tenantView(await tenantRow(db, tenant.id)),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/tenants/:tenant/policy',
       access: access.permission('tenant:manage', { tenantParam: 'tenant' }),
@@ -89,10 +78,8 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
         ),
         response: { 200: TenantPolicyOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { requireMfa?: boolean; mfaRequiredRoles?: string[]; sessionIdleSeconds?: number | null; sessionAbsoluteSeconds?: number | null }>(req);
-        const t = await getTenant(db, params.tenant);
-        return db.transaction().execute(async (trx) => {
+      handler: async ({ tenant: t, body, unit }) =>
+        unit(async ({ trx, audit }) => {
           const before = await tenantRow(trx, t.id);
           const next = {
             require_mfa: body.requireMfa ?? before.require_mfa,
@@ -103,7 +90,7 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
           checkSessionPolicy(next.session_idle_seconds ?? defaults.idleSeconds, next.session_absolute_seconds ?? defaults.absoluteSeconds);
           if (body.mfaRequiredRoles) await checkRoles(trx, t.id, body.mfaRequiredRoles);
           await trx.updateTable('accord.tenants').set(next).where('id', '=', t.id).execute();
-          await record(trx, auditSource(req.meta), {
+          await audit({
             tenantId: t.id,
             action: 'tenant.policy.changed',
             target: { type: 'tenant', id: t.id },
@@ -111,22 +98,17 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
             details: { before: tenantView(before), after: tenantView(next) },
           });
           return tenantView(next);
-        });
-      },
-    },
-    {
+        }),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/stages/:stage/policy',
       access: access.permission('stage:read', { tenantParam: 'tenant', stageParam: 'stage' }),
       schema: { summary: "The stage's end-user session policy", tags: ['iam'], params: StageParams, response: { 200: StagePolicyOut } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; stage: string }>(req);
-        const t = await getTenant(db, params.tenant);
-        const s = await stageOf(t.id, t.name, params.stage);
-        return stageView(await db.selectFrom('accord.stages').select(['session_idle_seconds', 'session_absolute_seconds']).where('id', '=', s.id).executeTakeFirstOrThrow());
-      },
-    },
-    {
+      handler: async ({ stage }) =>
+        stageView(await db.selectFrom('accord.stages').select(['session_idle_seconds', 'session_absolute_seconds']).where('id', '=', stage.id).executeTakeFirstOrThrow()),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/tenants/:tenant/stages/:stage/policy',
       access: access.permission('tenant:manage', { tenantParam: 'tenant', stageParam: 'stage' }),
@@ -137,11 +119,8 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ sessionIdleSeconds: Type.Optional(Seconds), sessionAbsoluteSeconds: Type.Optional(Seconds) }, { additionalProperties: false, minProperties: 1 }),
         response: { 200: StagePolicyOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string; stage: string }, { sessionIdleSeconds?: number | null; sessionAbsoluteSeconds?: number | null }>(req);
-        const t = await getTenant(db, params.tenant);
-        const s = await stageOf(t.id, t.name, params.stage);
-        return db.transaction().execute(async (trx) => {
+      handler: async ({ tenant: t, stage: s, body, unit }) =>
+        unit(async ({ trx, audit }) => {
           const before = await trx.selectFrom('accord.stages').select(['session_idle_seconds', 'session_absolute_seconds']).where('id', '=', s.id).forUpdate().executeTakeFirstOrThrow();
           const next = {
             session_idle_seconds: body.sessionIdleSeconds === undefined ? before.session_idle_seconds : body.sessionIdleSeconds,
@@ -149,7 +128,7 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
           };
           checkSessionPolicy(next.session_idle_seconds ?? defaults.idleSeconds, next.session_absolute_seconds ?? defaults.absoluteSeconds);
           await trx.updateTable('accord.stages').set(next).where('id', '=', s.id).execute();
-          await record(trx, auditSource(req.meta), {
+          await audit({
             tenantId: t.id,
             action: 'stage.policy.changed',
             target: { type: 'stage', id: s.id },
@@ -157,8 +136,7 @@ export function policyRoutes(iam: IamServices): RouteDefinition[] {
             details: { stage: s.name, before: stageView(before), after: stageView(next) },
           });
           return stageView(next);
-        });
-      },
-    },
+        }),
+    }),
   ];
 }

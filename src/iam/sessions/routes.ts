@@ -1,9 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { record } from '../../audit-chain/index.ts';
+import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant } from '../../tenancy/index.ts';
-import { caller } from '../sign-in/routes.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
 import { listSessions, revokeSession, revokeUserSessions } from './sessions.ts';
 import { findUserByEmail, normaliseEmail } from '../users/users.ts';
@@ -27,55 +25,47 @@ const UserParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), email: 
 /** Listing and ending sessions: one's own, or (tenant admins) any user's of the tenant. */
 export function sessionRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const tenantUser = async (tenantName: string, email: string) => {
-    const t = await getTenant(db, tenantName);
-    const u = await findUserByEmail(db, t.id, email);
+  const tenantUser = async (trx: DbOrTrx, tenantId: string, email: string) => {
+    const u = await findUserByEmail(trx, tenantId, email);
     if (!u) throw new AccordError('IAM_USER_NOT_FOUND', { details: { email: normaliseEmail(email) } });
-    return { tenant: t, user: u };
+    return u;
   };
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/auth/sessions',
       access: access.authenticated,
       schema: { summary: 'My live sessions', tags: ['iam'], response: { 200: Type.Array(SessionOut) } },
-      handler: async (req) => {
-        const auth = caller(req);
+      handler: async ({ auth }) => {
         if (auth.kind !== 'user') throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'API clients have no sessions.' });
         return (await listSessions(db, auth.principalId)).map((s) => ({ ...s, current: s.id === auth.sessionId }));
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/auth/sessions/:id',
       access: access.authenticated,
       status: 204,
       schema: { summary: 'End one of my sessions (e.g. a lost laptop)', tags: ['iam'], params: Type.Object({ id: Uuid }) },
-      handler: async (req, reply) => {
-        const auth = caller(req);
-        const { params } = parts<{ id: string }>(req);
-        await db.transaction().execute(async (trx) => {
+      handler: async ({ auth, params, unit }) =>
+        unit(async ({ trx, audit }) => {
           const own = await trx.selectFrom('accord.sessions').select('id').where('id', '=', params.id).where('user_id', '=', auth.principalId).where('revoked_at', 'is', null).executeTakeFirst();
           if (!own) throw new AccordError('IAM_SESSION_NOT_FOUND');
           await revokeSession(trx, params.id, 'revoked-by-owner');
-          await record(trx, auditSource(req.meta), { tenantId: auth.tenantId, action: 'session.revoked', target: { type: 'session', id: params.id }, outcome: 'success', details: { by: 'owner' } });
-        });
-        return reply.code(204).send();
-      },
-    },
-    {
+          await audit({ tenantId: auth.tenantId, action: 'session.revoked', target: { type: 'session', id: params.id }, outcome: 'success', details: { by: 'owner' } });
+        }),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/users/:email/sessions',
       access: access.permission('user:manage', { tenantParam: 'tenant' }),
       schema: { summary: "A user's live sessions", tags: ['iam'], params: UserParams, response: { 200: Type.Array(SessionOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; email: string }>(req);
-        const { user } = await tenantUser(params.tenant, params.email);
-        const auth = caller(req);
+      handler: async ({ auth, tenant, params }) => {
+        const user = await tenantUser(db, tenant.id, params.email);
         return (await listSessions(db, user.id)).map((s) => ({ ...s, current: s.id === auth.sessionId }));
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/users/:email/sessions',
       access: access.permission('user:manage', { tenantParam: 'tenant' }),
@@ -86,10 +76,9 @@ export function sessionRoutes(iam: IamServices): RouteDefinition[] {
         querystring: Type.Object({ id: Type.Optional(Uuid) }, { additionalProperties: false }),
         response: { 200: Type.Object({ revoked: Type.Integer() }) },
       },
-      handler: async (req) => {
-        const { params, query } = parts<{ tenant: string; email: string }, unknown, { id?: string }>(req);
-        const { tenant, user } = await tenantUser(params.tenant, params.email);
-        return db.transaction().execute(async (trx) => {
+      handler: async ({ tenant, params, query, unit }) => {
+        const user = await tenantUser(db, tenant.id, params.email);
+        return unit(async ({ trx, audit }) => {
           let revoked: number;
           if (query.id) {
             const s = await trx.selectFrom('accord.sessions').select('id').where('id', '=', query.id).where('user_id', '=', user.id).where('revoked_at', 'is', null).executeTakeFirst();
@@ -98,7 +87,7 @@ export function sessionRoutes(iam: IamServices): RouteDefinition[] {
           } else {
             revoked = await revokeUserSessions(trx, user.id, 'revoked-by-admin');
           }
-          await record(trx, auditSource(req.meta), {
+          await audit({
             tenantId: tenant.id,
             action: 'session.revoked',
             target: query.id ? { type: 'session', id: query.id } : { type: 'user', id: user.id },
@@ -108,6 +97,6 @@ export function sessionRoutes(iam: IamServices): RouteDefinition[] {
           return { revoked };
         });
       },
-    },
+    }),
   ];
 }

@@ -1,10 +1,12 @@
 import { sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext, RequestMeta } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import type { IamKey } from '../iam-key.ts';
+import { actingAs, asUser } from './acting-as.ts';
 import type { PrincipalCache } from './principal-cache.ts';
 import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantRowsQuery, grantsOf, toGrantView } from '../users/users.ts';
@@ -130,7 +132,8 @@ export async function refreshSession(
   now = new Date(),
 ): Promise<{ session: IssuedSession; user: { id: string; email: string; tenantId: string | null; tenant: string | null } }> {
   if (!input.refreshToken.startsWith('acr_') || input.refreshToken.length > 200) throw new AccordError('IAM_TOKEN_INVALID');
-  const outcome = await db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async (w) => {
+    const { trx } = w;
     const row = await trx
       .selectFrom('accord.refresh_tokens as r')
       .innerJoin('accord.sessions as s', 's.id', 'r.session_id')
@@ -141,15 +144,17 @@ export async function refreshSession(
       .forUpdate('r')
       .executeTakeFirst();
     if (!row || row.kind !== expect.kind || (expect.kind === 'end-user' && row.stage_id !== expect.stageId)) {
-      return { error: 'IAM_TOKEN_INVALID' as const };
+      throw new AccordError('IAM_TOKEN_INVALID');
     }
-    if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) return { error: 'IAM_CSRF' as const };
-    const actor = { ...source, actor: { type: 'user' as const, id: row.user_id, label: row.email, roles: [] } };
+    if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) throw new AccordError('IAM_CSRF');
+    // The refresh token has shown whose session this is: that user is the actor from here on.
+    const holder = actingAs(w, asUser(source, { id: row.user_id, email: row.email }));
     if (row.used_at !== null) {
+      // A committed refusal: the revocation stays although the request fails.
       if (row.revoked_at === null) {
         await trx.updateTable('accord.sessions').set({ revoked_at: now, revoked_reason: 'refresh-reuse' }).where('id', '=', row.id).execute();
       }
-      await record(trx, actor, {
+      return holder.refuse(new AccordError('IAM_REFRESH_REUSED'), {
         tenantId: row.tenant_id,
         action: 'auth.refresh',
         target: { type: 'session', id: row.id },
@@ -157,10 +162,9 @@ export async function refreshSession(
         reason: 'IAM_REFRESH_REUSED',
         details: { sessionRevoked: true },
       });
-      return { error: 'IAM_REFRESH_REUSED' as const };
     }
     if (row.revoked_at !== null || row.idle_expires_at <= now || row.absolute_expires_at <= now || row.status !== 'active' || row.enrolment_only) {
-      return { error: 'IAM_SESSION_ENDED' as const };
+      throw new AccordError('IAM_SESSION_ENDED');
     }
     await trx.updateTable('accord.refresh_tokens').set({ used_at: now }).where('id', '=', row.refresh_id).execute();
     const refresh = newToken('acr');
@@ -168,7 +172,7 @@ export async function refreshSession(
     const policy = await input.policy(trx, { userId: row.user_id, tenantId: row.tenant_id, stageId: row.stage_id });
     const idle = new Date(Math.min(now.getTime() + policy.idleSeconds * 1000, row.absolute_expires_at.getTime()));
     await trx.updateTable('accord.sessions').set({ last_seen_at: now, idle_expires_at: idle }).where('id', '=', row.id).execute();
-    await record(trx, actor, { tenantId: row.tenant_id, action: 'auth.refresh', target: { type: 'session', id: row.id }, outcome: 'success' });
+    await holder.audit({ tenantId: row.tenant_id, action: 'auth.refresh', target: { type: 'session', id: row.id }, outcome: 'success' });
     const access = accessToken(issuer, row.kind === 'end-user' ? 'end-user' : 'user', row.user_id, row.id, row.absolute_expires_at, now);
     return {
       session: {
@@ -183,8 +187,6 @@ export async function refreshSession(
       user: { id: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name },
     };
   });
-  if ('error' in outcome && outcome.error) throw new AccordError(outcome.error);
-  return { session: outcome.session, user: outcome.user };
 }
 
 export type Authentication = { auth: AuthContext } | { error: NonNullable<RequestMeta['authError']> };

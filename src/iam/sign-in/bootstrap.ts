@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
-import { type AuditSource, record, systemSource } from '../../audit-chain/index.ts';
+import { type AuditSource, systemSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { checkPasswordPolicy } from '../account/passwords.ts';
 import { hashToken, newToken } from '../sessions/tokens.ts';
 import { createUser, findUserByEmail, grantRole, hasOperator } from '../users/users.ts';
@@ -26,7 +27,7 @@ export async function ensureBootstrap(
   opts: { email?: string | undefined; password?: string | undefined },
   now = new Date(),
 ): Promise<BootstrapState> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, systemSource, async ({ trx, audit }) => {
     // One node at a time decides, so two nodes starting together issue one token.
     await sql`select pg_advisory_xact_lock(hashtext('accord.bootstrap'))`.execute(trx);
     if (await hasOperator(trx)) return { state: 'ready' as const };
@@ -34,7 +35,7 @@ export async function ensureBootstrap(
       checkPasswordPolicy(opts.password, opts.email);
       const userId = await createUser(trx, { tenantId: null, email: opts.email, password: opts.password });
       await grantRole(trx, { userId, role: 'platform-operator', tenantId: null, stageId: null });
-      await record(trx, systemSource, {
+      await audit({
         tenantId: null,
         action: 'platform.bootstrap',
         target: { type: 'user', id: userId },
@@ -54,7 +55,7 @@ export async function ensureBootstrap(
     const { token, hash } = newToken('ast');
     const expiresAt = new Date(now.getTime() + SETUP_TOKEN_TTL_MS);
     await trx.insertInto('accord.setup_tokens').values({ token_hash: hash, expires_at: expiresAt }).execute();
-    await record(trx, systemSource, {
+    await audit({
       tenantId: null,
       action: 'platform.setup_token.issued',
       outcome: 'success',
@@ -66,8 +67,8 @@ export async function ensureBootstrap(
 
 /**
  * Consumes a setup token to create the first operator. The token is spent by a conditional
- * update, so two concurrent attempts cannot both succeed; a failure is audited and changes
- * nothing else.
+ * update, so two concurrent attempts cannot both succeed; a failure is audited (a committed
+ * refusal) and changes nothing else.
  */
 export async function completeSetup(
   db: Db,
@@ -76,9 +77,11 @@ export async function completeSetup(
   now = new Date(),
 ): Promise<{ userId: string; email: string }> {
   checkPasswordPolicy(input.password, input.email);
-  const outcome = await db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit, refuse }) => {
+    const failed = (code: 'IAM_SETUP_DONE' | 'IAM_SETUP_TOKEN_INVALID') =>
+      refuse(new AccordError(code), { tenantId: null, action: 'platform.bootstrap', outcome: 'failure', reason: code });
     await sql`select pg_advisory_xact_lock(hashtext('accord.bootstrap'))`.execute(trx);
-    if (await hasOperator(trx)) return { error: 'IAM_SETUP_DONE' as const };
+    if (await hasOperator(trx)) return failed('IAM_SETUP_DONE');
     const spent = await trx
       .updateTable('accord.setup_tokens')
       .set({ used_at: now })
@@ -87,11 +90,11 @@ export async function completeSetup(
       .where('expires_at', '>', now)
       .returning('id')
       .executeTakeFirst();
-    if (!spent) return { error: 'IAM_SETUP_TOKEN_INVALID' as const };
-    if (await findUserByEmail(trx, null, input.email)) return { error: 'IAM_SETUP_DONE' as const };
+    if (!spent) return failed('IAM_SETUP_TOKEN_INVALID');
+    if (await findUserByEmail(trx, null, input.email)) return failed('IAM_SETUP_DONE');
     const userId = await createUser(trx, { tenantId: null, email: input.email, password: input.password });
     await grantRole(trx, { userId, role: 'platform-operator', tenantId: null, stageId: null });
-    await record(trx, source, {
+    await audit({
       tenantId: null,
       action: 'platform.bootstrap',
       target: { type: 'user', id: userId },
@@ -100,12 +103,4 @@ export async function completeSetup(
     });
     return { userId, email: input.email.toLowerCase() };
   });
-  const code = 'error' in outcome ? outcome.error : undefined;
-  if (code !== undefined) {
-    await db.transaction().execute((trx) =>
-      record(trx, source, { tenantId: null, action: 'platform.bootstrap', outcome: 'failure', reason: code }),
-    );
-    throw new AccordError(code);
-  }
-  return outcome as { userId: string; email: string };
 }

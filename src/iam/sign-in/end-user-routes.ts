@@ -1,15 +1,16 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant, listStages } from '../../tenancy/index.ts';
+import { access, type RouteDefinition, route, type ScopeStage, type ScopeTenant } from '../../http/index.ts';
 import { clearSessionCookies } from '../sessions/cookies.ts';
 import { type Audience, login, logout } from './login.ts';
-import { caller, completeMfa, MfaIn, presentedRefresh, SignInOut, signInReply } from './routes.ts';
+import { completeMfa, MfaIn, presentedRefresh, RefreshIn, SignInOut, signInReply } from './routes.ts';
 import type { IamServices } from '../services.ts';
 import { refreshSession, sessionPolicy } from '../sessions/sessions.ts';
 
 const StageParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }) });
 const Mode = Type.Optional(Type.Union([Type.Literal('bearer'), Type.Literal('cookie')]));
+
+/** The sign-in audience of the stage the path names (the route kit has looked both up). */
+const stageAudience = (tenant: ScopeTenant, stage: ScopeStage): Audience & { kind: 'end-user' } => ({ kind: 'end-user', tenantId: tenant.id, stageId: stage.id });
 
 /**
  * End-user sign-in to one stage's apps: `/t/{tenant}/{stage}/auth/...`. The tenant's users sign
@@ -19,14 +20,8 @@ const Mode = Type.Optional(Type.Union([Type.Literal('bearer'), Type.Literal('coo
  */
 export function endUserRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const stageOf = async (tenant: string, stage: string): Promise<Audience & { kind: 'end-user' }> => {
-    const t = await getTenant(db, tenant);
-    const s = (await listStages(db, t.id)).find((x) => x.name === stage);
-    if (!s) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant, stage } });
-    return { kind: 'end-user', tenantId: t.id, stageId: s.id };
-  };
   return [
-    {
+    route({
       method: 'POST',
       url: '/t/:tenant/:stage/auth/login',
       access: access.public,
@@ -37,13 +32,9 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ email: Type.String({ format: 'email', maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: 1024 }), mode: Mode }, { additionalProperties: false }),
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const { params, body } = parts<{ tenant: string; stage: string }, { email: string; password: string; mode?: 'bearer' | 'cookie' }>(req);
-        const audience = await stageOf(params.tenant, params.stage);
-        return signInReply(reply, await login(iam.signIn, auditSource(req.meta), body, audience), body.mode);
-      },
-    },
-    {
+      handler: async ({ tenant, stage, body, source, reply }) => signInReply(reply, await login(iam.signIn, source, body, stageAudience(tenant, stage)), body.mode),
+    }),
+    route({
       method: 'POST',
       url: '/t/:tenant/:stage/auth/mfa',
       access: access.public,
@@ -54,13 +45,9 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         body: MfaIn,
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const { params, body } = parts<{ tenant: string; stage: string }, Parameters<typeof completeMfa>[2]>(req);
-        const audience = await stageOf(params.tenant, params.stage);
-        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body, { kind: 'end-user', stageId: audience.stageId }), body.mode);
-      },
-    },
-    {
+      handler: async ({ stage, body, source, reply }) => signInReply(reply, await completeMfa(iam, source, body, { kind: 'end-user', stageId: stage.id }), body.mode),
+    }),
+    route({
       method: 'POST',
       url: '/t/:tenant/:stage/auth/refresh',
       access: access.public,
@@ -68,40 +55,37 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         summary: 'Rotate an end-user refresh token (reuse revokes the session)',
         tags: ['end-user'],
         params: StageParams,
+        optionalBody: RefreshIn,
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const { params } = parts<{ tenant: string; stage: string }>(req);
-        const audience = await stageOf(params.tenant, params.stage);
-        const presented = presentedRefresh(req);
+      handler: async ({ tenant, stage, body, headers, source, reply }) => {
+        const presented = presentedRefresh(body, headers);
         const { session, user } = await refreshSession(
           db,
           iam.issuer,
-          auditSource(req.meta),
+          source,
           {
             refreshToken: presented.token,
-            policy: (trx) => sessionPolicy(trx, iam.defaults, { tenantId: audience.tenantId, stageId: audience.stageId }),
+            policy: (trx) => sessionPolicy(trx, iam.defaults, { tenantId: tenant.id, stageId: stage.id }),
             ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }),
           },
-          { kind: 'end-user', stageId: audience.stageId },
+          { kind: 'end-user', stageId: stage.id },
         );
         return signInReply(reply, { status: 'signed-in', session, user }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/t/:tenant/:stage/auth/logout',
       access: access.endUser(),
       status: 204,
       schema: { summary: 'End the end-user session', tags: ['end-user'], params: StageParams },
-      handler: async (req, reply) => {
-        const auth = caller(req);
-        if (auth.sessionId) await logout(db, auditSource(req.meta), auth.sessionId, auth.tenantId);
+      handler: async ({ auth, source, reply }) => {
+        if (auth.sessionId) await logout(db, source, auth.sessionId, auth.tenantId);
         if (auth.via === 'cookie') clearSessionCookies(reply);
-        return reply.code(204).send();
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/t/:tenant/:stage/auth/me',
       access: access.endUser(),
@@ -111,19 +95,19 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         params: StageParams,
         response: { 200: Type.Object({ userId: Type.String(), email: Type.String(), appRoles: Type.Array(Type.Object({ app: Type.String(), role: Type.String() })) }) },
       },
-      handler: async (req) => {
-        const auth = caller(req);
+      // The authorizer admitted only a session of the path's stage: its stage is ctx.stage.
+      handler: async ({ auth, stage }) => {
         const roles = await db
           .selectFrom('accord.app_role_grants')
           .select(['app', 'role'])
           .where('user_id', '=', auth.principalId)
-          .where('stage_id', '=', auth.stageId as string)
+          .where('stage_id', '=', stage.id)
           .orderBy('app')
           .orderBy('role')
           .execute();
         return { userId: auth.principalId, email: auth.label, appRoles: roles } satisfies Static<typeof EndUserMe>;
       },
-    },
+    }),
   ];
 }
 

@@ -13,11 +13,11 @@ import { normaliseEmail } from '../users/users.ts';
  * The caller's order, for each attempt:
  *   1. `checkLockout` before verifying the password; when locked, refuse with IAM_LOCKED whatever
  *      the password (and do not call `recordFailure`: the attempt never reached the password).
- *   2. On a wrong password (or unknown account, or disabled account): `recordFailure` in a
- *      transaction, then `record()` one `auth.lockout` audit event per entry of `locks`, in the same
- *      transaction. Call `recordFailure` BEFORE any `record()` in that transaction: it locks the
- *      subjects' rows, `record()` locks the audit chain head, and one order everywhere keeps
- *      concurrent sign-ins free of deadlocks.
+ *   2. On a wrong password (or unknown account, or disabled account): `recordFailure` in a unit
+ *      of work, then one `auth.lockout` audit event per entry of `locks` in the same unit (usually
+ *      as events of its committed refusal, `w.refuse`). Call `recordFailure` BEFORE the unit
+ *      audits anything: it locks the subjects' rows, recording an audit event locks the audit
+ *      chain head, and one order everywhere keeps concurrent sign-ins free of deadlocks.
  *   3. On success: `recordSuccess` (clears the account's failures, not the IP's).
  * The transactions must run at READ COMMITTED (the default): the count after the row lock must see
  * the failures committed by whoever held the lock before.
@@ -275,6 +275,11 @@ export async function checkLockout(db: DbOrTrx, subjects: LockoutSubjects, now: 
     retryAfterSeconds: Math.max(1, Math.ceil((latest.until.getTime() - now.getTime()) / 1000)),
     scope: latest.kind,
   };
+}
+
+/** The refusal of a locked attempt: IAM_LOCKED with the wait as Retry-After and in the details. */
+export function lockedError(retryAfterSeconds: number): AccordError {
+  return new AccordError('IAM_LOCKED', { headers: { 'retry-after': String(retryAfterSeconds) }, details: { retryAfterSeconds } });
 }
 
 /** The step that applies to `count` failures: the highest threshold reached. */

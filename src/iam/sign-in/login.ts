@@ -1,7 +1,9 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
-import type { Db, Trx } from '../../db/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
+import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { checkLockout, type LockoutPolicy, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
+import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
+import { actingAs, asUser } from '../sessions/acting-as.ts';
+import { checkLockout, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
 import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
 import { verifyPassword } from '../account/passwords.ts';
 import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from '../sessions/sessions.ts';
@@ -49,8 +51,6 @@ async function candidates(db: Db, email: string, tenant: string | undefined, aud
   return q.orderBy('u.tenant_id', 'desc').limit(5).execute();
 }
 
-const userActor = (source: AuditSource, user: UserRef) => ({ ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } });
-
 /**
  * Sign-in with email and password, for console users (platform operators and tenant users) and,
  * with an end-user audience, for a tenant's users on one stage. The password is checked against
@@ -75,12 +75,12 @@ export async function login(
   if (lock.locked) {
     // Refused without checking the password (a right one is refused too), and not counted, so
     // retrying during a short lock does not escalate it.
-    await db.transaction().execute((trx) =>
-      record(trx, anonymous, { tenantId: null, action: 'auth.login', outcome: 'denied', reason: 'IAM_LOCKED', details: { scope: lock.scope } }),
-    );
-    throw new AccordError('IAM_LOCKED', {
-      headers: { 'retry-after': String(lock.retryAfterSeconds) },
-      details: { retryAfterSeconds: lock.retryAfterSeconds },
+    return refuse(db, anonymous, lockedError(lock.retryAfterSeconds), {
+      tenantId: null,
+      action: 'auth.login',
+      outcome: 'denied',
+      reason: 'IAM_LOCKED',
+      details: { scope: lock.scope },
     });
   }
   const accounts = await candidates(db, input.email, input.tenant, audience);
@@ -93,19 +93,21 @@ export async function login(
   if (!found) {
     const known = matches[0] ?? accounts[0];
     const reason = accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
-    await db.transaction().execute(async (trx) => {
+    return unitOfWork(db, anonymous, async (w) => {
       // The lockout rows first: taking them before the audit chain's head keeps lock order fixed.
-      const failure = await recordFailure(trx, subjects, deps.lockout, now);
-      await record(trx, anonymous, {
-        tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
-        action: 'auth.login',
-        ...(known && accounts.length === 1 ? { target: { type: 'user', id: known.id } } : {}),
-        outcome: 'failure',
-        reason,
-      });
-      for (const l of failure.locks) await record(trx, anonymous, lockoutAuditEvent(l, null));
+      const failure = await recordFailure(w.trx, subjects, deps.lockout, now);
+      return w.refuse(
+        new AccordError('IAM_INVALID_CREDENTIALS'),
+        {
+          tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
+          action: 'auth.login',
+          ...(known && accounts.length === 1 ? { target: { type: 'user', id: known.id } } : {}),
+          outcome: 'failure',
+          reason,
+        },
+        ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
+      );
     });
-    throw new AccordError('IAM_INVALID_CREDENTIALS');
   }
   const user: UserRef = { id: found.id, email: found.email, tenantId: found.tenant_id, tenant: found.tenant_name };
   const factors = await mfaFactors(db, user.id);
@@ -114,32 +116,33 @@ export async function login(
     // second factor passes, and that factor's failures count against the same lock.
     const challenge = newToken('acm');
     const expiresAt = new Date(now.getTime() + MFA_CHALLENGE_SECONDS * 1000);
-    await db.transaction().execute(async (trx) => {
+    await unitOfWork(db, asUser(source, user), async ({ trx, audit }) => {
       await trx
         .insertInto('accord.user_tokens')
         .values({ user_id: user.id, purpose: 'mfa-challenge', token_hash: challenge.hash, expires_at: expiresAt, data: JSON.stringify({ audience }) })
         .execute();
-      await record(trx, userActor(source, user), { tenantId: user.tenantId, action: 'auth.mfa.challenged', target: { type: 'user', id: user.id }, outcome: 'success', details: { methods: factors } });
+      await audit({ tenantId: user.tenantId, action: 'auth.mfa.challenged', target: { type: 'user', id: user.id }, outcome: 'success', details: { methods: factors } });
     });
     return { status: 'mfa-required', mfaToken: challenge.token, methods: factors, expiresAt, user };
   }
-  return db.transaction().execute((trx) => completeSignIn(trx, deps, source, user, ['password'], audience, now));
+  return unitOfWork(db, source, (w) => completeSignIn(w, deps, user, ['password'], audience, now));
 }
 
 /**
- * The last step of every sign-in (password alone, or password and a second factor): clears the
- * failure counters, opens the session and audits it. When MFA is required of this user and they
- * have no factor yet, the session can only enrol one.
+ * The last step of every sign-in (password alone, or password and a second factor), inside the
+ * sign-in's unit of work: clears the failure counters, opens the session and audits it as the
+ * user. When MFA is required of this user and they have no factor yet, the session can only
+ * enrol one.
  */
 export async function completeSignIn(
-  trx: Trx,
+  w: Work,
   deps: SignInDeps,
-  source: AuditSource,
   user: UserRef,
   methods: readonly string[],
   audience: Audience,
   now = new Date(),
 ): Promise<SignInResult> {
+  const { trx, source } = w;
   await recordSuccess(trx, lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp }), now);
   const enrolmentOnly = audience.kind === 'console' && methods.length === 1 && (await mfaRequired(trx, user.id, user.tenantId, deps.platformRequireMfa));
   const policy = await sessionPolicy(trx, deps.defaults, audience.kind === 'end-user' ? { tenantId: audience.tenantId, stageId: audience.stageId } : { tenantId: user.tenantId });
@@ -157,7 +160,7 @@ export async function completeSignIn(
     },
     now,
   );
-  await record(trx, userActor(source, user), {
+  await actingAs(w, asUser(source, user)).audit({
     tenantId: user.tenantId,
     action: 'auth.login',
     target: { type: 'session', id: session.sessionId },
@@ -169,9 +172,9 @@ export async function completeSignIn(
 
 /** Ends the caller's session. */
 export async function logout(db: Db, source: AuditSource, sessionId: string, tenantId: string | null = null): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     await revokeSession(trx, sessionId, 'logout');
-    await record(trx, source, {
+    await audit({
       tenantId,
       action: 'auth.logout',
       target: { type: 'session', id: sessionId },

@@ -1,12 +1,15 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { FastifyReply } from 'fastify';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { type AuthContext, access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
+import { actingAs, asUser } from '../sessions/acting-as.ts';
 import { completeSetup } from './bootstrap.ts';
 import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from '../sessions/cookies.ts';
-import { checkLockout, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
+import { checkLockout, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
 import { type Audience, completeSignIn, login, logout, type SignInResult, type UserRef } from './login.ts';
 import { verifySecondFactor } from '../mfa/verify.ts';
 import type { IamServices } from '../services.ts';
@@ -71,8 +74,9 @@ export function signInReply(reply: FastifyReply, result: SignInResult, mode: 'be
 }
 
 /**
- * Second step of a sign-in: the MFA challenge token and one factor. A wrong factor counts as a
- * failed sign-in for the account's lockout; the challenge is single-use once it succeeds.
+ * Second step of a sign-in: the MFA challenge token and one factor, in one unit of work. A wrong
+ * factor counts as a failed sign-in for the account's lockout (a committed refusal: the counters
+ * and the audit records stay); the challenge is single-use once it succeeds.
  */
 export async function completeMfa(
   iam: IamServices,
@@ -81,8 +85,8 @@ export async function completeMfa(
   where: { kind: 'console' } | { kind: 'end-user'; stageId: string },
   now = new Date(),
 ): Promise<SignInResult> {
-  const { db } = iam;
-  const outcome = await db.transaction().execute(async (trx) => {
+  return unitOfWork(iam.db, source, async (w) => {
+    const { trx } = w;
     const row = await trx
       .selectFrom('accord.user_tokens as t')
       .innerJoin('accord.users as u', 'u.id', 't.user_id')
@@ -92,53 +96,44 @@ export async function completeMfa(
       .where('t.purpose', '=', 'mfa-challenge')
       .forUpdate('t')
       .executeTakeFirst();
-    if (!row || row.used_at !== null || row.expires_at <= now || row.status !== 'active') return { error: 'IAM_MFA_CHALLENGE_INVALID' as const };
+    if (!row || row.used_at !== null || row.expires_at <= now || row.status !== 'active') throw new AccordError('IAM_MFA_CHALLENGE_INVALID');
     // A challenge completes where its sign-in began: the console, or that one stage.
     const audience = ((row.data as { audience?: Audience }).audience ?? { kind: 'console' }) as Audience;
     if (audience.kind !== where.kind || (audience.kind === 'end-user' && where.kind === 'end-user' && audience.stageId !== where.stageId)) {
-      return { error: 'IAM_MFA_CHALLENGE_INVALID' as const };
+      throw new AccordError('IAM_MFA_CHALLENGE_INVALID');
     }
     const user: UserRef = { id: row.user_id, email: row.email, tenantId: row.tenant_id, tenant: row.tenant_name };
     const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp });
-    const actor = { ...source, actor: { type: 'user' as const, id: user.id, label: user.email, roles: [] } };
     const lock = await checkLockout(trx, subjects, now);
-    if (lock.locked) return { error: 'IAM_LOCKED' as const, retryAfter: lock.retryAfterSeconds };
-    const factor = await verifySecondFactor(trx, iam.key, iam.webauthn, user.id, input, row.data, now, actor);
+    if (lock.locked) throw lockedError(lock.retryAfterSeconds);
+    const factor = await verifySecondFactor(w, iam.key, iam.webauthn, user.id, input, row.data, now);
     if (!factor.ok) {
       const failure = await recordFailure(trx, subjects, iam.signIn.lockout, now);
-      await record(trx, actor, { tenantId: user.tenantId, action: 'auth.mfa', target: { type: 'user', id: user.id }, outcome: 'failure', reason: factor.reason });
-      for (const l of failure.locks) await record(trx, actor, lockoutAuditEvent(l, null));
-      return { error: 'IAM_MFA_INVALID' as const };
+      return actingAs(w, asUser(source, user)).refuse(
+        new AccordError('IAM_MFA_INVALID'),
+        { tenantId: user.tenantId, action: 'auth.mfa', target: { type: 'user', id: user.id }, outcome: 'failure', reason: factor.reason },
+        ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
+      );
     }
     await trx.updateTable('accord.user_tokens').set({ used_at: now }).where('id', '=', row.id).execute();
-    return { result: await completeSignIn(trx, iam.signIn, source, user, ['password', factor.method], audience, now) };
+    return completeSignIn(w, iam.signIn, user, ['password', factor.method], audience, now);
   });
-  if ('error' in outcome && outcome.error) {
-    if (outcome.error === 'IAM_LOCKED') {
-      throw new AccordError('IAM_LOCKED', { headers: { 'retry-after': String(outcome.retryAfter) }, details: { retryAfterSeconds: outcome.retryAfter } });
-    }
-    throw new AccordError(outcome.error);
-  }
-  return outcome.result;
 }
 
-const RefreshIn = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+/**
+ * A refresh route's body: optional, because browsers send the refresh token as a cookie and
+ * nothing else (declared as `optionalBody`: the route kit checks it when present).
+ */
+export const RefreshIn = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 
 /** The refresh token from the body (API clients) or the cookie (browsers, with the CSRF header). */
-export function presentedRefresh(req: FastifyRequest): { token: string; csrf?: string } {
-  const token = optionalBody(req, RefreshIn)?.refreshToken;
+export function presentedRefresh(body: Static<typeof RefreshIn> | undefined, headers: IncomingHttpHeaders): { token: string; csrf?: string } {
+  const token = body?.refreshToken;
   if (token) return { token };
-  const fromCookie = readCookie(req, REFRESH_COOKIE);
+  const fromCookie = readCookie({ headers }, REFRESH_COOKIE);
   if (!fromCookie) throw new AccordError('IAM_TOKEN_INVALID', { message: 'No refresh token given (body refreshToken or the session cookie).' });
-  const csrf = req.headers[CSRF_HEADER];
+  const csrf = headers[CSRF_HEADER];
   return { token: fromCookie, csrf: typeof csrf === 'string' ? csrf : '' };
-}
-
-/** The caller as the authenticator established it; routes declared non-public always have one. */
-export function caller(req: FastifyRequest): AuthContext {
-  const auth = req.meta.auth;
-  if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-  return auth;
 }
 
 /** Setup, sign-in (password, MFA), token refresh and sign-out of console users. */
@@ -146,7 +141,7 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
   const consolePolicy = (trx: DbOrTrx, s: { tenantId: string | null }) => sessionPolicy(trx, iam.defaults, { tenantId: s.tenantId });
   return [
-    {
+    route({
       method: 'POST',
       url: '/api/v1/setup',
       access: access.public,
@@ -157,12 +152,9 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }), email: Email, password: Password }, { additionalProperties: false }),
         response: { 201: Type.Object({ userId: Type.String(), email: Type.String() }) },
       },
-      handler: async (req) => {
-        const { body } = parts<unknown, { token: string; email: string; password: string }>(req);
-        return completeSetup(db, auditSource(req.meta), body);
-      },
-    },
-    {
+      handler: async ({ body, source }) => completeSetup(db, source, body),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/login',
       access: access.public,
@@ -172,12 +164,9 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ email: Email, password: Password, tenant: Type.Optional(Type.String({ maxLength: 63 })), mode: Mode }, { additionalProperties: false }),
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const { body } = parts<unknown, { email: string; password: string; tenant?: string; mode?: 'bearer' | 'cookie' }>(req);
-        return signInReply(reply, await login(iam.signIn, auditSource(req.meta), body), body.mode);
-      },
-    },
-    {
+      handler: async ({ body, source, reply }) => signInReply(reply, await login(iam.signIn, source, body), body.mode),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/mfa',
       access: access.public,
@@ -187,47 +176,43 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
         body: MfaIn,
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const { body } = parts<unknown, Static<typeof MfaIn>>(req);
-        return signInReply(reply, await completeMfa(iam, auditSource(req.meta), body, { kind: 'console' }), body.mode);
-      },
-    },
-    {
+      handler: async ({ body, source, reply }) => signInReply(reply, await completeMfa(iam, source, body, { kind: 'console' }), body.mode),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/refresh',
       access: access.public,
       schema: {
         summary: 'Exchange a refresh token ({"refreshToken"} or the session cookie) for new tokens (rotation; a reused refresh token revokes the session)',
         tags: ['iam'],
+        optionalBody: RefreshIn,
         response: { 200: SignInOut },
       },
-      handler: async (req, reply) => {
-        const presented = presentedRefresh(req);
+      handler: async ({ body, headers, source, reply }) => {
+        const presented = presentedRefresh(body, headers);
         const { session, user } = await refreshSession(
           db,
           iam.issuer,
-          auditSource(req.meta),
+          source,
           { refreshToken: presented.token, policy: consolePolicy, ...(presented.csrf === undefined ? {} : { csrf: presented.csrf }) },
           { kind: 'console' },
         );
         return signInReply(reply, { status: 'signed-in', session, user }, presented.csrf === undefined ? 'bearer' : 'cookie');
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/auth/logout',
       access: access.enrolment,
       status: 204,
       schema: { summary: 'End the current session (all its tokens)', tags: ['iam'] },
-      handler: async (req, reply) => {
-        const auth = caller(req);
+      handler: async ({ auth, source, reply }) => {
         if (!auth.sessionId) throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'API clients have no session to end.' });
-        await logout(db, auditSource(req.meta), auth.sessionId, auth.tenantId);
+        await logout(db, source, auth.sessionId, auth.tenantId);
         if (auth.via === 'cookie') clearSessionCookies(reply);
-        return reply.code(204).send();
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/auth/session',
       access: access.enrolment,
@@ -248,18 +233,15 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
           }),
         },
       },
-      handler: async (req) => {
-        const auth = caller(req);
-        return {
-          kind: auth.kind,
-          userId: auth.principalId,
-          email: auth.label,
-          sessionId: auth.sessionId,
-          enrolmentOnly: auth.enrolmentOnly,
-          ...(auth.via === 'cookie' && auth.sessionId ? { csrfToken: csrfToken(iam.key, auth.sessionId) } : {}),
-          grants: auth.grants.map((g) => ({ role: g.role, tenant: g.tenantName, stage: g.stageName, permissions: [...g.permissions] })),
-        };
-      },
-    },
+      handler: async ({ auth }) => ({
+        kind: auth.kind,
+        userId: auth.principalId,
+        email: auth.label,
+        sessionId: auth.sessionId,
+        enrolmentOnly: auth.enrolmentOnly,
+        ...(auth.via === 'cookie' && auth.sessionId ? { csrfToken: csrfToken(iam.key, auth.sessionId) } : {}),
+        grants: auth.grants.map((g) => ({ role: g.role, tenant: g.tenantName, stage: g.stageName, permissions: [...g.permissions] })),
+      }),
+    }),
   ];
 }
