@@ -6,6 +6,7 @@ import { getTenant } from '../../tenancy/index.ts';
 import { caller } from '../sign-in/routes.ts';
 import type { IamServices } from '../services.ts';
 import { listSessions, revokeSession, revokeUserSessions } from './sessions.ts';
+import { requireStanding } from '../users/standing.ts';
 import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 const SessionOut = Type.Object({
@@ -90,6 +91,7 @@ export function sessionRoutes(iam: IamServices): RouteDefinition[] {
         const { params, query } = parts<{ tenant: string; email: string }, unknown, { id?: string }>(req);
         const { tenant, user } = await tenantUser(params.tenant, params.email);
         return db.transaction().execute(async (trx) => {
+          await requireStanding(trx, caller(req), { tenantId: tenant.id, tenantName: tenant.name }, { user: user.id });
           let revoked: number;
           if (query.id) {
             const s = await trx.selectFrom('accord.sessions').select('id').where('id', '=', query.id).where('user_id', '=', user.id).where('revoked_at', 'is', null).executeTakeFirst();
