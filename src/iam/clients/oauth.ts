@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import type { TokenIssuer } from '../sessions/sessions.ts';
 import { hashToken, signAccessToken } from '../sessions/tokens.ts';
 import { grantsOf } from '../users/users.ts';
@@ -118,9 +119,10 @@ type Failure = 'unknown-client' | 'bad-secret' | 'expired-secret' | 'expired-cli
  * (a secret pasted into the id field must not end up in the trail).
  */
 export async function issueClientToken(db: Db, issuer: TokenIssuer, source: AuditSource, request: TokenRequest, now = new Date()): Promise<TokenResponse> {
-  const outcome = await db.transaction().execute(async (trx) => {
-    const fail = async (reason: Failure, tenantId: string | null, target?: { type: string; id: string }) => {
-      await record(trx, source, {
+  return unitOfWork(db, source, async ({ trx, refuse }) => {
+    // A committed refusal: the failure's record stays, the caller gets one answer for all reasons.
+    const fail = (reason: Failure, tenantId: string | null, target?: { type: string; id: string }) =>
+      refuse(oauthError('invalid_client', CLIENT_AUTH_FAILED), {
         tenantId,
         action: 'client.token',
         ...(target ? { target } : {}),
@@ -128,8 +130,6 @@ export async function issueClientToken(db: Db, issuer: TokenIssuer, source: Audi
         reason,
         details: { method: request.method, ...(CLIENT_ID.test(request.clientId) ? { clientId: request.clientId } : {}) },
       });
-      return { failed: reason };
-    };
     if (!CLIENT_ID.test(request.clientId)) return fail('unknown-client', null);
     const client = await trx
       .selectFrom('accord.api_clients')
@@ -156,13 +156,14 @@ export async function issueClientToken(db: Db, issuer: TokenIssuer, source: Audi
     if (exp <= iat) return fail('expired-secret', client.tenant_id, target);
     await trx.updateTable('accord.api_clients').set({ last_used_at: now }).where('id', '=', client.id).execute();
     const roles = [...new Set((await grantsOf(trx, { clientId: client.id })).map((g) => g.role))];
+    // The one event of this unit whose actor is not the request's (anonymous until now): the
+    // client it has just authenticated. Work.audit takes the unit's source, so record directly,
+    // in the unit's transaction all the same.
     await record(
       trx,
       { ...source, actor: { type: 'client', id: client.id, label: client.name, roles } },
       { tenantId: client.tenant_id, action: 'client.token.issued', target, outcome: 'success', details: { method: request.method, secretId: match.id, expiresIn: exp - iat } },
     );
-    return { token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, iat, exp }), expiresIn: exp - iat };
+    return { access_token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, iat, exp }), token_type: 'Bearer', expires_in: exp - iat };
   });
-  if ('failed' in outcome) throw oauthError('invalid_client', CLIENT_AUTH_FAILED);
-  return { access_token: outcome.token, token_type: 'Bearer', expires_in: outcome.expiresIn };
 }

@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { access, auditSource, optionalBody, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../sign-in/routes.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
+import { scopeOf } from '../users/standing.ts';
 import { issueClientToken, parseTokenRequest } from './oauth.ts';
 import { CLIENT_LIMITS, CLIENT_NAME_PATTERN, createClient, getClient, listClients, revokeClient, rotateClientSecret } from './service.ts';
-import { tenantScope } from '../users/admin.ts';
 
 const Name = Type.String({ pattern: CLIENT_NAME_PATTERN, maxLength: 63 });
 const Duration = Type.String({ minLength: 1, maxLength: 20, description: 'a duration: 90d, 12h, 30m, 2y, or seconds' });
@@ -40,16 +39,15 @@ const CreateIn = Type.Object(
   },
   { additionalProperties: false },
 );
-// Optional (a bare POST rotates with the defaults): checked with optionalBody, not by Fastify.
+// Optional: a bare POST rotates with the defaults.
 const RotateIn = Type.Object({ overlap: Type.Optional(Duration), expiresIn: Type.Optional(Duration) }, { additionalProperties: false });
 const manage = access.permission('client:manage', { tenantParam: 'tenant' });
 
 /** API clients of a tenant (management) and the OAuth2 token endpoint (client credentials). */
 export function clientRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
-    {
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/clients',
       access: manage,
@@ -61,32 +59,23 @@ export function clientRoutes(iam: IamServices): RouteDefinition[] {
         body: CreateIn,
         response: { 201: Type.Object(SecretOut) },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { name: string; grants: { role: string; stage?: string }[]; expiresIn?: string }>(req);
-        return createClient(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), body);
-      },
-    },
-    {
+      handler: async ({ tenant, body, auth, source }) => createClient(db, auth, source, scopeOf(tenant), body),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/clients',
       access: manage,
       schema: { summary: "The tenant's API clients (never a secret)", tags: ['iam'], params: TenantParams, response: { 200: Type.Array(ClientOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        return listClients(db, await scopeOf(params.tenant));
-      },
-    },
-    {
+      handler: async ({ tenant }) => listClients(db, scopeOf(tenant)),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/clients/:name',
       access: manage,
       schema: { summary: 'One API client with its grants and secrets (never a secret itself)', tags: ['iam'], params: ClientParams, response: { 200: ClientOut } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; name: string }>(req);
-        return getClient(db, await scopeOf(params.tenant), params.name);
-      },
-    },
-    {
+      handler: async ({ tenant, params }) => getClient(db, scopeOf(tenant), params.name),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/clients/:name/rotate',
       access: manage,
@@ -94,29 +83,22 @@ export function clientRoutes(iam: IamServices): RouteDefinition[] {
         summary: 'Issue a new client secret (shown once); the old ones stay valid for the overlap (default 24h). Body optional: {"overlap"?, "expiresIn"?}',
         tags: ['iam'],
         params: ClientParams,
+        optionalBody: RotateIn,
         response: {
           200: Type.Object({ ...SecretOut, previousSecrets: Type.Array(Type.Object({ id: Type.String(), expiresAt: Instant })) }),
         },
       },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; name: string }>(req);
-        const body = optionalBody(req, RotateIn) ?? {};
-        return rotateClientSecret(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), params.name, body);
-      },
-    },
-    {
+      handler: async ({ tenant, params, body, auth, source }) => rotateClientSecret(db, auth, source, scopeOf(tenant), params.name, body ?? {}),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/clients/:name',
       access: manage,
       status: 204,
       schema: { summary: 'Revoke an API client and all its secrets; its tokens stop working at once', tags: ['iam'], params: ClientParams },
-      handler: async (req, reply) => {
-        const { params } = parts<{ tenant: string; name: string }>(req);
-        await revokeClient(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), params.name);
-        return reply.code(204).send();
-      },
-    },
-    {
+      handler: async ({ tenant, params, auth, source }) => revokeClient(db, auth, source, scopeOf(tenant), params.name),
+    }),
+    route({
       method: 'POST',
       url: '/oauth/token',
       access: access.public,
@@ -126,13 +108,14 @@ export function clientRoutes(iam: IamServices): RouteDefinition[] {
         tags: ['iam'],
         response: { 200: Type.Object({ access_token: Type.String(), token_type: Type.Literal('Bearer'), expires_in: Type.Integer() }) },
       },
-      handler: async (req) => {
-        const authorization = req.headers.authorization;
-        const request = parseTokenRequest(req.body, typeof authorization === 'string' ? authorization : undefined);
+      // No body schema: RFC 6749 parameters (form or JSON) are checked by parseTokenRequest, whose
+      // errors carry the OAuth2 `error` members clients look for; so the raw parsed body is read.
+      handler: async ({ reply, headers, source }) => {
+        const authorization = headers.authorization;
+        const request = parseTokenRequest(reply.request.body, typeof authorization === 'string' ? authorization : undefined);
         // The caller is the client being authenticated, whatever session cookie rides along.
-        const source = { ...auditSource(req.meta), actor: { type: 'anonymous' as const, id: null, label: null, roles: [] } };
-        return issueClientToken(db, iam.issuer, source, request);
+        return issueClientToken(db, iam.issuer, { ...source, actor: { type: 'anonymous', id: null, label: null, roles: [] } }, request);
       },
-    },
+    }),
   ];
 }

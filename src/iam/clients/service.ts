@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { listStages } from '../../tenancy/index.ts';
 import { parseDuration } from '../../config/index.ts';
 import { newToken } from '../sessions/tokens.ts';
-import { assertHoldsRole, type TenantScope } from '../users/admin.ts';
+import { requireStanding, type TenantScope } from '../users/standing.ts';
 
 /** A client name: lower case, digits and hyphens, starting with a letter, 2 to 63 characters. */
 export const CLIENT_NAME_PATTERN = '^[a-z][a-z0-9-]{1,62}$';
@@ -150,14 +151,14 @@ export async function createClient(
   const seconds = boundedDuration(input.expiresIn, 'expiresIn', { fallback: CLIENT_LIMITS.expiresInDefault, min: CLIENT_LIMITS.expiresInMin, max: CLIENT_LIMITS.expiresInMax });
   const expiresAt = new Date(now.getTime() + seconds * 1000);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       const stages = await listStages(trx, scope.tenantId);
       const wanted = new Map<string, { role: string; stage: { id: string; name: string } | null }>();
       for (const g of input.grants) {
         if (g.role === 'platform-operator') throw new AccordError('IAM_GRANT_ESCALATION', { message: 'platform-operator is granted platform-wide only, not to an API client.' });
         const stage = g.stage === undefined ? null : stages.find((s) => s.name === g.stage);
-        if (stage === undefined) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: scope.tenantName, stage: g.stage } });
-        await assertHoldsRole(trx, actor, g.role, scope, stage?.name);
+        if (stage === undefined) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: scope.tenantName, stage: g.stage ?? '' } });
+        await requireStanding(trx, actor, scope, { role: g.role, stage: stage?.name });
         wanted.set(`${g.role}\u0000${stage?.name ?? ''}`, { role: g.role, stage: stage ? { id: stage.id, name: stage.name } : null });
       }
       const replaced = await trx.deleteFrom('accord.api_clients').where('tenant_id', '=', scope.tenantId).where('name', '=', input.name).where('revoked_at', 'is not', null).executeTakeFirst();
@@ -175,7 +176,7 @@ export async function createClient(
         .values(grants.map((g) => ({ user_id: null, client_id: client.id, role: g.role, tenant_id: scope.tenantId, stage_id: g.stage?.id ?? null, granted_by: createdBy })))
         .execute();
       const granted = grants.map((g) => ({ role: g.role, stage: g.stage?.name ?? null }));
-      await record(trx, source, {
+      await audit({
         tenantId: scope.tenantId,
         action: 'client.created',
         target: { type: 'client', id: client.id },
@@ -205,19 +206,6 @@ async function lockedClient(trx: Trx, scope: TenantScope, name: string, opts: { 
 }
 
 /**
- * Whoever rotates or revokes a client must hold every role the client holds: rotating hands out
- * a secret carrying the client's powers, so without this a `client:manage` holder could obtain
- * roles it does not have. A grant of a custom role deleted since carries nothing and is skipped.
- */
-async function assertStanding(trx: Trx, actor: AuthContext, scope: TenantScope, clientId: string): Promise<void> {
-  for (const g of await clientGrants(trx, [clientId])) {
-    await assertHoldsRole(trx, actor, g.role, scope, g.stage).catch((err) => {
-      if ((err as AccordError).code !== 'IAM_ROLE_UNKNOWN') throw err;
-    });
-  }
-}
-
-/**
  * Issues a new secret (shown once) and shortens the client's other live secrets to end at most
  * `overlap` from now, so deployments can switch over without an outage.
  */
@@ -234,9 +222,10 @@ export async function rotateClientSecret(
   const seconds = boundedDuration(input.expiresIn, 'expiresIn', { fallback: CLIENT_LIMITS.expiresInDefault, min: CLIENT_LIMITS.expiresInMin, max: CLIENT_LIMITS.expiresInMax });
   const expiresAt = new Date(now.getTime() + seconds * 1000);
   const cutoff = new Date(now.getTime() + overlap * 1000);
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const client = await lockedClient(trx, scope, name);
-    await assertStanding(trx, actor, scope, client.id);
+    // Rotating hands out a secret carrying the client's powers: only for someone holding them all.
+    await requireStanding(trx, actor, scope, { client: client.id });
     const previous = await trx
       .updateTable('accord.api_client_secrets')
       .set({ expires_at: sql<Date>`least(expires_at, ${cutoff})` })
@@ -255,7 +244,7 @@ export async function rotateClientSecret(
     const clientExpiry = new Date(Math.max(expiresAt.getTime(), ...previous.map((p) => p.expires_at.getTime())));
     await trx.updateTable('accord.api_clients').set({ expires_at: clientExpiry }).where('id', '=', client.id).execute();
     const previousSecrets = previous.map((p) => ({ id: p.id, expiresAt: p.expires_at.toISOString() }));
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'client.secret.rotated',
       target: { type: 'client', id: client.id },
@@ -273,13 +262,13 @@ export async function rotateClientSecret(
  * nothing; returns whether this call revoked it.
  */
 export async function revokeClient(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, name: string, now = new Date()): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const client = await lockedClient(trx, scope, name, { allowRevoked: true });
     if (client.revoked_at !== null) return false;
-    await assertStanding(trx, actor, scope, client.id);
+    await requireStanding(trx, actor, scope, { client: client.id });
     await trx.updateTable('accord.api_clients').set({ revoked_at: now }).where('id', '=', client.id).execute();
     const secrets = await trx.updateTable('accord.api_client_secrets').set({ revoked_at: now }).where('client_id', '=', client.id).where('revoked_at', 'is', null).executeTakeFirst();
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'client.revoked',
       target: { type: 'client', id: client.id },

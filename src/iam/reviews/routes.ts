@@ -1,9 +1,8 @@
 import { type TSchema, Type } from '@sinclair/typebox';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { caller } from '../sign-in/routes.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
+import { scopeOf } from '../users/standing.ts';
 import { closeReview, decideItem, getReview, listReviews, listTenantGrants, startReview } from './service.ts';
-import { tenantScope } from '../users/admin.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
@@ -54,21 +53,18 @@ const ItemOut = Type.Object({
 export function reviewRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
   const review = access.permission('access:review', { tenantParam: 'tenant' });
-  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/access-review',
       access: review,
       schema: { summary: 'Every grant on the tenant (users, API clients, app roles) with who granted it and its last use', tags: ['iam'], params: TenantParams, response: { 200: Type.Array(GrantOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        const scope = await scopeOf(params.tenant);
+      handler: async ({ tenant }) => {
         await iam.grantUsage.flush();
-        return listTenantGrants(db, scope.tenantId);
+        return listTenantGrants(db, tenant.id);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/access-reviews',
       access: review,
@@ -80,24 +76,19 @@ export function reviewRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
         response: { 201: ReviewOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { name: string }>(req);
-        const scope = await scopeOf(params.tenant);
+      handler: async ({ tenant, body, auth, source }) => {
         await iam.grantUsage.flush();
-        return startReview(db, caller(req), auditSource(req.meta), scope, body.name);
+        return startReview(db, auth, source, scopeOf(tenant), body.name);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/access-reviews',
       access: review,
       schema: { summary: "The tenant's review campaigns with their decision counts", tags: ['iam'], params: TenantParams, response: { 200: Type.Array(ReviewOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        return listReviews(db, await scopeOf(params.tenant));
-      },
-    },
-    {
+      handler: async ({ tenant }) => listReviews(db, scopeOf(tenant)),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/access-reviews/:id',
       access: review,
@@ -107,12 +98,9 @@ export function reviewRoutes(iam: IamServices): RouteDefinition[] {
         params: ReviewParams,
         response: { 200: Type.Composite([ReviewOut, Type.Object({ items: Type.Array(ItemOut) })]) },
       },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; id: string }>(req);
-        return getReview(db, await scopeOf(params.tenant), params.id);
-      },
-    },
-    {
+      handler: async ({ tenant, params }) => getReview(db, scopeOf(tenant), params.id),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/access-reviews/:id/items/:itemId',
       access: review,
@@ -123,20 +111,15 @@ export function reviewRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ decision: Decision, note: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
         response: { 200: ItemOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string; id: string; itemId: string }, { decision: 'confirm' | 'revoke'; note?: string }>(req);
-        return decideItem(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), { reviewId: params.id, itemId: params.itemId, decision: body.decision, note: body.note });
-      },
-    },
-    {
+      handler: async ({ tenant, params, body, auth, source }) =>
+        decideItem(db, auth, source, scopeOf(tenant), { reviewId: params.id, itemId: params.itemId, decision: body.decision, note: body.note }),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/access-reviews/:id/close',
       access: review,
       schema: { summary: 'Close a review campaign; the answer counts the items left undecided', tags: ['iam'], params: ReviewParams, response: { 200: ReviewOut } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string; id: string }>(req);
-        return closeReview(db, caller(req), auditSource(req.meta), await scopeOf(params.tenant), params.id);
-      },
-    },
+      handler: async ({ tenant, params, auth, source }) => closeReview(db, auth, source, scopeOf(tenant), params.id),
+    }),
   ];
 }

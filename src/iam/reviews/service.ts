@@ -1,10 +1,10 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
 import type { Selectable } from 'kysely';
-import type { AccessReviewItemsTable, Db, DbOrTrx, Trx } from '../../db/index.ts';
-import { AccordError, isAccordError } from '../../errors/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
+import type { AccessReviewItemsTable, Db, DbOrTrx } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
-import { can } from '../authorize.ts';
-import { assertHoldsRole, type TenantScope } from '../users/admin.ts';
+import { unitOfWork, type Work } from '../../kernel/index.ts';
+import { requireStanding, type TenantScope } from '../users/standing.ts';
 
 /** Who holds a grant: a console user or an API client of the tenant. */
 export interface PrincipalView {
@@ -185,7 +185,7 @@ function reviewView(r: ReviewRow, counts: ReviewCounts | undefined): ReviewView 
  * awaiting a decision. Later grants are not added; a later campaign picks them up.
  */
 export async function startReview(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, name: string): Promise<ReviewView> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const grants = await listTenantGrants(trx, scope.tenantId);
     const review = await trx
       .insertInto('accord.access_reviews')
@@ -215,7 +215,7 @@ export async function startReview(db: Db, actor: AuthContext, source: AuditSourc
         )
         .execute();
     }
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'access.review.started',
       target: { type: 'access-review', id: review.id },
@@ -280,7 +280,7 @@ export async function getReview(db: DbOrTrx, scope: TenantScope, id: string): Pr
 const GONE_NOTE = 'The grant no longer existed when the decision was recorded.';
 
 /** Deletes a role grant for a review; false when it is already gone. */
-async function revokeRoleGrant(trx: Trx, actor: AuthContext, source: AuditSource, scope: TenantScope, item: ItemRow, reviewId: string): Promise<boolean> {
+async function revokeRoleGrant({ trx, audit }: Work, actor: AuthContext, scope: TenantScope, item: ItemRow, reviewId: string): Promise<boolean> {
   const grant = await trx
     .selectFrom('accord.role_grants as g')
     .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
@@ -292,11 +292,9 @@ async function revokeRoleGrant(trx: Trx, actor: AuthContext, source: AuditSource
   if (!grant) return false;
   // The reviewer needs the same standing as anyone revoking this grant. A grant of a custom role
   // deleted since carries nothing: anyone reviewing may remove it.
-  await assertHoldsRole(trx, actor, grant.role, scope, grant.stage).catch((err) => {
-    if (!isAccordError(err, 'IAM_ROLE_UNKNOWN')) throw err;
-  });
+  await requireStanding(trx, actor, scope, { grant: { role: grant.role, stage: grant.stage } });
   await trx.deleteFrom('accord.role_grants').where('id', '=', grant.id).execute();
-  await record(trx, source, {
+  await audit({
     tenantId: scope.tenantId,
     action: 'role.revoked',
     target: grant.user_id !== null ? { type: 'user', id: grant.user_id } : { type: 'client', id: grant.client_id ?? item.principal_id },
@@ -307,7 +305,7 @@ async function revokeRoleGrant(trx: Trx, actor: AuthContext, source: AuditSource
 }
 
 /** Deletes an app-role grant for a review (needs user:manage on its stage); false when already gone. */
-async function revokeAppRoleGrant(trx: Trx, actor: AuthContext, source: AuditSource, scope: TenantScope, item: ItemRow, reviewId: string): Promise<boolean> {
+async function revokeAppRoleGrant({ trx, audit }: Work, actor: AuthContext, scope: TenantScope, item: ItemRow, reviewId: string): Promise<boolean> {
   const grant = await trx
     .selectFrom('accord.app_role_grants as a')
     .innerJoin('accord.stages as s', 's.id', 'a.stage_id')
@@ -317,11 +315,9 @@ async function revokeAppRoleGrant(trx: Trx, actor: AuthContext, source: AuditSou
     .forUpdate('a')
     .executeTakeFirst();
   if (!grant) return false;
-  if (!can(actor, 'user:manage', { tenant: scope.tenantName, stage: grant.stage })) {
-    throw new AccordError('IAM_FORBIDDEN', { message: 'Revoking an app role needs user:manage on its stage.', details: { permission: 'user:manage', stage: grant.stage } });
-  }
+  await requireStanding(trx, actor, scope, { appRoleGrant: { stage: grant.stage } });
   await trx.deleteFrom('accord.app_role_grants').where('id', '=', grant.id).execute();
-  await record(trx, source, {
+  await audit({
     tenantId: scope.tenantId,
     action: 'app-role.revoked',
     target: { type: 'user', id: grant.user_id },
@@ -344,7 +340,8 @@ export async function decideItem(
   input: { reviewId: string; itemId: string; decision: 'confirm' | 'revoke'; note?: string | undefined },
   now = new Date(),
 ): Promise<ReviewItemView> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async (w) => {
+    const { trx, audit } = w;
     const review = await reviewRow(trx, scope, input.reviewId, true);
     if (review.closed_at !== null) throw new AccordError('IAM_REVIEW_CLOSED', { details: { review: review.id } });
     const item = await trx.selectFrom('accord.access_review_items').select(ITEM_COLUMNS).where('id', '=', input.itemId).where('review_id', '=', review.id).forUpdate().executeTakeFirst();
@@ -352,7 +349,7 @@ export async function decideItem(
     if (item.decision !== null) throw new AccordError('IAM_REVIEW_ITEM_DECIDED', { details: { item: item.id, decision: item.decision, decidedBy: item.decided_by } });
     let exists: boolean;
     if (input.decision === 'revoke') {
-      exists = item.kind === 'role' ? await revokeRoleGrant(trx, actor, source, scope, item, review.id) : await revokeAppRoleGrant(trx, actor, source, scope, item, review.id);
+      exists = item.kind === 'role' ? await revokeRoleGrant(w, actor, scope, item, review.id) : await revokeAppRoleGrant(w, actor, scope, item, review.id);
     } else {
       const found =
         item.kind === 'role'
@@ -368,7 +365,7 @@ export async function decideItem(
       .where('id', '=', item.id)
       .returning(ITEM_COLUMNS)
       .executeTakeFirstOrThrow();
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'access.review.decided',
       target: { type: 'access-review', id: review.id },
@@ -392,7 +389,7 @@ export async function decideItem(
 
 /** Closes a campaign: no more decisions. Items left undecided stay so, and are counted. */
 export async function closeReview(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, id: string, now = new Date()): Promise<ReviewView> {
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const review = await reviewRow(trx, scope, id, true);
     if (review.closed_at !== null) throw new AccordError('IAM_REVIEW_CLOSED', { details: { review: id } });
     const closed = await trx
@@ -402,7 +399,7 @@ export async function closeReview(db: Db, actor: AuthContext, source: AuditSourc
       .returning(['id', 'name', 'started_by', 'started_at', 'closed_at', 'closed_by'])
       .executeTakeFirstOrThrow();
     const counts = (await countsOf(trx, [id])).get(id);
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'access.review.closed',
       target: { type: 'access-review', id },

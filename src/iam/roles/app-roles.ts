@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import type { AuthContext } from '../../http/index.ts';
+import type { AuthContext, ScopeStage, ScopeTenant } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 /** A stage of a tenant, resolved from the path. */
@@ -11,6 +12,9 @@ export interface StageScope {
   readonly stageId: string;
   readonly stageName: string;
 }
+
+/** The scope of the tenant and stage a request path names, as the route kit resolved them. */
+export const stageScopeOf = (tenant: ScopeTenant, stage: ScopeStage): StageScope => ({ tenantId: tenant.id, tenantName: tenant.name, stageId: stage.id, stageName: stage.name });
 
 /** One app role held by a tenant user in one app on one stage. */
 export interface AppRoleGrantView {
@@ -59,7 +63,8 @@ export async function listAppRoleGrants(db: DbOrTrx, scope: StageScope, filter: 
 /**
  * Grants an app role to a tenant user on one stage. App roles are defined by each app and mean
  * something only inside it; they carry no platform permission. Granting an existing grant again
- * changes nothing and answers the existing grant.
+ * changes nothing, records nothing (the trail holds what changed, and the grant's own event is
+ * already in it) and answers the existing grant with `created: false`.
  */
 export async function grantAppRole(
   db: Db,
@@ -67,30 +72,33 @@ export async function grantAppRole(
   source: AuditSource,
   scope: StageScope,
   input: { email: string; app: string; role: string },
-): Promise<AppRoleGrantView> {
-  return db.transaction().execute(async (trx) => {
+): Promise<AppRoleGrantView & { created: boolean }> {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const user = await stageUser(trx, scope, input.email);
-    await trx
+    const inserted = await trx
       .insertInto('accord.app_role_grants')
       .values({ tenant_id: scope.tenantId, stage_id: scope.stageId, app: input.app, role: input.role, user_id: user.id, granted_by: actor.kind === 'user' ? actor.principalId : null, last_used_at: null })
       .onConflict((oc) => oc.columns(['stage_id', 'app', 'role', 'user_id']).doNothing())
-      .execute();
-    await record(trx, source, {
-      tenantId: scope.tenantId,
-      action: 'app-role.granted',
-      target: { type: 'user', id: user.id },
-      outcome: 'success',
-      details: { app: input.app, role: input.role, stage: scope.stageName },
-    });
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) {
+      await audit({
+        tenantId: scope.tenantId,
+        action: 'app-role.granted',
+        target: { type: 'user', id: user.id },
+        outcome: 'success',
+        details: { app: input.app, role: input.role, stage: scope.stageName },
+      });
+    }
     const [grant] = (await listAppRoleGrants(trx, scope, { app: input.app, user: user.email })).filter((g) => g.role === input.role);
     if (!grant) throw new Error('app-role grant vanished inside its own transaction');
-    return grant;
+    return { ...grant, created: inserted !== undefined };
   });
 }
 
 /** Revokes one app-role grant; IAM_GRANT_NOT_FOUND when there is none. */
 export async function revokeAppRole(db: Db, source: AuditSource, scope: StageScope, input: { email: string; app: string; role: string }): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     const user = await stageUser(trx, scope, input.email);
     const gone = await trx
       .deleteFrom('accord.app_role_grants')
@@ -101,7 +109,7 @@ export async function revokeAppRole(db: Db, source: AuditSource, scope: StageSco
       .returning('id')
       .executeTakeFirst();
     if (!gone) throw new AccordError('IAM_GRANT_NOT_FOUND', { details: { email: user.email, app: input.app, role: input.role, stage: scope.stageName } });
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'app-role.revoked',
       target: { type: 'user', id: user.id },

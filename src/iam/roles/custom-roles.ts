@@ -1,7 +1,8 @@
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { builtInRoles, isPermission, permissions as catalog, platformOnlyPermissions } from '../permissions.ts';
 
 /** The tenant a role belongs to. */
@@ -83,7 +84,7 @@ export async function createCustomRole(
   const permissions = ordered(input.permissions);
   assertHolds(actor, scope, input.name, permissions);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       // Grants naming a role that no longer exists carry nothing; a new role of that name would
       // silently hand its powers to them (a grant racing a deletion can leave one behind).
       const orphans = await trx
@@ -104,7 +105,7 @@ export async function createCustomRole(
         .values({ tenant_id: scope.tenantId, name: input.name, description, permissions })
         .returning('id')
         .executeTakeFirstOrThrow();
-      await record(trx, source, {
+      await audit({
         tenantId: scope.tenantId,
         action: 'role.created',
         target: { type: 'role', id: row.id },
@@ -145,13 +146,13 @@ export async function updateCustomRole(
   input: { description?: string | undefined; permissions?: readonly string[] | undefined },
 ): Promise<RoleView> {
   if (input.permissions) assertTenantPermissions(input.permissions);
-  return db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
     const before = await lockedRole(trx, scope, name);
     const permissions = input.permissions ? ordered(input.permissions) : before.permissions;
     assertHolds(actor, scope, name, [...new Set([...before.permissions, ...permissions])]);
     const description = input.description ?? before.description;
     await trx.updateTable('accord.custom_roles').set({ description, permissions, updated_at: new Date() }).where('id', '=', before.id).execute();
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'role.updated',
       target: { type: 'role', id: before.id },
@@ -171,7 +172,7 @@ export async function updateCustomRole(
  * permissions, like any other change of it.
  */
 export async function deleteCustomRole(db: Db, actor: AuthContext, source: AuditSource, scope: RoleScope, name: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     // The tenant row first: the MFA policy's role list changes under this lock too.
     const tenant = await trx.selectFrom('accord.tenants').select('mfa_required_roles').where('id', '=', scope.tenantId).forUpdate().executeTakeFirstOrThrow();
     const role = await lockedRole(trx, scope, name);
@@ -192,7 +193,7 @@ export async function deleteCustomRole(db: Db, actor: AuthContext, source: Audit
       });
     }
     await trx.deleteFrom('accord.custom_roles').where('id', '=', role.id).execute();
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'role.deleted',
       target: { type: 'role', id: role.id },

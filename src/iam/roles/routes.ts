@@ -1,10 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
-import { getTenant, listStages } from '../../tenancy/index.ts';
-import { caller } from '../sign-in/routes.ts';
+import { access, type RouteDefinition, route, type ScopeTenant } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
-import { APP_NAME, APP_ROLE_NAME, grantAppRole, listAppRoleGrants, revokeAppRole, type StageScope } from './app-roles.ts';
+import { APP_NAME, APP_ROLE_NAME, grantAppRole, listAppRoleGrants, revokeAppRole, stageScopeOf } from './app-roles.ts';
 import { createCustomRole, deleteCustomRole, listTenantRoles, MAX_ROLE_PERMISSIONS, ROLE_NAME, type RoleScope, updateCustomRole } from './custom-roles.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
@@ -24,35 +21,25 @@ const AppRoleOut = Type.Object({
   grantedBy: Type.Union([Type.String(), Type.Null()]),
   lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
 });
+// What granting answers: the grant, and whether this call created it (false: it existed already).
+const AppRoleGranted = Type.Composite([AppRoleOut, Type.Object({ created: Type.Boolean() })]);
 const AppRoleRef = Type.Object({ user: Email, app: Type.String({ pattern: APP_NAME }), role: Type.String({ pattern: APP_ROLE_NAME }) }, { additionalProperties: false });
 
 /** Custom roles of a tenant (IAM-4) and app-role grants per app and stage. */
 export function roleRoutes(iam: IamServices): RouteDefinition[] {
   const { db } = iam;
-  const tenantScope = async (tenant: string): Promise<RoleScope> => {
-    const t = await getTenant(db, tenant);
-    return { tenantId: t.id, tenantName: t.name };
-  };
-  const stageScope = async (tenant: string, stage: string): Promise<StageScope> => {
-    const t = await getTenant(db, tenant);
-    const s = (await listStages(db, t.id)).find((x) => x.name === stage);
-    if (!s) throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant, stage } });
-    return { tenantId: t.id, tenantName: t.name, stageId: s.id, stageName: s.name };
-  };
+  const roleScope = (tenant: ScopeTenant): RoleScope => ({ tenantId: tenant.id, tenantName: tenant.name });
   const manageRoles = access.permission('role:manage', { tenantParam: 'tenant' });
   const manageAppRoles = access.permission('user:manage', { tenantParam: 'tenant', stageParam: 'stage' });
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/roles',
       access: access.permission('tenant:read', { tenantParam: 'tenant' }),
       schema: { summary: 'The roles usable on the tenant: built-in and custom, with their permissions', tags: ['iam'], params: TenantParams, response: { 200: Type.Array(RoleOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        return listTenantRoles(db, (await tenantScope(params.tenant)).tenantId);
-      },
-    },
-    {
+      handler: async ({ tenant }) => listTenantRoles(db, tenant.id),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/roles',
       access: manageRoles,
@@ -64,12 +51,9 @@ export function roleRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ name: Type.String({ pattern: ROLE_NAME }), description: Type.Optional(Description), permissions: Permissions }, { additionalProperties: false }),
         response: { 201: RoleOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { name: string; description?: string; permissions: string[] }>(req);
-        return createCustomRole(db, caller(req), auditSource(req.meta), await tenantScope(params.tenant), body);
-      },
-    },
-    {
+      handler: async ({ tenant, body, auth, source }) => createCustomRole(db, auth, source, roleScope(tenant), body),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/tenants/:tenant/roles/:name',
       access: manageRoles,
@@ -80,35 +64,31 @@ export function roleRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ description: Type.Optional(Description), permissions: Type.Optional(Permissions) }, { additionalProperties: false, minProperties: 1 }),
         response: { 200: RoleOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string; name: string }, { description?: string; permissions?: string[] }>(req);
-        return updateCustomRole(db, caller(req), auditSource(req.meta), await tenantScope(params.tenant), params.name, body);
-      },
-    },
-    {
+      handler: async ({ tenant, params, body, auth, source }) => updateCustomRole(db, auth, source, roleScope(tenant), params.name, body),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/roles/:name',
       access: manageRoles,
       status: 204,
       schema: { summary: 'Delete a custom role that nobody holds and no MFA policy names', tags: ['iam'], params: RoleParams },
-      handler: async (req, reply) => {
-        const { params } = parts<{ tenant: string; name: string }>(req);
-        await deleteCustomRole(db, caller(req), auditSource(req.meta), await tenantScope(params.tenant), params.name);
-        return reply.code(204).send();
-      },
-    },
-    {
+      handler: async ({ tenant, params, auth, source }) => deleteCustomRole(db, auth, source, roleScope(tenant), params.name),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/stages/:stage/app-roles',
       access: manageAppRoles,
       status: 201,
-      schema: { summary: 'Grant an app role to a tenant user on this stage', tags: ['iam'], params: StageParams, body: AppRoleRef, response: { 201: AppRoleOut } },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string; stage: string }, { user: string; app: string; role: string }>(req);
-        return grantAppRole(db, caller(req), auditSource(req.meta), await stageScope(params.tenant, params.stage), { email: body.user, app: body.app, role: body.role });
+      schema: {
+        summary: 'Grant an app role to a tenant user on this stage (granting it again changes nothing and answers created: false)',
+        tags: ['iam'],
+        params: StageParams,
+        body: AppRoleRef,
+        response: { 201: AppRoleGranted },
       },
-    },
-    {
+      handler: async ({ tenant, stage, body, auth, source }) => grantAppRole(db, auth, source, stageScopeOf(tenant, stage), { email: body.user, app: body.app, role: body.role }),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/stages/:stage/app-roles',
       access: manageAppRoles,
@@ -119,22 +99,15 @@ export function roleRoutes(iam: IamServices): RouteDefinition[] {
         querystring: Type.Object({ app: Type.Optional(Type.String({ pattern: APP_NAME })), user: Type.Optional(Email) }, { additionalProperties: false }),
         response: { 200: Type.Array(AppRoleOut) },
       },
-      handler: async (req) => {
-        const { params, query } = parts<{ tenant: string; stage: string }, unknown, { app?: string; user?: string }>(req);
-        return listAppRoleGrants(db, await stageScope(params.tenant, params.stage), query);
-      },
-    },
-    {
+      handler: async ({ tenant, stage, query }) => listAppRoleGrants(db, stageScopeOf(tenant, stage), query),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/stages/:stage/app-roles',
       access: manageAppRoles,
       status: 204,
       schema: { summary: 'Revoke an app-role grant', tags: ['iam'], params: StageParams, querystring: AppRoleRef },
-      handler: async (req, reply) => {
-        const { params, query } = parts<{ tenant: string; stage: string }, unknown, { user: string; app: string; role: string }>(req);
-        await revokeAppRole(db, auditSource(req.meta), await stageScope(params.tenant, params.stage), { email: query.user, app: query.app, role: query.role });
-        return reply.code(204).send();
-      },
-    },
+      handler: async ({ tenant, stage, query, source }) => revokeAppRole(db, source, stageScopeOf(tenant, stage), { email: query.user, app: query.app, role: query.role }),
+    }),
   ];
 }

@@ -4,6 +4,7 @@ import { AccordError } from '../../errors/index.ts';
 import { access, type RouteDefinition, route } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
 import { listSessions, revokeSession, revokeUserSessions } from './sessions.ts';
+import { requireStanding } from '../users/standing.ts';
 import { findUserByEmail, normaliseEmail } from '../users/users.ts';
 
 const SessionOut = Type.Object({
@@ -76,9 +77,10 @@ export function sessionRoutes(iam: IamServices): RouteDefinition[] {
         querystring: Type.Object({ id: Type.Optional(Uuid) }, { additionalProperties: false }),
         response: { 200: Type.Object({ revoked: Type.Integer() }) },
       },
-      handler: async ({ tenant, params, query, unit }) => {
+      handler: async ({ tenant, params, query, auth, unit }) => {
         const user = await tenantUser(db, tenant.id, params.email);
         return unit(async ({ trx, audit }) => {
+          await requireStanding(trx, auth, { tenantId: tenant.id, tenantName: tenant.name }, { user: user.id });
           let revoked: number;
           if (query.id) {
             const s = await trx.selectFrom('accord.sessions').select('id').where('id', '=', query.id).where('user_id', '=', user.id).where('revoked_at', 'is', null).executeTakeFirst();

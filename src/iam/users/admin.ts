@@ -1,22 +1,20 @@
 import { sql } from 'kysely';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
-import type { Db, DbOrTrx } from '../../db/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
+import type { Db, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
+import { unitOfWork } from '../../kernel/index.ts';
 import { getTenant } from '../../tenancy/index.ts';
-import { can } from '../authorize.ts';
 import { checkPasswordPolicy } from '../account/passwords.ts';
-import { missingOnTenant } from '../roles/custom-roles.ts';
-import { rolePermissions } from '../roles/resolve.ts';
+import { requireStanding, type TenantScope } from './standing.ts';
 import { createUser, findUserByEmail, grantRole, normaliseEmail } from './users.ts';
 
-/** Where an admin action applies: a tenant, and optionally one of its stages. */
-export interface TenantScope {
-  readonly tenantId: string;
-  readonly tenantName: string;
-}
+export { scopeOf, type TenantScope } from './standing.ts';
 
-/** The scope of a tenant named in a path (TENANCY_TENANT_NOT_FOUND when there is none). */
+/**
+ * The scope of a tenant named in a path (TENANCY_TENANT_NOT_FOUND when there is none).
+ * Converted routes use `scopeOf(ctx.tenant)` (no query); this stays for routes not moved yet.
+ */
 export async function tenantScope(db: DbOrTrx, tenantName: string): Promise<TenantScope> {
   const t = await getTenant(db, tenantName);
   return { tenantId: t.id, tenantName: t.name };
@@ -42,9 +40,9 @@ export async function createTenantUser(
 ): Promise<UserView> {
   checkPasswordPolicy(input.password, input.email);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await unitOfWork(db, source, async ({ trx, audit }) => {
       const id = await createUser(trx, { tenantId: scope.tenantId, email: input.email, password: input.password, displayName: input.displayName ?? '' });
-      await record(trx, source, { tenantId: scope.tenantId, action: 'user.created', target: { type: 'user', id }, outcome: 'success', details: { email: normaliseEmail(input.email) } });
+      await audit({ tenantId: scope.tenantId, action: 'user.created', target: { type: 'user', id }, outcome: 'success', details: { email: normaliseEmail(input.email) } });
       return { id, email: normaliseEmail(input.email), displayName: input.displayName ?? '', status: 'active', grants: [] };
     });
   } catch (err) {
@@ -78,63 +76,44 @@ async function tenantUser(db: DbOrTrx, scope: TenantScope, email: string) {
   return user;
 }
 
-/** Throws IAM_GRANT_ESCALATION unless the actor holds every permission of `role` at the scope. */
-export async function assertHoldsRole(db: DbOrTrx, actor: AuthContext, role: string, scope: TenantScope, stage: string | null | undefined): Promise<void> {
-  const perms = await rolePermissions(db, scope.tenantId, role);
-  // A tenant-wide grant needs the permissions on the whole tenant: a grant limited to one stage
-  // lets its holder see the tenant (can() says yes to tenant:read and stage:read), yet it holds
-  // them on no other stage and must not hand them out there.
-  const missing = stage ? perms.filter((p) => !can(actor, p, { tenant: scope.tenantName, stage })) : missingOnTenant(actor, scope.tenantName, perms);
-  if (missing.length > 0) throw new AccordError('IAM_GRANT_ESCALATION', { details: { role, missing } });
-}
-
 /**
- * Whoever disables, deletes or re-enables a user must hold every permission of every role that
- * user holds on the tenant: a tenant admin cannot lock out someone with powers it does not have.
+ * Whoever disables, deletes, resets or re-enables a user must hold every permission of every
+ * role that user holds on the tenant: a tenant admin cannot lock out someone with powers it does
+ * not have. The same check as `requireStanding(trx, actor, scope, { user: userId })`; kept under
+ * this name for the account and MFA routes that call it.
  */
-export async function assertOutranks(db: DbOrTrx, actor: AuthContext, scope: TenantScope, userId: string): Promise<void> {
-  const grants = await db
-    .selectFrom('accord.role_grants as g')
-    .leftJoin('accord.stages as s', 's.id', 'g.stage_id')
-    .select(['g.role', 's.name as stage'])
-    .where('g.user_id', '=', userId)
-    .where('g.tenant_id', '=', scope.tenantId)
-    .execute();
-  for (const g of grants) {
-    // A grant of a custom role deleted since carries nothing: it does not protect its holder.
-    await assertHoldsRole(db, actor, g.role, scope, g.stage).catch((err) => {
-      if ((err as AccordError).code !== 'IAM_ROLE_UNKNOWN') throw err;
-    });
-  }
+export function assertOutranks(trx: Trx, actor: AuthContext, scope: TenantScope, userId: string): Promise<void> {
+  return requireStanding(trx, actor, scope, { user: userId });
 }
 
 /** Disables or re-enables a user; disabling also ends their sessions. */
 export async function setUserStatus(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, email: string, status: 'active' | 'disabled'): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     const user = await tenantUser(trx, scope, email);
-    await assertOutranks(trx, actor, scope, user.id);
+    await requireStanding(trx, actor, scope, { user: user.id });
     await trx.updateTable('accord.users').set({ status }).where('id', '=', user.id).execute();
     if (status === 'disabled') {
       await trx.updateTable('accord.sessions').set({ revoked_at: sql`now()` }).where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
     }
-    await record(trx, source, { tenantId: scope.tenantId, action: status === 'disabled' ? 'user.disabled' : 'user.enabled', target: { type: 'user', id: user.id }, outcome: 'success' });
+    await audit({ tenantId: scope.tenantId, action: status === 'disabled' ? 'user.disabled' : 'user.enabled', target: { type: 'user', id: user.id }, outcome: 'success' });
   });
 }
 
 /** Deletes a user, their grants and sessions. */
 export async function deleteTenantUser(db: Db, actor: AuthContext, source: AuditSource, scope: TenantScope, email: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
     const user = await tenantUser(trx, scope, email);
-    await assertOutranks(trx, actor, scope, user.id);
+    await requireStanding(trx, actor, scope, { user: user.id });
     await trx.deleteFrom('accord.users').where('id', '=', user.id).execute();
-    await record(trx, source, { tenantId: scope.tenantId, action: 'user.deleted', target: { type: 'user', id: user.id }, outcome: 'success', details: { email: user.email } });
+    await audit({ tenantId: scope.tenantId, action: 'user.deleted', target: { type: 'user', id: user.id }, outcome: 'success', details: { email: user.email } });
   });
 }
 
 /**
  * Grants a role to a tenant user, optionally limited to one stage. The granter must hold every
  * permission of the role on that scope: nobody can hand out (or, by granting themselves, gain)
- * more than they have.
+ * more than they have. Granting a grant the user already holds changes nothing and records
+ * nothing; returns whether this call granted it.
  */
 export async function grantTenantRole(
   db: Db,
@@ -142,19 +121,21 @@ export async function grantTenantRole(
   source: AuditSource,
   scope: TenantScope,
   input: { email: string; role: string; stage?: { id: string; name: string } | undefined },
-): Promise<void> {
+): Promise<boolean> {
   if (input.role === 'platform-operator') throw new AccordError('IAM_GRANT_ESCALATION', { message: 'platform-operator is granted platform-wide only, not on a tenant.' });
-  await assertHoldsRole(db, granter, input.role, scope, input.stage?.name);
-  await db.transaction().execute(async (trx) => {
+  return unitOfWork(db, source, async ({ trx, audit }) => {
+    await requireStanding(trx, granter, scope, { role: input.role, stage: input.stage?.name });
     const user = await tenantUser(trx, scope, input.email);
-    await grantRole(trx, { userId: user.id, role: input.role, tenantId: scope.tenantId, stageId: input.stage?.id ?? null, grantedBy: granter.kind === 'user' ? granter.principalId : null });
-    await record(trx, source, {
+    const granted = await grantRole(trx, { userId: user.id, role: input.role, tenantId: scope.tenantId, stageId: input.stage?.id ?? null, grantedBy: granter.kind === 'user' ? granter.principalId : null });
+    if (!granted) return false;
+    await audit({
       tenantId: scope.tenantId,
       action: 'role.granted',
       target: { type: 'user', id: user.id },
       outcome: 'success',
       details: { role: input.role, stage: input.stage?.name ?? null },
     });
+    return true;
   });
 }
 
@@ -166,14 +147,14 @@ export async function revokeTenantRole(
   scope: TenantScope,
   input: { email: string; role: string; stage?: { id: string; name: string } | undefined },
 ): Promise<void> {
-  await assertHoldsRole(db, revoker, input.role, scope, input.stage?.name);
-  await db.transaction().execute(async (trx) => {
+  await unitOfWork(db, source, async ({ trx, audit }) => {
+    await requireStanding(trx, revoker, scope, { role: input.role, stage: input.stage?.name });
     const user = await tenantUser(trx, scope, input.email);
     let q = trx.deleteFrom('accord.role_grants').where('user_id', '=', user.id).where('role', '=', input.role).where('tenant_id', '=', scope.tenantId);
     q = input.stage ? q.where('stage_id', '=', input.stage.id) : q.where('stage_id', 'is', null);
     const res = await q.executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw new AccordError('IAM_GRANT_NOT_FOUND', { details: { email: user.email, role: input.role } });
-    await record(trx, source, {
+    await audit({
       tenantId: scope.tenantId,
       action: 'role.revoked',
       target: { type: 'user', id: user.id },

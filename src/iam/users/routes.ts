@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { access, auditSource, parts, type RouteDefinition } from '../../http/index.ts';
+import { access, type RouteDefinition, route } from '../../http/index.ts';
 import { listStages } from '../../tenancy/index.ts';
 import { builtInRoles, permissions } from '../permissions.ts';
-import { createTenantUser, deleteTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus } from './admin.ts';
-import { tenantScope } from './admin.ts';
+import { createTenantUser, deleteTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, scopeOf, setUserStatus } from './admin.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
 const UserParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), email: Type.String({ maxLength: 254 }) });
@@ -26,7 +25,7 @@ const manage = access.permission('user:manage', { tenantParam: 'tenant' });
 /** Tenant users and their role grants (IAM-1, IAM-4). */
 export function userRoutes(deps: { db: Db }): RouteDefinition[] {
   const { db } = deps;
-  const scopeOf = (tenantName: string) => tenantScope(db, tenantName);
+  // A stage named in the body or query (the path names only the tenant), looked up here.
   const stageOf = async (tenantId: string, tenantName: string, stage: string | undefined) => {
     if (stage === undefined) return undefined;
     const s = (await listStages(db, tenantId)).find((x) => x.name === stage);
@@ -34,7 +33,7 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
     return { id: s.id, name: s.name };
   };
   return [
-    {
+    route({
       method: 'GET',
       url: '/api/v1/roles',
       access: access.authenticated,
@@ -43,8 +42,8 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
         permissions: Object.entries(permissions).map(([name, description]) => ({ name, description })),
         roles: Object.entries(builtInRoles).map(([name, r]) => ({ name, description: r.description, permissions: r.permissions })),
       }),
-    },
-    {
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/users',
       access: manage,
@@ -59,22 +58,16 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
         ),
         response: { 201: UserOut },
       },
-      handler: async (req) => {
-        const { params, body } = parts<{ tenant: string }, { email: string; password: string; displayName?: string }>(req);
-        return createTenantUser(db, auditSource(req.meta), await scopeOf(params.tenant), body);
-      },
-    },
-    {
+      handler: async ({ tenant, body, source }) => createTenantUser(db, source, scopeOf(tenant), body),
+    }),
+    route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/users',
       access: manage,
       schema: { summary: "The tenant's users and their grants", tags: ['iam'], params: TenantParams, response: { 200: Type.Array(UserOut) } },
-      handler: async (req) => {
-        const { params } = parts<{ tenant: string }>(req);
-        return listTenantUsers(db, await scopeOf(params.tenant));
-      },
-    },
-    {
+      handler: async ({ tenant }) => listTenantUsers(db, scopeOf(tenant)),
+    }),
+    route({
       method: 'PATCH',
       url: '/api/v1/tenants/:tenant/users/:email',
       access: manage,
@@ -85,44 +78,27 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
         params: UserParams,
         body: Type.Object({ status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]) }, { additionalProperties: false }),
       },
-      handler: async (req, reply) => {
-        const { params, body } = parts<{ tenant: string; email: string }, { status: 'active' | 'disabled' }>(req);
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await setUserStatus(db, auth, auditSource(req.meta), await scopeOf(params.tenant), params.email, body.status);
-        return reply.code(204).send();
-      },
-    },
-    {
+      handler: async ({ tenant, params, body, auth, source }) => setUserStatus(db, auth, source, scopeOf(tenant), params.email, body.status),
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/users/:email',
       access: manage,
       status: 204,
       schema: { summary: 'Delete a user with their grants and sessions', tags: ['iam'], params: UserParams },
-      handler: async (req, reply) => {
-        const { params } = parts<{ tenant: string; email: string }>(req);
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await deleteTenantUser(db, auth, auditSource(req.meta), await scopeOf(params.tenant), params.email);
-        return reply.code(204).send();
-      },
-    },
-    {
+      handler: async ({ tenant, params, auth, source }) => deleteTenantUser(db, auth, source, scopeOf(tenant), params.email),
+    }),
+    route({
       method: 'POST',
       url: '/api/v1/tenants/:tenant/grants',
       access: manage,
       status: 204,
       schema: { summary: 'Grant a role to a user, optionally on one stage only', tags: ['iam'], params: TenantParams, body: GrantIn },
-      handler: async (req, reply) => {
-        const { params, body } = parts<{ tenant: string }, { user: string; role: string; stage?: string }>(req);
-        const scope = await scopeOf(params.tenant);
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await grantTenantRole(db, auth, auditSource(req.meta), scope, { email: body.user, role: body.role, stage: await stageOf(scope.tenantId, scope.tenantName, body.stage) });
-        return reply.code(204).send();
+      handler: async ({ tenant, body, auth, source }) => {
+        await grantTenantRole(db, auth, source, scopeOf(tenant), { email: body.user, role: body.role, stage: await stageOf(tenant.id, tenant.name, body.stage) });
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       url: '/api/v1/tenants/:tenant/grants',
       access: manage,
@@ -133,14 +109,8 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
         params: TenantParams,
         querystring: Type.Object({ user: Email, role: Type.String({ maxLength: 64 }), stage: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
       },
-      handler: async (req, reply) => {
-        const { params, query } = parts<{ tenant: string }, unknown, { user: string; role: string; stage?: string }>(req);
-        const scope = await scopeOf(params.tenant);
-        const auth = req.meta.auth;
-        if (!auth) throw new AccordError('IAM_UNAUTHENTICATED');
-        await revokeTenantRole(db, auth, auditSource(req.meta), scope, { email: query.user, role: query.role, stage: await stageOf(scope.tenantId, scope.tenantName, query.stage) });
-        return reply.code(204).send();
-      },
-    },
+      handler: async ({ tenant, query, auth, source }) =>
+        revokeTenantRole(db, auth, source, scopeOf(tenant), { email: query.user, role: query.role, stage: await stageOf(tenant.id, tenant.name, query.stage) }),
+    }),
   ];
 }

@@ -31,16 +31,21 @@ export async function createUser(
   return row.id;
 }
 
-/** Grants a role, optionally limited to a tenant and a stage. */
+/**
+ * Grants a role, optionally limited to a tenant and a stage. The caller audits; false when the
+ * user held that grant already (nothing was written, so there is nothing to audit).
+ */
 export async function grantRole(
   trx: Trx,
   grant: { userId: string; role: string; tenantId: string | null; stageId: string | null; grantedBy?: string | null },
-): Promise<void> {
-  await trx
+): Promise<boolean> {
+  const inserted = await trx
     .insertInto('accord.role_grants')
     .values({ user_id: grant.userId, role: grant.role, tenant_id: grant.tenantId, stage_id: grant.stageId, granted_by: grant.grantedBy ?? null })
     .onConflict((oc) => oc.doNothing())
-    .execute();
+    .returning('id')
+    .executeTakeFirst();
+  return inserted !== undefined;
 }
 
 /**

@@ -230,5 +230,25 @@ for (const engine of engines()) {
       const revoked = await auditActions('app-role.revoked');
       assert.deepEqual(revoked.map((r) => r.details), [{ app: 'crm', role: 'manager', stage: 'development' }]);
     });
+
+    test('granting an app role the user already holds changes nothing, records nothing, and says so', async () => {
+      const base = '/api/v1/tenants/acme/stages/development/app-roles';
+      const ref = { user: 'dave@acme.test', app: 'wiki', role: 'editor' };
+      const events = async () => (await auditActions('app-role.granted')).filter((r) => r.details.app === 'wiki');
+      const first = await call('POST', base, 'admin', ref);
+      assert.equal(first.statusCode, 201, first.body);
+      assert.equal(first.json().created, true);
+      assert.equal((await events()).length, 1);
+      const again = await call('POST', base, 'admin', ref);
+      assert.equal(again.statusCode, 201, again.body);
+      assert.equal(again.json().created, false);
+      assert.equal(again.json().id, first.json().id);
+      assert.equal(again.json().grantedAt, first.json().grantedAt, 'the answer is the earlier grant');
+      assert.equal((await events()).length, 1, 'a grant that was not inserted is not audited');
+      // Revoked, it can be granted (and is audited) anew.
+      assert.equal((await call('DELETE', `${base}?${new URLSearchParams(ref)}`, 'admin')).statusCode, 204);
+      assert.equal((await call('POST', base, 'admin', ref)).json().created, true);
+      assert.equal((await events()).length, 2);
+    });
   });
 }

@@ -129,5 +129,18 @@ for (const engine of engines()) {
       const userActions = new Set(u.json().records.map((x: { action: string }) => x.action));
       for (const a of ['user.created', 'user.disabled', 'user.enabled']) assert.ok(userActions.has(a), a);
     });
+
+    test('granting a role the user already holds changes nothing and records no second grant', async () => {
+      assert.equal((await call('POST', '/api/v1/tenants/acme/users', ops, { email: 'regrant@acme.test', password: 'copper kettle whistle' })).statusCode, 201);
+      const grants = async () =>
+        ((await call('GET', '/api/v1/tenants/acme/audit?action=role.granted&limit=500', ops)).json().records as { details: { role: string; stage: string | null } }[]).filter(
+          (r) => r.details.role === 'auditor',
+        );
+      const before = (await grants()).length;
+      for (let i = 0; i < 2; i++) assert.equal((await call('POST', '/api/v1/tenants/acme/grants', ops, { user: 'regrant@acme.test', role: 'auditor' })).statusCode, 204);
+      assert.equal((await grants()).length, before + 1, 'only the grant that was inserted is audited');
+      const users = (await call('GET', '/api/v1/tenants/acme/users', ops)).json() as { email: string; grants: unknown[] }[];
+      assert.deepEqual(users.find((u) => u.email === 'regrant@acme.test')?.grants, [{ role: 'auditor', stage: null }]);
+    });
   });
 }
