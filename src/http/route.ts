@@ -146,6 +146,8 @@ export function route<const S extends RouteSchema, const A extends RouteAccess>(
   return def as RouteDefinition;
 }
 
+const NO_CONTENT = { type: 'null', description: 'No content' } as const;
+
 /** What the kit needs from the server to build a context. */
 export interface RouteKit {
   readonly db: Db;
@@ -168,7 +170,8 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
         ...(r.schema.params ? { params: r.schema.params } : {}),
         ...(r.schema.querystring ? { querystring: r.schema.querystring } : {}),
         ...(r.schema.body ? { body: r.schema.body } : {}),
-        ...(r.schema.response ? { response: r.schema.response } : {}),
+        // A 204 route documents its empty answer (and the serializer has nothing to allow-list).
+        ...(r.schema.response ? { response: r.schema.response } : r.status === 204 ? { response: { 204: NO_CONTENT } } : {}),
         // Shown in the OpenAPI document; the authorizer reads `config.access`, not this.
         security: r.schema.security ? r.schema.security.map((s) => ({ ...s })) : r.access.kind === 'public' ? [] : [{ bearer: [] }],
         ...(r.access.kind === 'permission' ? { 'x-permission': r.access.permission } : {}),

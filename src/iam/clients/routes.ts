@@ -107,6 +107,8 @@ export function clientRoutes(iam: IamServices): RouteDefinition[] {
           'OAuth2 token endpoint, client credentials grant (RFC 6749 section 4.4): grant_type=client_credentials, client authenticated by HTTP Basic or client_id/client_secret in the body (form-encoded or JSON)',
         tags: ['iam'],
         response: { 200: Type.Object({ access_token: Type.String(), token_type: Type.Literal('Bearer'), expires_in: Type.Integer() }) },
+        // HTTP Basic, or no header with the credentials in the body.
+        security: [{ basic: [] }, {}],
       },
       // No body schema: RFC 6749 parameters (form or JSON) are checked by parseTokenRequest, whose
       // errors carry the OAuth2 `error` members clients look for; so the raw parsed body is read.

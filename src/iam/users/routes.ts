@@ -37,7 +37,16 @@ export function userRoutes(deps: { db: Db }): RouteDefinition[] {
       method: 'GET',
       url: '/api/v1/roles',
       access: access.authenticated,
-      schema: { summary: 'The built-in roles and the permission catalog', tags: ['iam'] },
+      schema: {
+        summary: 'The built-in roles and the permission catalog',
+        tags: ['iam'],
+        response: {
+          200: Type.Object({
+            permissions: Type.Array(Type.Object({ name: Type.String(), description: Type.String() })),
+            roles: Type.Array(Type.Object({ name: Type.String(), description: Type.String(), permissions: Type.Array(Type.String()) })),
+          }),
+        },
+      },
       handler: async () => ({
         permissions: Object.entries(permissions).map(([name, description]) => ({ name, description })),
         roles: Object.entries(builtInRoles).map(([name, r]) => ({ name, description: r.description, permissions: r.permissions })),
