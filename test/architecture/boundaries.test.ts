@@ -31,7 +31,7 @@ function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   return [...text.matchAll(IMPORT)]
     .map((m) => m[1] ?? m[2] ?? m[3])
-    .filter((s): s is string => s !== undefined && s.startsWith('.'))
+    .filter((s): s is string => s?.startsWith('.') === true)
     .map((s) => resolve(dirname(file), s));
 }
 
