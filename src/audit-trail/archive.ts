@@ -21,20 +21,23 @@
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Selectable, sql } from 'kysely';
+import { sql } from 'kysely';
 import {
+  type CanonicalRow,
   type CheckpointSigner,
   canonicalJson,
   chainHash,
   GENESIS_HASH,
   PLATFORM_CHAIN,
   record,
+  type SealedRow,
+  sealedRow,
   systemSource,
   toCanonical,
   toJsonLine,
   toRecordView,
 } from '../audit-chain/index.ts';
-import type { AuditEventsTable, Db, DbOrTrx, Trx } from '../db/index.ts';
+import type { Db, DbOrTrx, Trx } from '../db/index.ts';
 
 const DAY_MS = 86_400_000;
 const READ_BATCH = 1000;
@@ -351,7 +354,7 @@ async function archiveChainStep(
 
     // The longest prefix after the anchor whose records are all expired: stopping at the first
     // newer record keeps the online part of the chain contiguous even if clocks disagreed.
-    const rows: Selectable<AuditEventsTable>[] = [];
+    const rows: SealedRow[] = [];
     let prev = head.anchor_hash;
     let expected = anchorSeq + 1;
     let done = false;
@@ -365,7 +368,8 @@ async function archiveChainStep(
         .limit(Math.min(READ_BATCH, o.maxRecords - rows.length))
         .execute();
       if (batch.length === 0) break;
-      for (const row of batch) {
+      for (const stored of batch) {
+        const row = sealedRow(stored);
         if (row.occurred_at.getTime() >= o.cutoff.getTime()) {
           done = true;
           break;
@@ -614,7 +618,7 @@ function isSignature(v: unknown): v is ArchiveSignature {
  * A line back in the row shape `toCanonical` hashes, or null when a field has the wrong type.
  * Nothing is defaulted or coerced: a missing field must fail the hash, not be filled in.
  */
-function viewToRow(v: unknown): (Omit<AuditEventsTable, 'hash' | 'details'> & { details: unknown; hash: string }) | null {
+function viewToRow(v: unknown): (CanonicalRow & { hash: string }) | null {
   if (!isObject(v) || !isObject(v.actor) || !isObject(v.source)) return null;
   const { actor, source, target } = v;
   if (!(isStr(v.chain) && isSeq(v.seq) && isStr(v.id) && isStr(v.time) && isStrOrNull(v.tenantId) && isStr(v.action) && isStr(v.outcome))) return null;
