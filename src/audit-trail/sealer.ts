@@ -93,10 +93,12 @@ export class AuditSealer {
 
   async #pass(): Promise<SealResult | undefined> {
     try {
-      return await sealPending(this.#db, {
+      const result = await sealPending(this.#db, {
         ...(this.#opts.batchSize === undefined ? {} : { batchSize: this.#opts.batchSize }),
         ...(this.#opts.onSealed ? { onSealed: this.#opts.onSealed } : {}),
       });
+      if (result.sealed > 0) this.#logger.debug({ sealed: result.sealed, batches: result.batches }, 'audit events sealed');
+      return result;
     } catch (err) {
       this.#logger.error({ err }, 'audit sealing failed; retrying later (the events stay unsealed, none is lost)');
       return undefined;
