@@ -503,14 +503,18 @@ async function purgeExpired(db: Db, dir: string, cutoff: Date, now: Date, state:
         const targetId = `${chain}/${baseName(e.firstSeq, e.lastSeq)}`;
         const file = e.jsonl ?? `${join(chainDir, baseName(e.firstSeq, e.lastSeq))}.jsonl`;
         // Already on record: an earlier run was interrupted after recording; finish its deletion.
-        const already = await trx
-          .selectFrom('accord.audit_events')
-          .select('details')
-          .where('chain_id', '=', PLATFORM_CHAIN)
-          .where('action', '=', 'audit.archive.purged')
-          .where('target_type', '=', ARCHIVE_TARGET)
-          .where('target_id', '=', targetId)
-          .executeTakeFirst();
+        // Sealed records through their action index, then the few not sealed yet through theirs.
+        const purgeRecord = (sealed: boolean) =>
+          trx
+            .selectFrom('accord.audit_events')
+            .select('details')
+            .where('chain_id', '=', PLATFORM_CHAIN)
+            .where('seq', sealed ? 'is not' : 'is', null)
+            .where('action', '=', 'audit.archive.purged')
+            .where('target_type', '=', ARCHIVE_TARGET)
+            .where('target_id', '=', targetId)
+            .executeTakeFirst();
+        const already = (await purgeRecord(true)) ?? (await purgeRecord(false));
         if (already) {
           const d = already.details as { records?: unknown; lastRecordAt?: unknown };
           const records = typeof d.records === 'number' ? d.records : null;

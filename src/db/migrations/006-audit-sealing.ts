@@ -7,7 +7,8 @@ import { type Kysely, sql } from 'kysely';
  * writing transactions have all ended. Rows sealed before this migration stay as they are.
  *
  * - `(chain_id, seq)` stops being the primary key (seq is NULL until sealed) and becomes a unique
- *   index, which still refuses two records at one position.
+ *   index over sealed rows, which still refuses two records at one position; the search indexes
+ *   cover sealed rows only, so an insert maintains just the small index of unsealed rows.
  * - The append-only trigger allows one UPDATE per row: sealing, which fills seq and hash of an
  *   unsealed row and changes nothing else. The platform role gets UPDATE on those two columns only.
  * - `accord.append_audit_event(jsonb)`: the one way into the trail for a session whose role cannot
@@ -26,7 +27,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     alter table accord.audit_events
       add constraint audit_events_sealed_whole check ((seq is null) = (hash is null)),
       add constraint audit_events_unsealed_known check (seq is not null or (xid is not null and ins is not null));
-    create unique index audit_events_seq on accord.audit_events (chain_id, seq);
+    -- The indexes of sealed records cover sealed records only, so an insert (the request path)
+    -- maintains one small index, and sealing adds the row to the others.
+    create unique index audit_events_seq on accord.audit_events (chain_id, seq) where seq is not null;
+    drop index accord.audit_events_time;
+    create index audit_events_time on accord.audit_events (chain_id, occurred_at) where seq is not null;
+    drop index accord.audit_events_action;
+    create index audit_events_action on accord.audit_events (chain_id, action, seq) where seq is not null;
     -- The sealer's work list, and search's view of the newest records: small, as rows leave it when sealed.
     create index audit_events_unsealed on accord.audit_events (chain_id, ins) where seq is null;
     -- The horizon of the last seal pass that left nothing sealable behind in this chain: an
@@ -144,6 +151,10 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     alter table accord.audit_chains drop column sealed_xid;
     drop index accord.audit_events_unsealed;
     drop index accord.audit_events_seq;
+    drop index accord.audit_events_time;
+    create index audit_events_time on accord.audit_events (chain_id, occurred_at);
+    drop index accord.audit_events_action;
+    create index audit_events_action on accord.audit_events (chain_id, action, seq);
     alter table accord.audit_events drop constraint audit_events_unsealed_known, drop constraint audit_events_sealed_whole;
     alter table accord.audit_events drop column ins, drop column xid;
     alter table accord.audit_events alter column seq set not null, alter column hash set not null;
