@@ -25,7 +25,7 @@ const RESULTS = join(ROOT, 'bench', 'results', 'audit.json');
 const WRITERS = 8;
 const BATCH = 100;
 /** The server's default sealing schedule (config auditSealDelayMs, auditSealIntervalMs). */
-const SEAL_DELAY_MS = 5;
+const SEAL_DELAY_MS = 10;
 const SEAL_INTERVAL_MS = 1000;
 
 /**
@@ -198,25 +198,26 @@ interface CostResult {
   p99Ratio: number;
   /** Audited tx/s over unaudited tx/s. */
   throughputRatio: number;
-  /** From each audited writer's commit to its event's seal, ms. */
-  sealLag: SealLag;
+  /** From each audited writer's commit to its event's seal, ms (absent: no sealer ran). */
+  sealLag?: SealLag;
 }
 
 /**
  * (b) sequential: the two variants alternate transaction by transaction, so drift in the machine's
  * load (it is shared) hits both alike.
  */
-async function sequentialCost(db: Db, n: number, warmup: number, lag: LagTracker): Promise<CostResult> {
+async function sequentialCost(db: Db, n: number, warmup: number, lag: LagTracker | undefined): Promise<CostResult> {
   const chain = randomUUID();
   for (let i = 0; i < warmup; i++) await timedWrite(db, i, i % 2 ? chain : undefined, lag);
-  await lag.drained();
-  lag.phase('sequential');
+  await lag?.drained();
+  lag?.phase('sequential');
   const without: number[] = [];
   const withAudit: number[] = [];
   for (let i = 0; i < 2 * n; i++) {
     if (i % 2) withAudit.push(await timedWrite(db, i, chain, lag));
     else without.push(await timedWrite(db, i, undefined, lag));
   }
+  if (!lag) return costResult(1, 'one chain, no sealer running', without, withAudit, undefined, undefined);
   const drainMs = await lag.drained();
   return costResult(1, 'one chain', without, withAudit, undefined, { ...latency(lag.lags.get('sequential') ?? []), drainMs: round3(drainMs) });
 }
@@ -280,7 +281,7 @@ function costResult(
   without: number[],
   withAudit: number[],
   tps: { without: number; with: number } | undefined,
-  sealLag: SealLag,
+  sealLag: SealLag | undefined,
 ): CostResult {
   const a = latency(without);
   const b = latency(withAudit);
@@ -296,7 +297,7 @@ function costResult(
     medianRatio: round3(b.medianMs / a.medianMs),
     p99Ratio: round3(b.p99Ms / a.p99Ms),
     throughputRatio: round3(withTps / withoutTps),
-    sealLag,
+    ...(sealLag ? { sealLag } : {}),
   };
 }
 
@@ -386,6 +387,8 @@ interface EngineResult {
   sealSpeed: SealSpeed;
   /** Median `select 1` round trip, ms. */
   roundTripMs: number;
+  /** The request path alone: the sealer does not run during these writes. */
+  sequentialNoSealer: CostResult;
   sequential: CostResult;
   concurrent?: { oneChain: CostResult; manyChains: CostResult };
   verify: VerifyResult;
@@ -415,6 +418,9 @@ async function benchEngine(label: string, database: Database, n: number, log: (l
 
   const roundTrip = await roundTripMs(db, 1000);
   log(`${label}: select 1 round trip ${roundTrip} ms`);
+  const sequentialNoSealer = await sequentialCost(db, n, Math.max(100, n / 10), undefined);
+  log(`${label}: sequential write, no sealer running, ${sequentialNoSealer.without.medianMs} ms, with audit ${sequentialNoSealer.with.medianMs} ms (×${sequentialNoSealer.medianRatio})`);
+  await sealPending(db);
   // From here on this process's sealer runs as a server node's does (default schedule).
   const lag = new LagTracker();
   const sealer = new AuditSealer(db, pino({ level: 'warn' }), { delayMs: SEAL_DELAY_MS, intervalMs: SEAL_INTERVAL_MS, onSealed: (e) => lag.sealed(e) });
@@ -424,14 +430,14 @@ async function benchEngine(label: string, database: Database, n: number, log: (l
   try {
     sequential = await sequentialCost(db, n, Math.max(100, n / 10), lag);
     log(
-      `${label}: sequential write ${sequential.without.medianMs} ms, with audit ${sequential.with.medianMs} ms (×${sequential.medianRatio}); seal lag median ${sequential.sealLag.medianMs} ms, p99 ${sequential.sealLag.p99Ms} ms`,
+      `${label}: sequential write ${sequential.without.medianMs} ms, with audit ${sequential.with.medianMs} ms (×${sequential.medianRatio}); seal lag median ${sequential.sealLag?.medianMs} ms, p99 ${sequential.sealLag?.p99Ms} ms`,
     );
     if (database.engine === 'postgres') {
       const c = await concurrentCost(db, n, WRITERS, 4, lag);
       concurrent = { oneChain: c.oneChain, manyChains: c.manyChains };
       for (const r of [c.oneChain, c.manyChains]) {
         log(
-          `${label}: ${WRITERS} writers, ${r.chains}: ${r.without.medianMs} → ${r.with.medianMs} ms (×${r.medianRatio}), ${r.without.transactionsPerSecond} → ${r.with.transactionsPerSecond} tx/s (×${r.throughputRatio}); seal lag median ${r.sealLag.medianMs} ms, p99 ${r.sealLag.p99Ms} ms, drained ${r.sealLag.drainMs} ms after a block`,
+          `${label}: ${WRITERS} writers, ${r.chains}: ${r.without.medianMs} → ${r.with.medianMs} ms (×${r.medianRatio}), ${r.without.transactionsPerSecond} → ${r.with.transactionsPerSecond} tx/s (×${r.throughputRatio}); seal lag median ${r.sealLag?.medianMs} ms, p99 ${r.sealLag?.p99Ms} ms, drained ${r.sealLag?.drainMs} ms after a block`,
         );
       }
     }
@@ -441,7 +447,7 @@ async function benchEngine(label: string, database: Database, n: number, log: (l
 
   const verify = await verifySpeed(db, 3);
   log(`${label}: verified ${verify.records} records in ${verify.chains} chains: ${verify.recordsPerSecond} records/s`);
-  return { engine: label, throughput: tp, sealSpeed: seal, roundTripMs: roundTrip, sequential, ...(concurrent ? { concurrent } : {}), verify };
+  return { engine: label, throughput: tp, sealSpeed: seal, roundTripMs: roundTrip, sequentialNoSealer, sequential, ...(concurrent ? { concurrent } : {}), verify };
 }
 
 const ms = (n: number) => n.toFixed(2);
@@ -462,7 +468,7 @@ function tables(results: EngineResult[], fsyncMs: number | undefined): string {
     '| engine | writers | audited chains | median ms without | median ms with | added ms | median ratio | p99 ms without | p99 ms with | p99 ratio | tx/s without | tx/s with | throughput ratio |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
-  const costs = (r: EngineResult) => [r.sequential, r.concurrent?.oneChain, r.concurrent?.manyChains].filter((c): c is CostResult => c !== undefined);
+  const costs = (r: EngineResult) => [r.sequentialNoSealer, r.sequential, r.concurrent?.oneChain, r.concurrent?.manyChains].filter((c): c is CostResult => c !== undefined);
   for (const r of results) {
     for (const c of costs(r)) {
       out.push(
@@ -474,6 +480,7 @@ function tables(results: EngineResult[], fsyncMs: number | undefined): string {
   out.push('| engine | writers | audited chains | events | median ms | p99 ms | max ms | left to seal when the writes stopped: drained within ms |', '|---|---:|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
     for (const c of costs(r)) {
+      if (!c.sealLag) continue;
       out.push(`| ${r.engine} | ${c.writers} | ${c.chains} | ${c.sealLag.n} | ${ms(c.sealLag.medianMs)} | ${ms(c.sealLag.p99Ms)} | ${ms(c.sealLag.maxMs)} | ${ms(c.sealLag.drainMs)} |`);
     }
   }

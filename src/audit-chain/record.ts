@@ -185,7 +185,7 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
   // Milliseconds only: the stored timestamp must read back exactly as it will be hashed.
   const row: Record<(typeof COLUMNS)[number], unknown> = { ...fields, id, occurred_at: new Date(Math.floor(now.getTime())), details: JSON.stringify(fields.details) };
   await trx.executeQuery(CompiledQuery.raw(INSERT, COLUMNS.map((c) => row[c])));
-  auditWritten();
+  auditWritten(fields.chain_id);
   return id;
 }
 
@@ -195,7 +195,7 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
  */
 export async function appendAuditEvent(trx: Trx, source: AuditSource, event: AuditEvent): Promise<string> {
   const r = await sql<{ id: string }>`select accord.append_audit_event(${auditEventJson(source, event)}::jsonb) as id`.execute(trx);
-  auditWritten();
+  auditWritten(chainIdFor(event.tenantId));
   return r.rows[0]!.id;
 }
 

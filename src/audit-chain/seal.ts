@@ -66,7 +66,9 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
   const chainsPerBatch = positive(opts.chainsPerBatch, 100, 'chainsPerBatch');
   let sealed = 0;
   let batches = 0;
-  const chains = await chainsToSeal(db, opts.chains);
+  let pending = false;
+  // Named chains need no discovery: their heads are created by the batch if missing.
+  const chains = opts.chains ? [...new Set(opts.chains)].sort() : await chainsToSeal(db);
   for (let i = 0; i < chains.length; i += chainsPerBatch) {
     const part = chains.slice(i, i + chainsPerBatch);
     for (;;) {
@@ -74,60 +76,79 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
       batches++;
       sealed += b.events.length;
       if (b.events.length > 0) opts.onSealed?.(b.events);
-      if (!b.full) break;
+      if (!b.full) {
+        pending ||= b.pending;
+        break;
+      }
     }
   }
-  if (opts.chains?.length === 0) return { sealed, batches, pending: false };
-  const left = await sql<{ pending: boolean }>`select exists (
-      select 1 from accord.audit_events where seq is null ${opts.chains ? sql`and chain_id in (${sql.join(opts.chains)})` : sql``}
-    ) as pending`.execute(db);
-  return { sealed, batches, pending: left.rows[0]?.pending === true };
+  return { sealed, batches, pending };
 }
 
 /**
- * Chains with unsealed events, their head rows created if missing. A skip scan over the
- * unsealed-events index: one probe per chain, however many events wait.
+ * Chains with unsealed events. A skip scan over the unsealed-events index: one probe per chain,
+ * however many events wait.
  */
-async function chainsToSeal(db: Db, only: readonly string[] | undefined): Promise<string[]> {
-  if (only !== undefined && only.length === 0) return [];
-  const filter = only ? sql`and chain_id in (${sql.join(only)})` : sql``;
+async function chainsToSeal(db: Db): Promise<string[]> {
   const r = await sql<{ chain_id: string }>`
-    with recursive c (chain_id, tenant_id) as (
-      (select chain_id, tenant_id from accord.audit_events where seq is null ${filter} order by chain_id limit 1)
+    with recursive c (chain_id) as (
+      (select chain_id from accord.audit_events where seq is null order by chain_id limit 1)
       union all
-      select n.chain_id, n.tenant_id from c cross join lateral (
-        select e.chain_id, e.tenant_id from accord.audit_events e
-        where e.seq is null and e.chain_id > c.chain_id ${filter} order by e.chain_id limit 1
-      ) n
-    ),
-    created as (
-      insert into accord.audit_chains (chain_id, tenant_id) select chain_id, tenant_id from c on conflict do nothing
+      select (select e.chain_id from accord.audit_events e where e.seq is null and e.chain_id > c.chain_id order by e.chain_id limit 1)
+      from c where c.chain_id is not null
     )
-    select chain_id from c order by chain_id`.execute(db);
+    select chain_id from c where chain_id is not null`.execute(db);
   return r.rows.map((row) => row.chain_id);
 }
 
-/** One transaction: lock the heads, read their final unsealed events, link them, move the heads. */
-async function sealBatch(db: Db, chains: readonly string[], limit: number, wait: boolean): Promise<{ events: SealedEvent[]; full: boolean }> {
+/**
+ * One transaction: lock the heads (creating missing ones), read their final unsealed events, link
+ * them, move the heads. `pending`: unsealed events are left that this batch could not seal (of
+ * transactions still running, or in chains another sealer held).
+ */
+async function sealBatch(db: Db, chains: readonly string[], limit: number, wait: boolean): Promise<{ events: SealedEvent[]; full: boolean; pending: boolean }> {
   const events: SealedEvent[] = [];
+  let pending = false;
   const full = await db.transaction().execute(async (trx) => {
     let heads = trx.selectFrom('accord.audit_chains').select(['chain_id', 'last_seq', 'last_hash']).where('chain_id', 'in', chains).orderBy('chain_id').forUpdate();
     if (!wait) heads = heads.skipLocked();
     const locked = await heads.execute();
+    if (locked.length < chains.length) {
+      // New chains get their head here (held by this transaction until it commits); a chain whose
+      // head exists but was not locked is another sealer's for now.
+      const have = new Set(locked.map((h) => h.chain_id));
+      const missing = chains.filter((c) => !have.has(c));
+      const created = await sql<{ chain_id: string; last_seq: number; last_hash: Buffer }>`
+        insert into accord.audit_chains (chain_id, tenant_id)
+        select distinct on (chain_id) chain_id, tenant_id from accord.audit_events
+        where seq is null and chain_id in (${sql.join(missing)})
+        order by chain_id, ins
+        on conflict do nothing
+        returning chain_id, last_seq, last_hash`.execute(trx);
+      locked.push(...created.rows);
+      if (created.rows.length < missing.length) pending = true;
+    }
     if (locked.length === 0) return false;
     // A new statement, so a new snapshot: taken after the locks, it sees every earlier seal.
+    const lockedIds = sql.join(locked.map((l) => l.chain_id));
     const rows = (
-      await sql<UnsealedRow>`
-        select h.horizon::text as horizon, e.*
-        from (select pg_snapshot_xmin(pg_current_snapshot()) as horizon) h
+      await sql<UnsealedRow & { waiting: boolean }>`
+        select h.horizon::text as horizon, h.waiting, e.*
+        from (
+          select x.horizon, exists (
+            select 1 from accord.audit_events w where w.seq is null and w.chain_id in (${lockedIds}) and not (w.xid < x.horizon)
+          ) as waiting
+          from (select pg_snapshot_xmin(pg_current_snapshot()) as horizon) x
+        ) h
         left join lateral (
           select * from accord.audit_events
-          where seq is null and chain_id in (${sql.join(locked.map((l) => l.chain_id))}) and xid < h.horizon
+          where seq is null and chain_id in (${lockedIds}) and xid < h.horizon
           order by chain_id, ins
           limit ${limit}
         ) e on true`.execute(trx)
     ).rows;
     const horizon = rows[0]?.horizon;
+    if (rows[0]?.waiting) pending = true;
     const linked = rows.filter((r) => r.chain_id !== null);
     const state = new Map(locked.map((h) => [h.chain_id, { seq: Number(h.last_seq), hash: h.last_hash, moved: false }]));
     const updates: { chain_id: string; ins: number; seq: number; hash: string }[] = [];
@@ -172,5 +193,5 @@ async function sealBatch(db: Db, chains: readonly string[], limit: number, wait:
     }
     return isFull;
   });
-  return { events, full };
+  return { events, full, pending };
 }

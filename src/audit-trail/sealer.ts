@@ -26,7 +26,12 @@ export class AuditSealer {
   readonly #db: Db;
   readonly #logger: Logger;
   readonly #opts: AuditSealerOptions;
+  /** Chains this process wrote to since their last seal pass. */
+  readonly #dirty = new Set<string>();
+  /** A pass over every chain (discovery) is due. */
+  #sweepDue = false;
   #timer: NodeJS.Timeout | undefined;
+  #sweep: NodeJS.Timeout | undefined;
   #dueAt = Number.POSITIVE_INFINITY;
   #running: Promise<SealResult | undefined> | undefined;
   #rangDuringPass = false;
@@ -43,18 +48,24 @@ export class AuditSealer {
     this.#backoffMs = Math.max(1, opts.delayMs);
   }
 
-  /** Starts listening for this process's writes and the periodic look. */
+  /** Starts listening for this process's writes and the periodic look over every chain. */
   start(): void {
-    this.#unsubscribe = onAuditWritten(() => {
+    this.#unsubscribe = onAuditWritten((chain) => {
+      this.#dirty.add(chain);
       if (this.#running) this.#rangDuringPass = true;
       else this.#schedule(this.#opts.delayMs);
     });
-    this.#schedule(this.#opts.intervalMs);
+    this.#sweep = setInterval(() => {
+      this.#sweepDue = true;
+      this.#schedule(0);
+    }, this.#opts.intervalMs);
+    this.#sweep.unref();
   }
 
-  /** Runs a pass now (after the one running, if any) and returns what it sealed. */
+  /** Runs a pass over every chain now (after the one running, if any) and returns what it sealed. */
   async sealNow(): Promise<SealResult | undefined> {
     await this.#running;
+    this.#sweepDue = true;
     return this.#run();
   }
 
@@ -63,7 +74,9 @@ export class AuditSealer {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#sweep) clearInterval(this.#sweep);
     await this.#running;
+    this.#sweepDue = true;
     await this.#pass();
   }
 
@@ -91,18 +104,33 @@ export class AuditSealer {
     return running;
   }
 
+  /** Seals the chains this process wrote to, or every chain when a sweep is due. */
   async #pass(): Promise<SealResult | undefined> {
+    const sweep = this.#sweepDue;
+    const chains = sweep ? undefined : [...this.#dirty];
+    this.#sweepDue = false;
+    this.#dirty.clear();
+    if (chains?.length === 0) return undefined;
     try {
       const result = await sealPending(this.#db, {
+        ...(chains ? { chains } : {}),
         ...(this.#opts.batchSize === undefined ? {} : { batchSize: this.#opts.batchSize }),
         ...(this.#opts.onSealed ? { onSealed: this.#opts.onSealed } : {}),
       });
-      if (result.sealed > 0) this.#logger.debug({ sealed: result.sealed, batches: result.batches }, 'audit events sealed');
+      if (result.sealed > 0) this.#logger.debug({ sealed: result.sealed, batches: result.batches, sweep }, 'audit events sealed');
+      if (result.pending) this.#again(chains);
       return result;
     } catch (err) {
       this.#logger.error({ err }, 'audit sealing failed; retrying later (the events stay unsealed, none is lost)');
+      this.#again(chains);
       return undefined;
     }
+  }
+
+  /** What a pass left behind is looked at again by the next one. */
+  #again(chains: readonly string[] | undefined): void {
+    if (chains === undefined) this.#sweepDue = true;
+    else for (const c of chains) this.#dirty.add(c);
   }
 
   #next(result: SealResult | undefined): void {
@@ -110,14 +138,13 @@ export class AuditSealer {
       this.#rangDuringPass = false;
       this.#schedule(this.#opts.delayMs);
     }
-    if (result?.pending) {
-      // Events of transactions still running, or chains another node holds: look again soon,
-      // less often the longer nothing moves.
+    if (this.#dirty.size > 0 || this.#sweepDue) {
+      // Events of transactions still running, or chains another node holds, or a failure: look
+      // again soon, less often the longer nothing moves.
       this.#schedule(this.#backoffMs);
-      this.#backoffMs = result.sealed > 0 ? Math.max(1, this.#opts.delayMs) : Math.min(this.#opts.intervalMs, this.#backoffMs * 2);
+      this.#backoffMs = result && result.sealed > 0 ? Math.max(1, this.#opts.delayMs) : Math.min(this.#opts.intervalMs, this.#backoffMs * 2);
     } else {
       this.#backoffMs = Math.max(1, this.#opts.delayMs);
     }
-    this.#schedule(this.#opts.intervalMs);
   }
 }

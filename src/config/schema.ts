@@ -49,7 +49,7 @@ export const ConfigSchema = Type.Object(
     auditSealDelayMs: Type.Integer({
       minimum: 0,
       maximum: 3_600_000,
-      default: 5,
+      default: 10,
       description: 'After this node writes audit events, link them into their chains (seal them) within about this many ms; a pass takes what arrived meanwhile.',
     }),
     auditSealIntervalMs: Type.Integer({
