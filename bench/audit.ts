@@ -1,8 +1,10 @@
 // The audit trail's cost, on PGlite (in memory) and PostgreSQL (a local server from the test
-// harness): (a) records/s through record() with one and with 100 records per transaction; (b) what
-// one record() adds to a small write transaction (median and p99 latency with and without it,
-// sequential, then 8 concurrent writers on one chain and on 8 chains, PostgreSQL only); (c) how
-// fast verifyChains() recomputes what was written.
+// harness): (a) records/s through record() with one and with 100 records per transaction, and how
+// fast sealPending() links that backlog into its chain; (b) what one record() adds to a small write
+// transaction (median and p99 latency with and without it, sequential, then 8 concurrent writers on
+// one chain and on 8 chains, PostgreSQL only), with this process's sealer running as in a server,
+// and the seal lag: from a writer's commit to the sealer's commit of that event; (c) how fast
+// verifyChains() recomputes what was written.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -11,7 +13,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { type AuditEvent, ephemeralSigner, record, systemSource, takeCheckpoints, verifyChains } from '../src/audit-chain/index.ts';
+import pino from 'pino';
+import { type AuditEvent, ephemeralSigner, record, type SealedEvent, sealPending, systemSource, takeCheckpoints, verifyChains } from '../src/audit-chain/index.ts';
+import { AuditSealer } from '../src/audit-trail/index.ts';
 import { type Database, type Db, migrate, openDatabase, type Trx } from '../src/db/index.ts';
 import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
 import { createOwnedDatabase, machine, positiveInt } from './lib.ts';
@@ -20,10 +24,59 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results', 'audit.json');
 const WRITERS = 8;
 const BATCH = 100;
+/** The server's default sealing schedule (config auditSealDelayMs, auditSealIntervalMs). */
+const SEAL_DELAY_MS = 10;
+const SEAL_INTERVAL_MS = 1000;
 
+/**
+ * Seal lag: from the moment a writer sees its commit to the moment the sealer's batch holding that
+ * event has committed, per event, sorted into the phase that was running.
+ */
+class LagTracker {
+  readonly #committed = new Map<string, number>();
+  readonly #sealedAt = new Map<string, number>();
+  #phase = 'none';
+  readonly lags = new Map<string, number[]>();
 
-
-
+  phase(name: string): void {
+    this.#phase = name;
+    if (!this.lags.has(name)) this.lags.set(name, []);
+  }
+  committed(id: string): void {
+    const now = performance.now();
+    const sealed = this.#sealedAt.get(id);
+    if (sealed === undefined) this.#committed.set(id, now);
+    else {
+      // The sealer's callback ran first: its commit cannot precede ours, so the lag is about 0.
+      this.#sealedAt.delete(id);
+      this.lags.get(this.#phase)?.push(Math.max(0, sealed - now));
+    }
+  }
+  sealed(events: readonly SealedEvent[]): void {
+    const now = performance.now();
+    for (const e of events) {
+      const at = this.#committed.get(e.id);
+      if (at === undefined) this.#sealedAt.set(e.id, now);
+      else {
+        this.#committed.delete(e.id);
+        this.lags.get(this.#phase)?.push(now - at);
+      }
+    }
+  }
+  /** Committed events the sealer has not sealed yet. */
+  get waiting(): number {
+    return this.#committed.size;
+  }
+  /** Waits until every committed event is sealed; returns the ms it took. */
+  async drained(timeoutMs = 60_000): Promise<number> {
+    const t0 = performance.now();
+    while (this.#committed.size > 0) {
+      if (performance.now() - t0 > timeoutMs) throw new Error(`${this.#committed.size} events still unsealed after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return performance.now() - t0;
+  }
+}
 interface Latency {
   n: number;
   medianMs: number;
@@ -65,13 +118,20 @@ async function insertItem(trx: Trx, n: number): Promise<string> {
 }
 
 /** One write transaction, timed from begin to commit; with `chain`, it also records one event. */
-async function timedWrite(db: Db, n: number, chain: string | undefined): Promise<number> {
+async function timedWrite(db: Db, n: number, chain: string | undefined, lag?: LagTracker): Promise<number> {
   const t0 = performance.now();
-  await db.transaction().execute(async (trx) => {
+  const eventId = await db.transaction().execute(async (trx) => {
     const id = await insertItem(trx, n);
-    if (chain !== undefined) await record(trx, systemSource, event(chain, id));
+    return chain === undefined ? undefined : record(trx, systemSource, event(chain, id));
   });
-  return performance.now() - t0;
+  const elapsed = performance.now() - t0;
+  if (eventId !== undefined) lag?.committed(eventId);
+  // A server gets each request from a socket, so its event loop turns between requests and the
+  // sealer's timers run. PGlite answers without I/O: a tight loop of writes would starve timers
+  // (the sealer would only run once the loop ends). One turn per transaction, outside the timing,
+  // for both variants alike.
+  await new Promise((resolve) => setImmediate(resolve));
+  return elapsed;
 }
 
 interface ThroughputResult {
@@ -123,6 +183,11 @@ async function throughput(db: Db, cases: readonly (readonly [number, number])[],
   });
 }
 
+interface SealLag extends Latency {
+  /** Longest wait, after a block of writes ended, until the sealer had sealed all of it. */
+  drainMs: number;
+}
+
 interface CostResult {
   writers: number;
   /** 'one chain' or 'N chains' for the audited variant. */
@@ -131,48 +196,69 @@ interface CostResult {
   with: Latency & { transactionsPerSecond: number };
   medianRatio: number;
   p99Ratio: number;
+  /** Audited tx/s over unaudited tx/s. */
+  throughputRatio: number;
+  /** From each audited writer's commit to its event's seal, ms (absent: no sealer ran). */
+  sealLag?: SealLag;
 }
 
 /**
  * (b) sequential: the two variants alternate transaction by transaction, so drift in the machine's
  * load (it is shared) hits both alike.
  */
-async function sequentialCost(db: Db, n: number, warmup: number): Promise<CostResult> {
+async function sequentialCost(db: Db, n: number, warmup: number, lag: LagTracker | undefined): Promise<CostResult> {
   const chain = randomUUID();
-  for (let i = 0; i < warmup; i++) await timedWrite(db, i, i % 2 ? chain : undefined);
+  for (let i = 0; i < warmup; i++) await timedWrite(db, i, i % 2 ? chain : undefined, lag);
+  await lag?.drained();
+  lag?.phase('sequential');
   const without: number[] = [];
   const withAudit: number[] = [];
   for (let i = 0; i < 2 * n; i++) {
-    if (i % 2) withAudit.push(await timedWrite(db, i, chain));
-    else without.push(await timedWrite(db, i, undefined));
+    if (i % 2) withAudit.push(await timedWrite(db, i, chain, lag));
+    else without.push(await timedWrite(db, i, undefined, lag));
   }
-  return costResult(1, 'one chain', without, withAudit, undefined);
+  if (!lag) return costResult(1, 'one chain, no sealer running', without, withAudit, undefined, undefined);
+  const drainMs = await lag.drained();
+  return costResult(1, 'one chain', without, withAudit, undefined, { ...latency(lag.lags.get('sequential') ?? []), drainMs: round3(drainMs) });
 }
 
 /**
  * (b) concurrent: `writers` clients at once, each on its own pooled connection. The variants run
  * in blocks (mixing them would let unaudited writers fill the gaps audited ones wait in), in
- * `rounds` rounds with the order rotated, so load drift spreads over all of them.
+ * `rounds` rounds with the order rotated, so load drift spreads over all of them. After each
+ * audited block, the sealer's drain time (until all of the block is sealed) is taken outside the
+ * block's wall time: the sealer runs during the block, and what it has left at the end shows
+ * whether it keeps up.
  */
-async function concurrentCost(db: Db, n: number, writers: number, rounds: number): Promise<{ without: CostResult['without']; oneChain: CostResult; manyChains: CostResult }> {
+async function concurrentCost(
+  db: Db,
+  n: number,
+  writers: number,
+  rounds: number,
+  lag: LagTracker,
+): Promise<{ without: CostResult['without']; oneChain: CostResult; manyChains: CostResult }> {
   const sharedChain = randomUUID();
   const ownChains = Array.from({ length: writers }, () => randomUUID());
   type Variant = 'without' | 'one' | 'many';
   const samples: Record<Variant, number[]> = { without: [], one: [], many: [] };
   const wall: Record<Variant, number> = { without: 0, one: 0, many: 0 };
+  const drain: Record<Variant, number> = { without: 0, one: 0, many: 0 };
   const perWriter = Math.ceil(n / rounds / writers);
   const block = async (v: Variant, keep: boolean) => {
+    lag.phase(keep ? v : 'warm-up');
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: writers }, async (_, w) => {
         for (let i = 0; i < perWriter; i++) {
           const chain = v === 'without' ? undefined : v === 'one' ? sharedChain : ownChains[w]!;
-          const elapsed = await timedWrite(db, i, chain);
+          const elapsed = await timedWrite(db, i, chain, lag);
           if (keep) samples[v].push(elapsed);
         }
       }),
     );
     if (keep) wall[v] += performance.now() - t0;
+    const drained = await lag.drained();
+    if (keep) drain[v] = Math.max(drain[v], drained);
   };
   const order: Variant[] = ['without', 'one', 'many'];
   for (const v of order) await block(v, false); // warm-up: connections, chain rows, plans
@@ -181,26 +267,53 @@ async function concurrentCost(db: Db, n: number, writers: number, rounds: number
   }
   const tps = (v: Variant) => Math.round(samples[v].length / (wall[v] / 1000));
   const base = { ...latency(samples.without), transactionsPerSecond: tps('without') };
+  const lagOf = (v: Variant): SealLag => ({ ...latency(lag.lags.get(v) ?? []), drainMs: round3(drain[v]) });
   return {
     without: base,
-    oneChain: costResult(writers, 'one chain', samples.without, samples.one, { without: tps('without'), with: tps('one') }),
-    manyChains: costResult(writers, `${writers} chains`, samples.without, samples.many, { without: tps('without'), with: tps('many') }),
+    oneChain: costResult(writers, 'one chain', samples.without, samples.one, { without: tps('without'), with: tps('one') }, lagOf('one')),
+    manyChains: costResult(writers, `${writers} chains`, samples.without, samples.many, { without: tps('without'), with: tps('many') }, lagOf('many')),
   };
 }
 
-function costResult(writers: number, chains: string, without: number[], withAudit: number[], tps: { without: number; with: number } | undefined): CostResult {
+function costResult(
+  writers: number,
+  chains: string,
+  without: number[],
+  withAudit: number[],
+  tps: { without: number; with: number } | undefined,
+  sealLag: SealLag | undefined,
+): CostResult {
   const a = latency(without);
   const b = latency(withAudit);
   // Sequential: one transaction at a time, so throughput is the inverse of the mean latency.
   const seqTps = (l: Latency) => Math.round(1000 / l.meanMs);
+  const withoutTps = tps?.without ?? seqTps(a);
+  const withTps = tps?.with ?? seqTps(b);
   return {
     writers,
     chains,
-    without: { ...a, transactionsPerSecond: tps?.without ?? seqTps(a) },
-    with: { ...b, transactionsPerSecond: tps?.with ?? seqTps(b) },
+    without: { ...a, transactionsPerSecond: withoutTps },
+    with: { ...b, transactionsPerSecond: withTps },
     medianRatio: round3(b.medianMs / a.medianMs),
     p99Ratio: round3(b.p99Ms / a.p99Ms),
+    throughputRatio: round3(withTps / withoutTps),
+    ...(sealLag ? { sealLag } : {}),
   };
+}
+
+interface SealSpeed {
+  records: number;
+  seconds: number;
+  recordsPerSecond: number;
+  batches: number;
+}
+
+/** (a) sealPending() over the unsealed backlog (a) left: how fast a start-up catches up. */
+async function sealSpeed(db: Db): Promise<SealSpeed> {
+  const t0 = performance.now();
+  const r = await sealPending(db);
+  const seconds = (performance.now() - t0) / 1000;
+  return { records: r.sealed, seconds: round3(seconds), recordsPerSecond: Math.round(r.sealed / seconds), batches: r.batches };
 }
 
 interface VerifyResult {
@@ -271,8 +384,11 @@ function fdatasyncMs(n: number): number {
 interface EngineResult {
   engine: string;
   throughput: ThroughputResult[];
+  sealSpeed: SealSpeed;
   /** Median `select 1` round trip, ms. */
   roundTripMs: number;
+  /** The request path alone: the sealer does not run during these writes. */
+  sequentialNoSealer: CostResult;
   sequential: CostResult;
   concurrent?: { oneChain: CostResult; manyChains: CostResult };
   verify: VerifyResult;
@@ -297,48 +413,75 @@ async function benchEngine(label: string, database: Database, n: number, log: (l
   );
   for (const r of tp) log(`${label}: ${r.records} records, ${r.recordsPerTransaction} per transaction: ${r.recordsPerSecond} records/s (rounds: ${r.roundsRecordsPerSecond.join(' ')})`);
 
+  const seal = await sealSpeed(db);
+  log(`${label}: sealed the backlog of ${seal.records} records in ${seal.seconds} s: ${seal.recordsPerSecond} records/s (${seal.batches} batches)`);
+
   const roundTrip = await roundTripMs(db, 1000);
   log(`${label}: select 1 round trip ${roundTrip} ms`);
-  const sequential = await sequentialCost(db, n, Math.max(100, n / 10));
-  log(`${label}: sequential write ${sequential.without.medianMs} ms, with audit ${sequential.with.medianMs} ms (×${sequential.medianRatio})`);
-
+  const sequentialNoSealer = await sequentialCost(db, n, Math.max(100, n / 10), undefined);
+  log(`${label}: sequential write, no sealer running, ${sequentialNoSealer.without.medianMs} ms, with audit ${sequentialNoSealer.with.medianMs} ms (×${sequentialNoSealer.medianRatio})`);
+  await sealPending(db);
+  // From here on this process's sealer runs as a server node's does (default schedule).
+  const lag = new LagTracker();
+  const sealer = new AuditSealer(db, pino({ level: 'warn' }), { delayMs: SEAL_DELAY_MS, intervalMs: SEAL_INTERVAL_MS, onSealed: (e) => lag.sealed(e) });
+  sealer.start();
+  let sequential: CostResult;
   let concurrent: EngineResult['concurrent'];
-  if (database.engine === 'postgres') {
-    const c = await concurrentCost(db, n, WRITERS, 4);
-    concurrent = { oneChain: c.oneChain, manyChains: c.manyChains };
-    for (const r of [c.oneChain, c.manyChains]) {
-      log(`${label}: ${WRITERS} writers, ${r.chains}: ${r.without.medianMs} → ${r.with.medianMs} ms (×${r.medianRatio}), ${r.without.transactionsPerSecond} → ${r.with.transactionsPerSecond} tx/s`);
+  try {
+    sequential = await sequentialCost(db, n, Math.max(100, n / 10), lag);
+    log(
+      `${label}: sequential write ${sequential.without.medianMs} ms, with audit ${sequential.with.medianMs} ms (×${sequential.medianRatio}); seal lag median ${sequential.sealLag?.medianMs} ms, p99 ${sequential.sealLag?.p99Ms} ms`,
+    );
+    if (database.engine === 'postgres') {
+      const c = await concurrentCost(db, n, WRITERS, 4, lag);
+      concurrent = { oneChain: c.oneChain, manyChains: c.manyChains };
+      for (const r of [c.oneChain, c.manyChains]) {
+        log(
+          `${label}: ${WRITERS} writers, ${r.chains}: ${r.without.medianMs} → ${r.with.medianMs} ms (×${r.medianRatio}), ${r.without.transactionsPerSecond} → ${r.with.transactionsPerSecond} tx/s (×${r.throughputRatio}); seal lag median ${r.sealLag?.medianMs} ms, p99 ${r.sealLag?.p99Ms} ms, drained ${r.sealLag?.drainMs} ms after a block`,
+        );
+      }
     }
+  } finally {
+    await sealer.stop();
   }
 
   const verify = await verifySpeed(db, 3);
   log(`${label}: verified ${verify.records} records in ${verify.chains} chains: ${verify.recordsPerSecond} records/s`);
-  return { engine: label, throughput: tp, roundTripMs: roundTrip, sequential, ...(concurrent ? { concurrent } : {}), verify };
+  return { engine: label, throughput: tp, sealSpeed: seal, roundTripMs: roundTrip, sequentialNoSealer, sequential, ...(concurrent ? { concurrent } : {}), verify };
 }
 
 const ms = (n: number) => n.toFixed(2);
 
 function tables(results: EngineResult[], fsyncMs: number | undefined): string {
   const out: string[] = [];
-  out.push('(a) `record()` throughput, one chain, sequential', '');
+  out.push('(a) `record()` throughput, one chain, sequential (no sealer running), then `sealPending()` over that backlog', '');
   out.push('| engine | records per transaction | records | records/s | slowest–fastest of 5 rounds |', '|---|---:|---:|---:|---:|');
   for (const r of results) {
     for (const t of r.throughput) {
       out.push(`| ${r.engine} | ${t.recordsPerTransaction} | ${t.records} | ${t.recordsPerSecond} | ${Math.min(...t.roundsRecordsPerSecond)}–${Math.max(...t.roundsRecordsPerSecond)} |`);
     }
+    out.push(`| ${r.engine} | sealing the backlog | ${r.sealSpeed.records} | ${r.sealSpeed.recordsPerSecond} | ${r.sealSpeed.batches} batches |`);
   }
 
-  out.push('', '(b) a one-row write transaction without and with one `record()` call', '');
+  out.push('', '(b) a one-row write transaction without and with one `record()` call, this process\'s sealer running', '');
   out.push(
-    '| engine | writers | audited chains | median ms without | median ms with | added ms | median ratio | p99 ms without | p99 ms with | p99 ratio | tx/s without | tx/s with |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| engine | writers | audited chains | median ms without | median ms with | added ms | median ratio | p99 ms without | p99 ms with | p99 ratio | tx/s without | tx/s with | throughput ratio |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
+  const costs = (r: EngineResult) => [r.sequentialNoSealer, r.sequential, r.concurrent?.oneChain, r.concurrent?.manyChains].filter((c): c is CostResult => c !== undefined);
   for (const r of results) {
-    for (const c of [r.sequential, r.concurrent?.oneChain, r.concurrent?.manyChains]) {
-      if (!c) continue;
+    for (const c of costs(r)) {
       out.push(
-        `| ${r.engine} | ${c.writers} | ${c.chains} | ${ms(c.without.medianMs)} | ${ms(c.with.medianMs)} | ${ms(c.with.medianMs - c.without.medianMs)} | ${c.medianRatio.toFixed(2)} | ${ms(c.without.p99Ms)} | ${ms(c.with.p99Ms)} | ${c.p99Ratio.toFixed(2)} | ${c.without.transactionsPerSecond} | ${c.with.transactionsPerSecond} |`,
+        `| ${r.engine} | ${c.writers} | ${c.chains} | ${ms(c.without.medianMs)} | ${ms(c.with.medianMs)} | ${ms(c.with.medianMs - c.without.medianMs)} | ${c.medianRatio.toFixed(2)} | ${ms(c.without.p99Ms)} | ${ms(c.with.p99Ms)} | ${c.p99Ratio.toFixed(2)} | ${c.without.transactionsPerSecond} | ${c.with.transactionsPerSecond} | ${c.throughputRatio.toFixed(2)} |`,
       );
+    }
+  }
+  out.push('', `Seal lag of the audited writes in (b): from the writer's commit to the commit of the sealer's batch holding the event (sealer delay ${SEAL_DELAY_MS} ms, interval ${SEAL_INTERVAL_MS} ms)`, '');
+  out.push('| engine | writers | audited chains | events | median ms | p99 ms | max ms | left to seal when the writes stopped: drained within ms |', '|---|---:|---|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    for (const c of costs(r)) {
+      if (!c.sealLag) continue;
+      out.push(`| ${r.engine} | ${c.writers} | ${c.chains} | ${c.sealLag.n} | ${ms(c.sealLag.medianMs)} | ${ms(c.sealLag.p99Ms)} | ${ms(c.sealLag.maxMs)} | ${ms(c.sealLag.drainMs)} |`);
     }
   }
 
@@ -396,7 +539,7 @@ export async function run(): Promise<void> {
       {
         benchmark: 'audit',
         description:
-          'record() throughput; latency of a one-row write transaction without and with one record() (sequential and 8 concurrent writers on one or 8 chains); verifyChains() speed',
+          'record() throughput and sealing speed; latency and throughput of a one-row write transaction without and with one record() (sequential and 8 concurrent writers on one or 8 chains) with the sealer running, and the seal lag; verifyChains() speed',
         machine: { ...host, loadAverage1mAtEnd: loadAtEnd },
         n,
         fdatasyncMs: fsync,

@@ -42,6 +42,7 @@ export async function takeCheckpoints(
     const pending = Number(c.last_seq) - Number(c.last_checkpoint_seq);
     const isDue = opts.force || pending >= policy.everyRecords || now.getTime() - c.last_checkpoint_at.getTime() >= policy.everyMs;
     if (!isDue) continue;
+    // The audit library's own transaction (below the kernel): signs the head it locks.
     const cp = await db.transaction().execute(async (trx) => {
       const head = await trx
         .selectFrom('accord.audit_chains')

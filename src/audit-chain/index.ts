@@ -11,14 +11,21 @@ export { toCef, toJsonLine, toSyslog5424 } from './formats.ts';
 export {
   type AuditActor,
   type AuditEvent,
+  type AuditEventFields,
   type AuditSource,
+  appendAuditEvent,
+  auditEventFields,
+  auditEventJson,
+  type CanonicalRow,
   record,
-  recordAlone,
+  type SealedRow,
   scrubDetails,
+  sealedRow,
   systemSource,
   toCanonical,
 } from './record.ts';
-export { type AuditQuery, type AuditRecordView, searchAudit, toRecordView } from './search.ts';
+export { type SealedEvent, type SealOptions, type SealResult, sealPending } from './seal.ts';
+export { type AuditCursor, type AuditQuery, type AuditRecordView, searchAudit, toRecordView } from './search.ts';
 export {
   type CheckpointBody,
   type CheckpointSigner,
@@ -30,3 +37,4 @@ export {
   verifyCheckpointSignature,
 } from './signing.ts';
 export { type ChainProblem, type ChainReport, verifyChain, verifyChains } from './verify.ts';
+export { auditWritten, onAuditWritten } from './wake.ts';

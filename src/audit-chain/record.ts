@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { CompiledQuery, type Selectable, sql } from 'kysely';
 import type { AuditEventsTable, Trx } from '../db/index.ts';
-import { type CanonicalRecord, chainHash, chainIdFor } from './canonical.ts';
+import { type CanonicalRecord, chainIdFor } from './canonical.ts';
+import { auditWritten } from './wake.ts';
 
 /** Who acted. `roles` are the actor's roles at the time of the event. */
 export interface AuditActor {
@@ -65,8 +67,20 @@ export function scrubDetails(details: unknown, depth = 0): unknown {
   return String(details);
 }
 
+/** A row as the chain hashes it: a stored event with the sequence number it has (or is given). */
+export type CanonicalRow = Omit<Selectable<AuditEventsTable>, 'seq' | 'hash' | 'details' | 'xid' | 'ins'> & { seq: number; details: unknown };
+
+/** A stored event that is linked into its chain. */
+export type SealedRow = Selectable<AuditEventsTable> & { seq: number; hash: Buffer };
+
+/** Narrows a row read with `seq is not null` to a sealed row (throws on one that is not). */
+export function sealedRow(row: Selectable<AuditEventsTable>): SealedRow {
+  if (row.seq === null || row.hash === null) throw new Error(`audit event ${row.id} is not sealed`);
+  return row as SealedRow;
+}
+
 /** The canonical (hashed) form of a stored row. */
-export function toCanonical(row: Omit<AuditEventsTable, 'hash' | 'details'> & { details: unknown }): CanonicalRecord {
+export function toCanonical(row: CanonicalRow): CanonicalRecord {
   return {
     v: 1,
     chain: row.chain_id,
@@ -85,26 +99,31 @@ export function toCanonical(row: Omit<AuditEventsTable, 'hash' | 'details'> & { 
 }
 
 /**
- * Writes an audit record inside the caller's transaction, so the change and its record commit
- * or roll back together. The chain head row is locked until commit: concurrent writers to one
- * chain (on any node) take turns, which keeps every chain gap-free and linear.
+ * The columns of one event, as both ways into the trail write them: `record()` (adding `id` and
+ * `occurred_at`) and `accord.append_audit_event` (which adds them itself). The one column mapping.
  */
-export async function record(trx: Trx, source: AuditSource, event: AuditEvent, now = new Date()): Promise<{ chain: string; seq: number }> {
-  const chain = chainIdFor(event.tenantId);
-  // One round trip creates the chain if needed and locks its head until commit.
-  const head = await trx
-    .insertInto('accord.audit_chains')
-    .values({ chain_id: chain, tenant_id: event.tenantId })
-    .onConflict((oc) => oc.column('chain_id').doUpdateSet((eb) => ({ chain_id: eb.ref('excluded.chain_id') })))
-    .returning(['last_seq', 'last_hash'])
-    .executeTakeFirstOrThrow();
-  // Milliseconds only: the stored timestamp must read back exactly as it was hashed.
-  const occurredAt = new Date(Math.floor(now.getTime()));
-  const row = {
-    chain_id: chain,
-    seq: Number(head.last_seq) + 1,
-    id: randomUUID(),
-    occurred_at: occurredAt,
+export interface AuditEventFields {
+  readonly chain_id: string;
+  readonly tenant_id: string | null;
+  readonly actor_type: AuditActor['type'];
+  readonly actor_id: string | null;
+  readonly actor_label: string | null;
+  readonly actor_roles: string[];
+  readonly action: string;
+  readonly target_type: string | null;
+  readonly target_id: string | null;
+  readonly outcome: AuditEvent['outcome'];
+  readonly reason: string | null;
+  readonly source_ip: string | null;
+  readonly user_agent: string | null;
+  readonly request_id: string | null;
+  readonly details: unknown;
+}
+
+/** Builds the columns of an event (details scrubbed of secrets). */
+export function auditEventFields(source: AuditSource, event: AuditEvent): AuditEventFields {
+  return {
+    chain_id: chainIdFor(event.tenantId),
     tenant_id: event.tenantId,
     actor_type: source.actor.type,
     actor_id: source.actor.id,
@@ -120,23 +139,63 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
     request_id: source.requestId,
     details: scrubDetails(event.details ?? {}),
   };
-  const hash = chainHash(head.last_hash, toCanonical(row));
-  // The insert and the head move share one statement: round trips are most of the cost.
-  await trx
-    .with('inserted', (db) => db.insertInto('accord.audit_events').values({ ...row, details: JSON.stringify(row.details), hash }).returning('seq'))
-    .updateTable('accord.audit_chains')
-    .set({ last_seq: row.seq, last_hash: hash })
-    .where('chain_id', '=', chain)
-    .execute();
-  return { chain, seq: row.seq };
 }
 
-/** Runs `fn` in its own transaction and records an event there: for events with no other change. */
-export async function recordAlone(
-  db: { transaction(): { execute<T>(fn: (trx: Trx) => Promise<T>): Promise<T> } },
-  source: AuditSource,
-  event: AuditEvent,
-): Promise<void> {
-  await db.transaction().execute((trx) => record(trx, source, event));
+/**
+ * The argument of `accord.append_audit_event(event jsonb)` for (source, event), as JSON text:
+ * pass it as a parameter, e.g. `select accord.append_audit_event($1::jsonb)`.
+ */
+export function auditEventJson(source: AuditSource, event: AuditEvent): string {
+  return JSON.stringify(auditEventFields(source, event));
+}
+
+// The request path's one statement, written out once: building it per call through the query
+// builder costs more than sending it. `seq` and `hash` stay NULL until sealed; `xid`
+// (pg_current_xact_id(): the top-level transaction, also inside a savepoint) and `ins` are defaults.
+const COLUMNS = [
+  'chain_id',
+  'id',
+  'occurred_at',
+  'tenant_id',
+  'actor_type',
+  'actor_id',
+  'actor_label',
+  'actor_roles',
+  'action',
+  'target_type',
+  'target_id',
+  'outcome',
+  'reason',
+  'source_ip',
+  'user_agent',
+  'request_id',
+  'details',
+] as const;
+const INSERT = `insert into accord.audit_events (${COLUMNS.join(', ')}) values (${COLUMNS.map((c, i) => `$${i + 1}${c === 'details' ? '::jsonb' : ''}`).join(', ')})`;
+
+/**
+ * Writes an audit event inside the caller's transaction, so the change and its event commit or
+ * roll back together. The event is inserted unsealed (one small INSERT, no lock on the chain):
+ * the sealer gives it its sequence number and hash once its transaction has ended (see seal.ts).
+ * Returns the event's id.
+ */
+export async function record(trx: Trx, source: AuditSource, event: AuditEvent, now = new Date()): Promise<string> {
+  const fields = auditEventFields(source, event);
+  const id = randomUUID();
+  // Milliseconds only: the stored timestamp must read back exactly as it will be hashed.
+  const row: Record<(typeof COLUMNS)[number], unknown> = { ...fields, id, occurred_at: new Date(Math.floor(now.getTime())), details: JSON.stringify(fields.details) };
+  await trx.executeQuery(CompiledQuery.raw(INSERT, COLUMNS.map((c) => row[c])));
+  auditWritten(fields.chain_id);
+  return id;
+}
+
+/**
+ * Appends one event through `accord.append_audit_event`, the path for sessions whose role cannot
+ * reach the catalog (stage sessions; the function must be granted to their role). Returns its id.
+ */
+export async function appendAuditEvent(trx: Trx, source: AuditSource, event: AuditEvent): Promise<string> {
+  const r = await sql<{ id: string }>`select accord.append_audit_event(${auditEventJson(source, event)}::jsonb) as id`.execute(trx);
+  auditWritten(chainIdFor(event.tenantId));
+  return r.rows[0]!.id;
 }
 

@@ -13,6 +13,8 @@ import {
   ephemeralSigner,
   readCheckpointFiles,
   record,
+  sealedRow,
+  sealPending,
   systemSource,
   takeCheckpoints,
   verifyChain,
@@ -59,6 +61,8 @@ for (const engine of engines()) {
           await record(trx, systemSource, { tenantId, action: 'test.event', outcome: 'success', details: { i } });
         }
       });
+      // Sealing links them into the chain (in a server, the sealer does this right after commit).
+      assert.equal((await sealPending(database.db)).sealed, n);
       return { database, url, chain: chainIdFor(tenantId) };
     }
 
@@ -136,7 +140,7 @@ for (const engine of engines()) {
       const dir = mkdtempSync(join(tmpdir(), 'accord-cp-'));
       writeCheckpointFiles(dir, await takeCheckpoints(database.db, signer, policy, { force: true }));
       // A careful attacker removes the tail, rewinds the head and drops the checkpoints too.
-      const head = await database.db.selectFrom('accord.audit_events').select('hash').where('chain_id', '=', chain).where('seq', '=', 12).executeTakeFirstOrThrow();
+      const head = sealedRow(await database.db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', chain).where('seq', '=', 12).executeTakeFirstOrThrow());
       await tamper(database, url, [
         `delete from accord.audit_events where chain_id = '${chain}' and seq > 12`,
         `delete from accord.audit_checkpoints where chain_id = '${chain}'`,
@@ -163,8 +167,8 @@ for (const engine of engines()) {
       const { database, url, chain } = await seeded(10);
       const cps = await takeCheckpoints(database.db, signer, policy, { force: true });
       // Rewrite record 10 and recompute its hash so the chain itself is consistent again.
-      const row = await database.db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', chain).where('seq', '=', 10).executeTakeFirstOrThrow();
-      const prev = await database.db.selectFrom('accord.audit_events').select('hash').where('chain_id', '=', chain).where('seq', '=', 9).executeTakeFirstOrThrow();
+      const row = sealedRow(await database.db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', chain).where('seq', '=', 10).executeTakeFirstOrThrow());
+      const prev = sealedRow(await database.db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', chain).where('seq', '=', 9).executeTakeFirstOrThrow());
       const { chainHash } = await import('./canonical.ts');
       const { toCanonical } = await import('./record.ts');
       const forged = { ...row, details: { i: 'forged' } };

@@ -15,6 +15,8 @@ import {
   ephemeralSigner,
   PLATFORM_CHAIN,
   record,
+  sealedRow,
+  sealPending,
   systemSource,
   takeCheckpoints,
   verifyChain,
@@ -46,20 +48,29 @@ async function write(db: Db, tenantId: string | null, at: Date, n: number): Prom
       record(trx, systemSource, { tenantId, action: 'test.event', target: { type: 'thing', id: String(i) }, outcome: 'success', details: { i, note: 'ü ✓' } }, at),
     );
   }
+  // In a server the sealer links them into the chain right after commit; archiving takes sealed records only.
+  await sealPending(db, { wait: true });
 }
 
-const onlineSeqs = async (db: Db, chain: string) =>
-  (await db.selectFrom('accord.audit_events').select('seq').where('chain_id', '=', chain).orderBy('seq').execute()).map((r) => Number(r.seq));
-const head = (db: Db, chain: string) => db.selectFrom('accord.audit_chains').selectAll().where('chain_id', '=', chain).executeTakeFirstOrThrow();
+// Both seal first, as the server's sealer would have by then (the archive's own audit record too).
+const onlineSeqs = async (db: Db, chain: string) => {
+  await sealPending(db, { wait: true });
+  return (await db.selectFrom('accord.audit_events').select('seq').where('chain_id', '=', chain).orderBy('seq').execute()).map((r) => Number(r.seq));
+};
+const head = async (db: Db, chain: string) => {
+  await sealPending(db, { wait: true });
+  return db.selectFrom('accord.audit_chains').selectAll().where('chain_id', '=', chain).executeTakeFirstOrThrow();
+};
 const hashOf = async (db: Db, chain: string, seq: number) =>
-  (await db.selectFrom('accord.audit_events').select('hash').where('chain_id', '=', chain).where('seq', '=', seq).executeTakeFirstOrThrow()).hash.toString('hex');
+  sealedRow(await db.selectFrom('accord.audit_events').selectAll().where('chain_id', '=', chain).where('seq', '=', seq).executeTakeFirstOrThrow()).hash.toString('hex');
 const linesOf = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
 const seqsIn = async (file: string) => (await linesOf(file)).map((l) => (JSON.parse(l) as { seq: number }).seq);
 const pgCode = (e: unknown) => (e as { code?: string }).code;
 
 /** The canonical form of an archive line, rebuilt from docs/audit.md's description rather than from the code under test. */
 function canonicalOf(v: Record<string, unknown>): CanonicalRecord {
-  const r = v as unknown as AuditRecordView;
+  // Archive lines are sealed records: their seq is a number.
+  const r = v as unknown as AuditRecordView & { seq: number };
   return {
     v: 1,
     chain: r.chain,

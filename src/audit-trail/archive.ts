@@ -21,20 +21,24 @@
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Selectable, sql } from 'kysely';
+import { sql } from 'kysely';
 import {
+  type CanonicalRow,
   type CheckpointSigner,
   canonicalJson,
   chainHash,
   GENESIS_HASH,
   PLATFORM_CHAIN,
   record,
+  type SealedRow,
+  sealedRow,
   systemSource,
   toCanonical,
   toJsonLine,
   toRecordView,
 } from '../audit-chain/index.ts';
-import type { AuditEventsTable, Db, DbOrTrx, Trx } from '../db/index.ts';
+import type { Db, DbOrTrx, Trx } from '../db/index.ts';
+import { unitOfWork } from '../kernel/index.ts';
 
 const DAY_MS = 86_400_000;
 const READ_BATCH = 1000;
@@ -341,7 +345,8 @@ async function archiveChainStep(
   o: { dir: string; chain: string; cutoff: Date; now: Date; maxRecords: number; beforeDelete: ArchiveOptions['beforeDelete'] },
   state: RunState,
 ): Promise<ArchivedFile | null> {
-  return db.transaction().execute(async (trx) => {
+  // A job's unit of work: the deletion of archived records and its audit record commit together.
+  return unitOfWork(db, systemSource, async ({ trx }) => {
     await lockArchiving(trx);
     // Under the archiving lock nobody else moves the anchor, so this read stays true until commit.
     const head = await trx.selectFrom('accord.audit_chains').select(['tenant_id', 'anchor_seq', 'anchor_hash']).where('chain_id', '=', o.chain).executeTakeFirstOrThrow();
@@ -351,7 +356,7 @@ async function archiveChainStep(
 
     // The longest prefix after the anchor whose records are all expired: stopping at the first
     // newer record keeps the online part of the chain contiguous even if clocks disagreed.
-    const rows: Selectable<AuditEventsTable>[] = [];
+    const rows: SealedRow[] = [];
     let prev = head.anchor_hash;
     let expected = anchorSeq + 1;
     let done = false;
@@ -365,7 +370,8 @@ async function archiveChainStep(
         .limit(Math.min(READ_BATCH, o.maxRecords - rows.length))
         .execute();
       if (batch.length === 0) break;
-      for (const row of batch) {
+      for (const stored of batch) {
+        const row = sealedRow(stored);
         if (row.occurred_at.getTime() >= o.cutoff.getTime()) {
           done = true;
           break;
@@ -487,7 +493,7 @@ async function purgeExpired(db: Db, dir: string, cutoff: Date, now: Date, state:
   const purged: PurgedFile[] = [];
   for (const chain of chainDirs) {
     const chainDir = join(dir, chain);
-    const due = await db.transaction().execute(async (trx) => {
+    const due = await unitOfWork(db, systemSource, async ({ trx }) => {
       await lockArchiving(trx);
       const head = await trx.selectFrom('accord.audit_chains').select('anchor_seq').where('chain_id', '=', chain).executeTakeFirst();
       // Without a chain row there are no online records, so no file here can be a leftover.
@@ -499,14 +505,18 @@ async function purgeExpired(db: Db, dir: string, cutoff: Date, now: Date, state:
         const targetId = `${chain}/${baseName(e.firstSeq, e.lastSeq)}`;
         const file = e.jsonl ?? `${join(chainDir, baseName(e.firstSeq, e.lastSeq))}.jsonl`;
         // Already on record: an earlier run was interrupted after recording; finish its deletion.
-        const already = await trx
-          .selectFrom('accord.audit_events')
-          .select('details')
-          .where('chain_id', '=', PLATFORM_CHAIN)
-          .where('action', '=', 'audit.archive.purged')
-          .where('target_type', '=', ARCHIVE_TARGET)
-          .where('target_id', '=', targetId)
-          .executeTakeFirst();
+        // Sealed records through their action index, then the few not sealed yet through theirs.
+        const purgeRecord = (sealed: boolean) =>
+          trx
+            .selectFrom('accord.audit_events')
+            .select('details')
+            .where('chain_id', '=', PLATFORM_CHAIN)
+            .where('seq', sealed ? 'is not' : 'is', null)
+            .where('action', '=', 'audit.archive.purged')
+            .where('target_type', '=', ARCHIVE_TARGET)
+            .where('target_id', '=', targetId)
+            .executeTakeFirst();
+        const already = (await purgeRecord(true)) ?? (await purgeRecord(false));
         if (already) {
           const d = already.details as { records?: unknown; lastRecordAt?: unknown };
           const records = typeof d.records === 'number' ? d.records : null;
@@ -614,7 +624,7 @@ function isSignature(v: unknown): v is ArchiveSignature {
  * A line back in the row shape `toCanonical` hashes, or null when a field has the wrong type.
  * Nothing is defaulted or coerced: a missing field must fail the hash, not be filled in.
  */
-function viewToRow(v: unknown): (Omit<AuditEventsTable, 'hash' | 'details'> & { details: unknown; hash: string }) | null {
+function viewToRow(v: unknown): (CanonicalRow & { hash: string }) | null {
   if (!isObject(v) || !isObject(v.actor) || !isObject(v.source)) return null;
   const { actor, source, target } = v;
   if (!(isStr(v.chain) && isSeq(v.seq) && isStr(v.id) && isStr(v.time) && isStrOrNull(v.tenantId) && isStr(v.action) && isStr(v.outcome))) return null;

@@ -1,4 +1,4 @@
-import type { AuditQuery } from '../audit-chain/index.ts';
+import type { AuditCursor, AuditQuery } from '../audit-chain/index.ts';
 import { AccordError } from '../errors/index.ts';
 
 /** Raw query-string filters, as the search and export routes receive them. */
@@ -28,13 +28,16 @@ function parseTime(value: string, field: string): Date {
   return d;
 }
 
-/** Cursors are opaque to clients; inside they are the sequence number to continue below. */
-export const encodeCursor = (seq: number): string => Buffer.from(`s:${seq}`).toString('base64url');
+/**
+ * Cursors are opaque to clients; inside they are the sequence number to continue below (`s:`),
+ * or the insertion number of an unsealed event to continue below (`u:`).
+ */
+export const encodeCursor = (c: AuditCursor): string => Buffer.from('beforeSeq' in c ? `s:${c.beforeSeq}` : `u:${c.beforeIns}`).toString('base64url');
 
-function decodeCursor(cursor: string): number {
-  const m = /^s:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m?.[1]) throw invalid('cursor is not one this API returned', 'cursor');
-  return Number(m[1]);
+function decodeCursor(cursor: string): AuditCursor {
+  const m = /^([su]):(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!m?.[2]) throw invalid('cursor is not one this API returned', 'cursor');
+  return m[1] === 's' ? { beforeSeq: Number(m[2]) } : { beforeIns: Number(m[2]) };
 }
 
 /**
@@ -66,7 +69,7 @@ export function parseAuditFilters(raw: RawAuditFilters, chain: string, opts: { o
     ...(raw.outcome === undefined ? {} : { outcome: raw.outcome as 'success' | 'failure' | 'denied' }),
     from: from && from > onlineFrom ? from : onlineFrom,
     ...(to === undefined ? {} : { to }),
-    ...(raw.cursor === undefined ? {} : { beforeSeq: decodeCursor(raw.cursor) }),
+    ...(raw.cursor === undefined ? {} : decodeCursor(raw.cursor)),
     limit,
   };
 }

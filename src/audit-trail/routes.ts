@@ -7,6 +7,7 @@ import {
   listCheckpoints,
   type AuditSource,
   PLATFORM_CHAIN,
+  sealPending,
   searchAudit,
   toCef,
   toJsonLine,
@@ -67,7 +68,7 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
     const q = parseAuditFilters(raw, chain, { onlineDays: config.auditOnlineDays, maxLimit: 500 });
     const page = await searchAudit(db, q);
     await auditAccess(source, tenantId, 'audit.searched', { filters: { ...raw, cursor: undefined }, returned: page.records.length });
-    return { records: page.records, nextCursor: page.nextBeforeSeq === null ? null : encodeCursor(page.nextBeforeSeq) };
+    return { records: page.records, nextCursor: page.next === null ? null : encodeCursor(page.next) };
   };
 
   const exportTrail = async (source: AuditSource, reply: FastifyReply, raw: Static<typeof ExportFilters>, tenant: ScopeTenant | undefined) => {
@@ -75,12 +76,16 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
     const format = raw.format ?? 'jsonl';
     const { format: _f, ...filters } = raw;
     let q = parseAuditFilters({ ...filters, limit: undefined }, chain, { onlineDays: config.auditOnlineDays, maxLimit: 500 });
+    // An export holds sealed records only (each with its hash, verifiable offline): seal what has
+    // committed first, so the export reaches up to now.
+    await sealPending(db, { chains: [chain], wait: true });
+    q = { ...q, sealedOnly: true };
     const lines: string[] = [];
     for (;;) {
       const page = await searchAudit(db, { ...q, limit: 1000 });
       for (const r of page.records) lines.push(format === 'cef' ? toCef(r) : toJsonLine(r));
-      if (page.nextBeforeSeq === null || lines.length >= EXPORT_MAX) break;
-      q = { ...q, beforeSeq: page.nextBeforeSeq };
+      if (page.next === null || lines.length >= EXPORT_MAX) break;
+      q = { ...q, ...page.next };
     }
     // Oldest first in files, as SIEMs and people read them.
     lines.reverse();
@@ -152,6 +157,9 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
         if (body.tenant !== undefined) chains = [chainIdFor((await getTenant(db, body.tenant)).id)];
         if (body.platform) chains = [...(chains ?? []), PLATFORM_CHAIN];
         const external = body.checkpoints?.filter((c) => chains === undefined || chains.includes(c.chain));
+        // Seal what has committed first: verification then covers everything written before it
+        // began, and an unsealed event it finds older than the horizon is one the sealer skipped.
+        await sealPending(db, { ...(chains ? { chains } : {}), wait: true });
         const reports = await verifyChains(db, { ...(chains ? { chains } : {}), trustedKeys, ...(external ? { external } : {}) });
         const result = {
           ok: reports.every((r) => r.ok),

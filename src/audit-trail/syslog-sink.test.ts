@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { engines } from '../../test/harness/engines.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../test/harness/tls.ts';
-import { PLATFORM_CHAIN, record, systemSource } from '../audit-chain/index.ts';
+import { PLATFORM_CHAIN, record, sealPending, systemSource } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { SyslogSink } from './syslog-sink.ts';
@@ -143,6 +143,8 @@ async function writeRecords(db: Db, tenantId: string | null, n: number): Promise
       }
     });
   }
+  // The sink delivers sealed records; in a server the sealer links them right after commit.
+  await sealPending(db, { wait: true });
 }
 
 /** Records of about 24 KB each, so that a batch of them outgrows the kernel's socket buffers. */
@@ -155,12 +157,13 @@ async function writeBigRecords(db: Db, n: number): Promise<void> {
       }
     });
   }
+  await sealPending(db, { wait: true });
 }
 
 /** Every stored record as `chain:seq` → `id hash`. */
 async function storedRecords(db: Db): Promise<Map<string, string>> {
   const rows = await db.selectFrom('accord.audit_events').select(['chain_id', 'seq', 'id', 'hash']).execute();
-  return new Map(rows.map((r) => [`${r.chain_id}:${r.seq}`, `${r.id} ${Buffer.from(r.hash).toString('hex')}`]));
+  return new Map(rows.map((r) => [`${r.chain_id}:${r.seq}`, `${r.id} ${r.hash === null ? 'unsealed' : Buffer.from(r.hash).toString('hex')}`]));
 }
 
 async function cursors(db: Db, sink: string): Promise<Record<string, number>> {

@@ -154,8 +154,9 @@ export class SyslogSink {
 
   /**
    * Sends one chain in batches up to where it stood when the round began (so a busy chain cannot
-   * keep a round going forever). Reading `seq > cursor` never skips a record: `record()` hands out
-   * a chain's sequence numbers under the chain head's row lock, so they commit in order.
+   * keep a round going forever). Reading `seq > cursor` never skips a record: the sealer hands out
+   * a chain's sequence numbers under the chain head's row lock, so they commit in order, and the
+   * sink reads only up to the head (sealed records; unsealed ones have no seq yet).
    */
   async #deliverChain(chain: PendingChain): Promise<number> {
     let sent = 0;
@@ -172,6 +173,7 @@ export class SyslogSink {
           .execute();
         needsCursor = false;
       }
+      // Not a unit of work: delivery bookkeeping (read a batch, move the cursor), no audited change.
       const batch = await this.#db.transaction().execute(async (trx) => {
         const cursor = await trx
           .selectFrom('accord.audit_sink_cursors')

@@ -46,6 +46,18 @@ export const ConfigSchema = Type.Object(
     auditCheckpointEveryRecords: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Sign a checkpoint after this many records in a chain.' }),
     auditCheckpointEveryMinutes: Type.Number({ minimum: 0.01, maximum: 1440, default: 5, description: '...or after this many minutes with new records.' }),
     auditCheckpointDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory outside the database where signed checkpoints are also written.' })),
+    auditSealDelayMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 10,
+      description: 'After this node writes audit events, link them into their chains (seal them) within about this many ms; a pass takes what arrived meanwhile.',
+    }),
+    auditSealIntervalMs: Type.Integer({
+      minimum: 10,
+      maximum: 3_600_000,
+      default: 1000,
+      description: 'Look for unsealed audit events written elsewhere (other nodes, SQL sessions) at least this often.',
+    }),
     auditOnlineDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'Days of audit records kept online and searchable.' }),
     auditRetentionDays: Type.Integer({ minimum: 1, maximum: 36500, default: 365, description: 'Days before archived audit records are purged.' }),
     auditArchiveDir: Type.Optional(Type.String({ minLength: 1, description: 'Where signed audit archives go (default <dataDir>/audit-archive).' })),

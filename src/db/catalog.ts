@@ -236,11 +236,14 @@ export interface AuditChainsTable {
   anchor_hash: ColumnType<Buffer, Buffer | undefined, Buffer>;
   last_checkpoint_seq: ColumnType<number, number | undefined, number>;
   last_checkpoint_at: ColumnType<Date, Date | undefined, Date>;
+  /** Horizon (xid8, as text) of the last seal pass that left nothing sealable in this chain. */
+  sealed_xid: ColumnType<string | null, string | undefined, string>;
 }
 
 export interface AuditEventsTable {
   chain_id: string;
-  seq: number;
+  /** NULL until the sealer links the event into its chain. */
+  seq: ColumnType<number | null, never, number>;
   id: string;
   occurred_at: Date;
   tenant_id: string | null;
@@ -257,7 +260,11 @@ export interface AuditEventsTable {
   user_agent: string | null;
   request_id: string | null;
   details: ColumnType<Record<string, unknown>, string, never>;
-  hash: Buffer;
+  hash: ColumnType<Buffer | null, never, Buffer>;
+  /** The writing transaction (xid8 as text); NULL on rows sealed before migration 006. */
+  xid: ColumnType<string | null, never, never>;
+  /** Insertion number (a sequence): the sealer's order among events it may seal. */
+  ins: ColumnType<number | null, never, never>;
 }
 
 export interface AuditCheckpointsTable {

@@ -11,7 +11,7 @@ import { JobRunner } from '../jobs/index.ts';
 import { keyJobSteps } from '../keys/index.ts';
 import { systemSource } from '../audit-chain/index.ts';
 import { loadOrCreateSigner } from '../audit-chain/index.ts';
-import { AuditJobs, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
+import { AuditJobs, AuditSealer, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
 import { type BootstrapState, checkIamConfig, ensureBootstrap, pruneIdentity } from '../iam/index.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
@@ -99,6 +99,11 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     });
     closeKms = () => kms.close();
     const keyring = new Keyring(kms);
+    // Events a previous run committed but did not seal (a crash, a kill -9) are sealed before this
+    // node serves anything; from then on the sealer follows the writes.
+    const sealer = new AuditSealer(database.db, logger, { delayMs: config.auditSealDelayMs, intervalMs: config.auditSealIntervalMs });
+    const leftover = await sealer.sealNow();
+    if (leftover && leftover.sealed > 0) logger.info({ sealed: leftover.sealed }, 'sealed audit events left unsealed by an earlier run');
     const signer = loadOrCreateSigner(config.auditSigningKeyFile ?? join(config.dataDir, 'keys', 'audit-signing-key.pem'));
     app = await buildApp({ config, database, logger, signer, keyring, https: { key: tls.key, cert: tls.cert } });
     await app.listen({ host: config.host, port: config.port });
@@ -130,6 +135,7 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       ],
       logger,
     );
+    sealer.start();
     jobs.start();
     // Grant last-use for access reviews: noted in memory per request, written every 30 s and at close.
     running.iam.grantUsage.start(30_000, (err) => logger.warn({ err }, 'grant usage flush failed'));
@@ -154,8 +160,9 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
         clearInterval(housekeeping);
         await running.close();
         await runner.stop();
-        // Before the database closes: a last checkpoint covers everything written before a clean
-        // stop, and a last delivery sends it.
+        // Before the database closes: a last seal links everything written before a clean stop,
+        // a last checkpoint covers it, and a last delivery sends it.
+        await sealer.stop();
         await jobs.stop();
         await sink?.close();
         await kms.close();

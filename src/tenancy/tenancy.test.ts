@@ -44,7 +44,7 @@ for (const engine of engines()) {
     });
 
     test('creating a tenant is audited in the same transaction', async () => {
-      const rows = await db.selectFrom('accord.audit_events').select(['action']).orderBy('seq').execute();
+      const rows = await db.selectFrom('accord.audit_events').select(['action']).orderBy('ins').execute();
       assert.deepEqual(
         rows.map((r) => r.action),
         ['tenant.created', 'stage.created', 'stage.created', 'stage.created'],

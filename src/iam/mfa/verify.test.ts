@@ -114,7 +114,7 @@ for (const engine of engines()) {
       assert.deepEqual(await verify(id, { recoveryCode: 'not a code' }, t0), { ok: false, reason: 'bad-recovery-code' });
       assert.deepEqual(await verify(id, { recoveryCode: second }, t0), { ok: true, method: 'recovery' });
       assert.equal(await recoveryCodesLeft(db, id), 8);
-      const used = await db.selectFrom('accord.audit_events').selectAll().where('action', '=', 'mfa.recovery.used').where('actor_id', '=', id).orderBy('seq').execute();
+      const used = await db.selectFrom('accord.audit_events').selectAll().where('action', '=', 'mfa.recovery.used').where('actor_id', '=', id).orderBy('ins').execute();
       assert.equal(used.length, 2);
       assert.deepEqual(used.map((u) => u.details), [{ remaining: 9 }, { remaining: 8 }]);
       const trail = JSON.stringify(await db.selectFrom('accord.audit_events').selectAll().execute());

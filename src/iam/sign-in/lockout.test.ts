@@ -310,7 +310,7 @@ for (const engine of engines()) {
       const events = await db.selectFrom('accord.audit_events').select(['action', 'target_type', 'target_id', 'details'])
         .where('action', '=', 'auth.lockout')
         .where('target_id', 'in', [s.account, '198.51.100.7'])
-        .orderBy('seq')
+        .orderBy('ins')
         .execute();
       assert.deepEqual(
         events.map((e) => [e.target_type, e.target_id, e.details.seconds]),

@@ -73,7 +73,7 @@ for (const engine of engines()) {
       assert.equal(ok.statusCode, 200, ok.body);
       opsToken = ok.json().accessToken;
       assert.match(opsToken, /^aca_/);
-      const events = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'auth.login').orderBy('seq').execute();
+      const events = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'auth.login').orderBy('ins').execute();
       assert.deepEqual(events, [
         { outcome: 'failure', reason: 'bad-password' },
         { outcome: 'failure', reason: 'unknown-user' },

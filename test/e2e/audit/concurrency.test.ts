@@ -1,9 +1,10 @@
 // Two platform server processes on one PostgreSQL database, both writing audit records as fast as
-// the test can make them: every chain must stay one gap-free, valid hash chain (issue 3, "Tests").
-// Each tenant search adds a record to that tenant's chain; each anonymous request to a protected
-// route adds an `access.denied` record to the chain of the tenant in its path (the platform chain for
-// paths without one); the per-chain head lock is what keeps
-// the two nodes from forking a chain.
+// the test can make them and both sealing them: every chain must stay one gap-free, valid hash chain
+// (issue 3, "Tests"; the request-kernel issue's two-node sealing test). Each tenant search adds a
+// record to that tenant's chain; each anonymous request to a protected route adds an `access.denied`
+// record to the chain of the tenant in its path (the platform chain for paths without one). Writers
+// take no lock; each node's sealer links the records of both nodes into their chains, and the chain
+// head's row lock, taken by the sealers only, is what keeps the two nodes from forking a chain.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -51,7 +52,8 @@ class Node {
 
   constructor(name: string, args: readonly string[], env: Record<string, string>) {
     this.name = name;
-    this.child = spawn(process.execPath, [BIN, 'start', '--json', '--port', '0', '--log-level', 'warn', ...args], {
+    // Debug level: the sealer says at that level how many records each of its passes sealed.
+    this.child = spawn(process.execPath, [BIN, 'start', '--json', '--port', '0', '--log-level', 'debug', ...args], {
       cwd: ROOT,
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -138,7 +140,9 @@ class Node {
 
 interface ChainRow {
   chain_id: string;
+  /** Every row, sealed or not. */
   count: number;
+  sealed: number;
   min: number;
   max: number;
 }
@@ -148,13 +152,27 @@ async function chainRows(url: string): Promise<Map<string, ChainRow>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ chain_id: string; count: string; min: string; max: string }>(
-      'select chain_id, count(*), min(seq), max(seq) from accord.audit_events group by chain_id',
+    const { rows } = await client.query<{ chain_id: string; count: string; sealed: string; min: string; max: string }>(
+      'select chain_id, count(*), count(seq) as sealed, min(seq), max(seq) from accord.audit_events group by chain_id',
     );
-    return new Map(rows.map((r) => [r.chain_id, { chain_id: r.chain_id, count: Number(r.count), min: Number(r.min), max: Number(r.max) }]));
+    return new Map(rows.map((r) => [r.chain_id, { chain_id: r.chain_id, count: Number(r.count), sealed: Number(r.sealed), min: Number(r.min), max: Number(r.max) }]));
   } finally {
     await client.end();
   }
+}
+
+/** Records a node's sealer reports having sealed (its debug lines `audit events sealed`). */
+function sealedBy(node: Node): number {
+  let n = 0;
+  for (const line of node.output.split('\n')) {
+    if (!line.includes('audit events sealed')) continue;
+    try {
+      n += Number((JSON.parse(line) as { sealed?: number }).sealed ?? 0);
+    } catch {
+      // a partial line
+    }
+  }
+  return n;
 }
 
 type Kind = 'acme' | 'globex' | 'anonymous';
@@ -303,6 +321,7 @@ describe('two platform nodes writing the audit trail of one PostgreSQL database 
     assert.deepEqual([...ta.errors, ...tb.errors].slice(0, 5), [], 'no transport errors');
 
     const afterBurst = await chainRows(inspectUrl);
+    // Verification seals what has committed first (whichever node's sealer has not yet), then checks.
     const verify = await a.call('POST', '/api/v1/audit/verify', { token, body: {} });
     assert.equal(verify.status, 200, JSON.stringify(verify.body));
     const report = verify.body as VerifyOut;
@@ -310,17 +329,21 @@ describe('two platform nodes writing the audit trail of one PostgreSQL database 
     const bad = report.chains.filter((c) => !c.ok);
     assert.deepEqual(bad, [], 'every chain verifies');
     assert.equal(report.ok, true);
+    const [byA, byB] = [sealedBy(a), sealedBy(b)];
+    t.diagnostic(`records sealed by node A's sealer: ${byA}, by node B's: ${byB}`);
+    assert.ok(byA > 0 && byB > 0, 'both nodes sealed records while both wrote');
 
+    const afterVerify = await chainRows(inspectUrl);
     for (const c of report.chains) {
       assert.equal(c.records, c.lastSeq, `chain ${c.tenant ?? c.chain}: records == lastSeq`);
-      const row = afterBurst.get(c.chain);
+      const row = afterVerify.get(c.chain);
       assert.ok(row, `chain ${c.chain} has rows`);
-      // With (chain_id, seq) the primary key, count == max and min == 1 means exactly 1..max.
-      assert.deepEqual(
-        { count: row.count, min: row.min, max: row.max },
-        { count: c.lastSeq, min: 1, max: c.lastSeq },
-        `chain ${c.tenant ?? c.chain}: seq is exactly 1..lastSeq in the table`,
-      );
+      // (chain_id, seq) is unique: sealed == max and min == 1 means exactly 1..max.
+      assert.deepEqual({ sealed: row.sealed, min: row.min }, { sealed: row.max, min: 1 }, `chain ${c.tenant ?? c.chain}: seq is exactly 1..${row.max} in the table`);
+      // ...which is the verified chain, plus on the platform chain the verification's own record if sealed since.
+      const verifiedOwn: number = c.chain === platformChain && row.max === c.lastSeq + 1 ? 1 : 0;
+      assert.equal(row.max, c.lastSeq + verifiedOwn, `chain ${c.tenant ?? c.chain}: the table ends where the verified chain does`);
+      assert.ok(row.sealed >= (afterBurst.get(c.chain)?.count ?? 0), `chain ${c.tenant ?? c.chain}: every record written before verification is sealed`);
     }
     assert.equal(report.chains.length, afterBurst.size, 'the report covers every chain in the table');
     // Checkpoint jobs run every second on both nodes; their signatures verified above with the shared key.

@@ -68,7 +68,7 @@ for (const engine of engines()) {
       return { token, ...e };
     };
     const auditOf = (action: string) =>
-      database.db.selectFrom('accord.audit_events').selectAll().where('action', '=', action).orderBy('occurred_at').orderBy('seq').execute();
+      database.db.selectFrom('accord.audit_events').selectAll().where('action', '=', action).orderBy('occurred_at').orderBy('ins').execute();
 
     test('a user enrols TOTP from the otpauth URI and confirms it with a code; a wrong code is refused and audited', async () => {
       database = await engine.open();

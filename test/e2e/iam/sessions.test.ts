@@ -255,7 +255,7 @@ describe('client addresses behind a reverse proxy', () => {
         app.inject({ method: 'POST', url: '/api/v1/auth/login', remoteAddress, headers: { 'x-forwarded-for': forwarded }, payload: { email: 'nobody@proxy.test', password: 'not a real password' } });
       assert.equal((await attempt('10.1.2.3', '198.51.100.7')).statusCode, 401);
       assert.equal((await attempt('192.0.2.50', '198.51.100.8')).statusCode, 401);
-      const ips = (await database.db.selectFrom('accord.audit_events').select('source_ip').where('action', '=', 'auth.login').orderBy('seq').execute()).map((r) => r.source_ip);
+      const ips = (await database.db.selectFrom('accord.audit_events').select('source_ip').where('action', '=', 'auth.login').orderBy('ins').execute()).map((r) => r.source_ip);
       assert.deepEqual(ips, ['198.51.100.7', '192.0.2.50'], 'the proxy in 10/8 is believed; an address outside it is the client itself');
       const subjects = (await database.db.selectFrom('accord.auth_failures').select('subject').where('kind', '=', 'ip').execute()).map((r) => r.subject).sort();
       assert.deepEqual(subjects, ['192.0.2.50', '198.51.100.7']);
