@@ -4,6 +4,7 @@ import * as m002 from './002-audit.ts';
 import * as m003 from './003-keys.ts';
 import * as m004 from './004-lockout.ts';
 import * as m005 from './005-identity.ts';
+import * as m007 from './007-stage-sessions.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -12,4 +13,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '003-keys': m003,
   '004-lockout': m004,
   '005-identity': m005,
+  '007-stage-sessions': m007,
 });
