@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type QueryExecutorProvider, type Selectable, sql } from 'kysely';
 import type { AuditEventsTable, Trx } from '../db/index.ts';
 import { type CanonicalRecord, chainIdFor } from './canonical.ts';
 import { auditWritten } from './wake.ts';
@@ -193,7 +193,7 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
  * Appends one event through `accord.append_audit_event`, the path for sessions whose role cannot
  * reach the catalog (stage sessions; the function must be granted to their role). Returns its id.
  */
-export async function appendAuditEvent(trx: Trx, source: AuditSource, event: AuditEvent): Promise<string> {
+export async function appendAuditEvent(trx: QueryExecutorProvider, source: AuditSource, event: AuditEvent): Promise<string> {
   const r = await sql<{ id: string }>`select accord.append_audit_event(${auditEventJson(source, event)}::jsonb) as id`.execute(trx);
   auditWritten(chainIdFor(event.tenantId));
   return r.rows[0]!.id;

@@ -37,6 +37,32 @@ for (const engine of engines()) {
       assert.equal(rows.length, 0);
     });
 
+    test('savepoints roll back part of a transaction and release the rest into its commit', async () => {
+      const d = await engine.open();
+      const insert = (trx: typeof d.db, name: string) => trx.insertInto('accord.tenants').values({ name, display_name: name, region: 'r' }).execute();
+      const trx = await d.db.startTransaction().execute();
+      await insert(trx, 'kept');
+      const sp1 = await trx.savepoint('first').execute();
+      await insert(sp1, 'undone');
+      const back = await sp1.rollbackToSavepoint('first').execute();
+      const sp2 = await back.savepoint('second "quoted"').execute();
+      await insert(sp2, 'released');
+      await (await sp2.releaseSavepoint('second "quoted"').execute()).commit().execute();
+      const rows = await d.db.selectFrom('accord.tenants').select('name').orderBy('name').execute();
+      assert.deepEqual(rows.map((r) => r.name), ['kept', 'released']);
+    });
+
+    test('a savepoint rolled back after a failed statement lets the transaction go on', async () => {
+      const d = await engine.open();
+      const trx = await d.db.startTransaction().execute();
+      const sp = await trx.savepoint('attempt').execute();
+      await assert.rejects(sql`select 1 / 0`.execute(sp), /division by zero/);
+      const back = await sp.rollbackToSavepoint('attempt').execute();
+      await back.insertInto('accord.tenants').values({ name: 'after', display_name: 'A', region: 'r' }).execute();
+      await back.commit().execute();
+      assert.equal((await d.db.selectFrom('accord.tenants').select('name').execute()).length, 1);
+    });
+
     test('bigint columns arrive as numbers on this engine', async () => {
       const d = await engine.open();
       const r = await sql<{ n: number }>`select count(*) as n from accord.tenants`.execute(d.db);

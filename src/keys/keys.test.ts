@@ -7,6 +7,7 @@ import { systemSource } from '../audit-chain/index.ts';
 import { Keyring } from '../crypto/keyring/index.ts';
 import type { Db } from '../db/index.ts';
 import { JobRunner } from '../jobs/index.ts';
+import { gatewayCredentials } from '../kernel/index.ts';
 import { createTenant, deleteStage, deleteTenant, type Stage } from '../tenancy/index.ts';
 import { keyJobSteps, keyStatus, listSecrets, readSecret, rotateKeys, rotateRoot, setSecret } from './index.ts';
 
@@ -108,6 +109,8 @@ for (const engine of engines()) {
 
     test('rotating the root key rewraps tenant KEKs only and retires the old root key', async () => {
       const oldRoot = keyring.kms.currentKeyId();
+      // The data-plane gateway's password is wrapped by the root key too.
+      const gateway = await gatewayCredentials(db, keyring.kms);
       const deksBefore = await db.selectFrom('accord.stage_deks').select(['stage_id', 'wrapped']).orderBy('stage_id').execute();
       const r = await rotateRoot(db, keyring, systemSource);
       assert.notEqual(r.rootKeyId, oldRoot);
@@ -118,6 +121,7 @@ for (const engine of engines()) {
       assert.deepEqual(deksAfter, deksBefore, 'data keys untouched');
       await assert.rejects(keyring.kms.unwrap(oldRoot, Buffer.alloc(61), 'x'));
       assert.equal(await readSecret(db, new Keyring(keyring.kms), tenant.id, dev.id, 'API_TOKEN'), 'tok-123456789');
+      assert.deepEqual(await gatewayCredentials(db, keyring.kms), gateway);
     });
 
     test('two root rotations in a row both finish, onto the newest root key', async () => {

@@ -3,7 +3,7 @@ import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } fro
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Db, DbOrTrx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { auditAlone, unitOfWork } from '../kernel/index.ts';
+import { auditAlone, gatewayWrappedUnder, rewrapGatewayPassword, unitOfWork } from '../kernel/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';
 import { IamKey } from '../iam/index.ts';
 
@@ -232,7 +232,7 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
             .execute();
           for (const k of pending) await keyring.rewrapKek(trx, k.tenant_id, k.version);
           // The platform's IAM key is wrapped by the root key too (one row, moved with the first batch).
-          return pending.length + (await IamKey.rewrap(trx, keyring.kms));
+          return pending.length + (await IamKey.rewrap(trx, keyring.kms)) + (await rewrapGatewayPassword(trx, keyring.kms));
         });
         const done = Number(job.progress.rewrapped ?? 0) + result;
         if (result > 0) return { done: false, progress: { rewrapped: done } };
@@ -241,7 +241,8 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
         for (const id of retire) {
           const still =
             (await db.selectFrom('accord.tenant_keks').select('tenant_id').where('root_key_id', '=', id).limit(1).executeTakeFirst()) ??
-            (await db.selectFrom('accord.iam_keys').select('kid').where('root_key_id', '=', id).limit(1).executeTakeFirst());
+            (await db.selectFrom('accord.iam_keys').select('kid').where('root_key_id', '=', id).limit(1).executeTakeFirst()) ??
+            ((await gatewayWrappedUnder(db, id)) || undefined);
           if (still || id === keyring.kms.currentKeyId()) continue;
           try {
             // Retiring destroys key material: audited in the same unit (a KMS failure rolls the record back).

@@ -7,6 +7,7 @@ import type { Keyring } from '../crypto/keyring/index.ts';
 import { systemSource } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
+import { runtimeRoleOf } from '../kernel/index.ts';
 import { createStage, createTenant, deleteTenant, listStages } from './index.ts';
 
 const names = (stages: { name: string }[]) => stages.map((s) => s.name);
@@ -37,6 +38,7 @@ for (const engine of engines()) {
       for (const s of t.stages) {
         assert.ok(await schemaExists(db, s.schema), `schema ${s.schema}`);
         assert.ok(await roleExists(db, s.role), `role ${s.role}`);
+        assert.ok(await roleExists(db, runtimeRoleOf(s.role)), `runtime role of ${s.role}`);
         const owner = await sql<{ owner: string }>`select nspowner::regrole::text as owner from pg_namespace where nspname = ${s.schema}`.execute(db);
         assert.equal(owner.rows[0]?.owner, s.role, 'the stage role owns its schema');
       }
@@ -124,6 +126,7 @@ for (const engine of engines()) {
       for (const s of stages) {
         assert.equal(await schemaExists(db, s.schema), false, s.schema);
         assert.equal(await roleExists(db, s.role), false, s.role);
+        assert.equal(await roleExists(db, runtimeRoleOf(s.role)), false, runtimeRoleOf(s.role));
       }
       assert.equal((await db.selectFrom('accord.stages').select('id').where('tenant_id', '=', acme.id).execute()).length, 0);
       const audit = await db.selectFrom('accord.audit_events').select(['action', 'tenant_id']).where('action', '=', 'tenant.deleted').execute();

@@ -1,9 +1,13 @@
 import type { PGlite } from '@electric-sql/pglite';
 import {
   CompiledQuery,
+  createQueryId,
   type DatabaseConnection,
   type Driver,
+  IdentifierNode,
+  type QueryCompiler,
   type QueryResult,
+  RawNode,
   type TransactionSettings,
 } from 'kysely';
 
@@ -52,6 +56,20 @@ export class PGliteDriver implements Driver {
     await connection.executeQuery(CompiledQuery.raw('rollback'));
   }
 
+  // Kysely's savepoints (`startTransaction()`, then `trx.savepoint(name)`...), as its PostgreSQL
+  // driver sends them: the name goes through the compiler as a quoted identifier.
+  async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(compile(savepointCommand('savepoint', name), createQueryId()));
+  }
+
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(compile(savepointCommand('rollback to', name), createQueryId()));
+  }
+
+  async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(compile(savepointCommand('release', name), createQueryId()));
+  }
+
   async releaseConnection(): Promise<void> {
     const release = this.#release;
     this.#release = undefined;
@@ -62,6 +80,10 @@ export class PGliteDriver implements Driver {
     await this.#tail;
     await this.#pglite.close();
   }
+}
+
+function savepointCommand(command: string, name: string): RawNode {
+  return RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)]);
 }
 
 class PGliteConnection implements DatabaseConnection {

@@ -5,6 +5,7 @@ import * as m003 from './003-keys.ts';
 import * as m004 from './004-lockout.ts';
 import * as m005 from './005-identity.ts';
 import * as m006 from './006-audit-sealing.ts';
+import * as m007 from './007-stage-sessions.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -14,4 +15,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '004-lockout': m004,
   '005-identity': m005,
   '006-audit-sealing': m006,
+  '007-stage-sessions': m007,
 });

@@ -1,0 +1,302 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { type AuditEvent, type AuditSource, appendAuditEvent } from '../audit-chain/index.ts';
+import type { KmsProvider } from '../crypto/kms/index.ts';
+import { type Database, describeUrl, type EngineName } from '../db/index.ts';
+import { AccordError } from '../errors/index.ts';
+import { gatewayCredentials, gatewayRoleName } from './gateway.ts';
+
+/**
+ * Stage sessions: tenant data is read and written only inside one, a transaction in which
+ *
+ * - the stage's runtime role `accord_rt_<hex>` is the current role (it owns nothing, so the
+ *   tables' row-level security applies to it, and it has no privilege on the catalog or on any
+ *   other stage);
+ * - the search path is the stage schema (then pg_temp, so a temporary table never shadows a
+ *   stage table);
+ * - the caller is in transaction-local settings for row-level-security policies:
+ *   `accord.tenant_id`, `accord.stage_id`, `accord.user_id` (empty for none),
+ *   `accord.principal_kind`, `accord.roles` (comma-separated), `accord.request_id`. Policies read
+ *   them with `current_setting('accord.user_id', true)`; on a connection that has seen them once
+ *   they read as '' (not null) outside a session, so write `nullif(current_setting(...), '')`.
+ *
+ * What the database confines, and what it cannot, is in docs/security.md ("Stage sessions").
+ */
+
+/** A stage as the catalog names it (accord.stages: id, tenant_id, schema_name, role_name). */
+export interface StageRef {
+  readonly tenantId: string;
+  readonly stageId: string;
+  /** `st_<16 hex>` */
+  readonly schema: string;
+  /** The owning role `accord_st_<16 hex>`; the session runs as its runtime twin. */
+  readonly role: string;
+}
+
+/** Who the session acts for; what RLS policies see. */
+export interface Caller {
+  readonly kind: 'user' | 'client' | 'end-user' | 'system';
+  /** The user's, end user's or API client's id; null for the system. */
+  readonly principalId: string | null;
+  /** Role names (platform, custom or app roles) the caller holds here. */
+  readonly roles: readonly string[];
+  readonly requestId: string;
+  /** The request's audit view (address, user agent, label) for events written in the session. */
+  readonly source?: AuditSource;
+}
+
+/** Stage tables are not in the catalog types: apps create them at deployment. */
+// biome-ignore lint/suspicious/noExplicitAny: stage tables have no static types (apps define them at run time)
+export type StageTables = Record<string, any>;
+
+/**
+ * The session's transaction. Kysely's `transaction`/`connection` are left out on purpose: the
+ * session owns the transaction, and a nested BEGIN would end it early.
+ */
+export type StageDb = Omit<Kysely<StageTables>, 'transaction' | 'startTransaction' | 'connection' | 'destroy'>;
+
+/** What a stage session's callback receives. */
+export interface StageSession {
+  readonly db: StageDb;
+  readonly stage: StageRef;
+  readonly caller: Caller;
+  /**
+   * Appends an audit event through `accord.append_audit_event(jsonb)` (SECURITY DEFINER, owned by
+   * the platform), in this transaction and without leaving the stage role; returns its id.
+   */
+  audit(event: StageAuditEvent): Promise<string>;
+}
+
+/** An audit event from a stage session: its tenant, stage and actor come from the session. */
+export type StageAuditEvent = Omit<AuditEvent, 'tenantId'>;
+
+/** Where stage sessions run: the gateway pool on PostgreSQL, the one shared connection on PGlite. */
+export interface DataPlane {
+  readonly engine: EngineName;
+  readonly gatewayRole: string;
+  /** Closes the gateway pool (PostgreSQL); on PGlite the platform's database owns the connection. */
+  close(): Promise<void>;
+}
+
+export interface OpenDataPlaneOptions {
+  /** PostgreSQL: the platform's URL; the gateway connects to the same server and database. */
+  readonly databaseUrl?: string | undefined;
+  /** PostgreSQL: gateway pool size (default 10). */
+  readonly maxConnections?: number;
+  /** PostgreSQL: unwraps the gateway password (set on first use). */
+  readonly kms?: KmsProvider;
+}
+
+interface Plane {
+  readonly db: Kysely<StageTables>;
+  /** Sent before BEGIN, in the same round trip (PGlite: become the gateway). */
+  readonly before: string;
+  /** Sent after COMMIT or ROLLBACK, in the same round trip (PGlite: become the platform again). */
+  readonly after: string;
+}
+
+const planes = new WeakMap<DataPlane, Plane>();
+
+export const STAGE_SCHEMA = /^st_[0-9a-f]{16}$/;
+export const STAGE_OWNER_ROLE = /^accord_st_[0-9a-f]{16}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// The request-id rule of the HTTP layer.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// No commas (the list separator) and nothing a policy author would have to escape.
+const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const KINDS: ReadonlySet<string> = new Set(['user', 'client', 'end-user', 'system']);
+const INT8_OID = 20;
+
+/** The runtime role of a stage, from its owning role: `accord_st_<hex>` → `accord_rt_<hex>`. */
+export function runtimeRoleOf(ownerRole: string): string {
+  if (!STAGE_OWNER_ROLE.test(ownerRole)) throw new TypeError(`stage.role: not a stage role name: ${JSON.stringify(ownerRole)}`);
+  return `accord_rt_${ownerRole.slice('accord_st_'.length)}`;
+}
+
+/**
+ * Opens the data plane. PostgreSQL: a pool of its own logging in as the gateway role (password
+ * from {@link gatewayCredentials}); PGlite: the platform's one connection, on which each session
+ * switches its session user to the gateway role and back.
+ */
+export async function openDataPlane(database: Database, opts: OpenDataPlaneOptions = {}): Promise<DataPlane> {
+  if (database.engine === 'pglite') {
+    const gatewayRole = await gatewayRoleName(database.db);
+    const who = await sql<{ u: string }>`select session_user::text as u`.execute(database.db);
+    const platform = who.rows[0]!.u;
+    const plane: DataPlane = { engine: 'pglite', gatewayRole, close: async () => {} };
+    // The names are ours (the gateway's checked by its pattern, the session user read above) and
+    // quoted as identifiers; SET SESSION AUTHORIZATION takes no parameters.
+    planes.set(plane, {
+      db: database.db as unknown as Kysely<StageTables>,
+      before: `set session authorization ${quoteIdent(gatewayRole)}; `,
+      // RESET ALL: settings a session changed session-wide (only SQL injected into it would) must
+      // not follow the platform's own queries on the shared connection. It leaves the session
+      // user and role alone, hence the explicit SET SESSION AUTHORIZATION before it.
+      after: `; set session authorization ${quoteIdent(platform)}; reset all`,
+    });
+    return plane;
+  }
+  if (opts.databaseUrl === undefined || opts.kms === undefined) throw new TypeError('openDataPlane: PostgreSQL needs opts.databaseUrl and opts.kms');
+  const { role, password } = await gatewayCredentials(database.db, opts.kms);
+  const url = new URL(opts.databaseUrl);
+  url.username = role;
+  url.password = password;
+  const pool = new pg.Pool({
+    connectionString: url.toString(),
+    max: opts.maxConnections ?? 10,
+    connectionTimeoutMillis: 5000,
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  pool.on('error', () => {});
+  const location = describeUrl(opts.databaseUrl);
+  try {
+    const client = await pool.connect();
+    try {
+      // The whole design rests on the login role holding nothing; refuse to run otherwise.
+      const r = await client.query<{ ok: boolean }>(
+        `select rolname = $1 and not rolsuper and not rolcreaterole and not rolcreatedb and not rolbypassrls and not rolinherit as ok
+         from pg_roles where rolname = current_user`,
+        [role],
+      );
+      if (r.rows[0]?.ok !== true) throw new Error(`the gateway role ${role} is not the plain NOINHERIT login role migration 007 made`);
+    } finally {
+      client.release();
+    }
+  } catch (cause) {
+    await pool.end().catch(() => {});
+    if (cause instanceof Error && cause.message.startsWith('the gateway role')) throw cause;
+    throw new AccordError('DB_UNREACHABLE', { message: `Cannot connect to ${location} as the data-plane gateway role.`, details: { location }, cause });
+  }
+  const db = new Kysely<StageTables>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
+  const plane: DataPlane = { engine: 'postgres', gatewayRole: role, close: () => db.destroy() };
+  planes.set(plane, { db, before: '', after: '' });
+  return plane;
+}
+
+/**
+ * A connection must never go back to the pool inside a transaction: the next session would run
+ * in it, with the previous one's role and caller. Sessions always end theirs; should a COMMIT or
+ * ROLLBACK fail half-way, the connection is destroyed instead of reused.
+ */
+function guardedPool(pool: pg.Pool) {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      const release = client.release.bind(client);
+      const status = (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus;
+      client.release = (destroy?: boolean | Error) => release(destroy || (status !== undefined && status.call(client) !== 'I') || undefined);
+      return client;
+    },
+    end: () => pool.end(),
+  };
+}
+
+/**
+ * Runs `fn` in a stage session (see the top of this file) and commits, or rolls back if it
+ * throws. Three round trips around the caller's statements: BEGIN with the role and every
+ * setting, the caller's statements, COMMIT.
+ */
+export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: Caller, fn: (session: StageSession) => Promise<T>): Promise<T> {
+  const p = planes.get(plane);
+  if (p === undefined) throw new TypeError('runAsStage: not a data plane from openDataPlane');
+  const enter = p.before + enterSql(stage, caller);
+  return p.db.connection().execute(async (conn) => {
+    const abort = async () => {
+      try {
+        await sql.raw(`rollback${p.after}`).execute(conn);
+      } catch {
+        // PGlite: become the platform again even if the rollback failed. PostgreSQL: the pool
+        // destroys a connection still in a transaction (guardedPool).
+        if (p.after) await sql.raw(p.after.slice('; '.length)).execute(conn).catch(() => {});
+      }
+    };
+    try {
+      await sql.raw(enter).execute(conn);
+    } catch (err) {
+      await abort();
+      throw err;
+    }
+    const session: StageSession = {
+      db: conn,
+      stage,
+      caller,
+      audit: (event) => appendAudit(conn, stage, caller, event),
+    };
+    let result: T;
+    try {
+      result = await fn(session);
+    } catch (err) {
+      await abort();
+      throw err;
+    }
+    // PostgreSQL answers COMMIT of a transaction an earlier error aborted with a ROLLBACK tag, not
+    // an error; the caller must not believe its writes landed. PGlite reports no tag, so there a
+    // `select 1` first fails in an aborted transaction.
+    let committed: { rows: unknown[] };
+    try {
+      committed = await sql.raw(p.after ? `select 1; commit${p.after}` : 'commit').execute(conn);
+    } catch (err) {
+      await abort();
+      throw err;
+    }
+    if ((committed.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK') {
+      throw new Error('stage session rolled back: a statement in it failed');
+    }
+    return result;
+  });
+}
+
+async function appendAudit(db: StageDb, stage: StageRef, caller: Caller, event: StageAuditEvent): Promise<string> {
+  // The same row builder as every other event (audit-chain); only the way in differs: a function
+  // the stage role may execute, since it cannot write the catalog itself.
+  const source: AuditSource = caller.source ?? {
+    actor: { type: caller.kind === 'end-user' ? 'user' : caller.kind, id: caller.principalId, label: null, roles: [...caller.roles] },
+    requestId: caller.requestId,
+    sourceIp: null,
+    userAgent: null,
+  };
+  return appendAuditEvent(db, source, { ...event, tenantId: stage.tenantId, details: { ...event.details, stageId: stage.stageId } });
+}
+
+/**
+ * `begin; select set_config(...), ...` as one simple-protocol message, so the role and the
+ * settings cost no round trip of their own. A simple-protocol message carries no parameters, so
+ * every value goes in as `convert_from(decode('<hex>', 'hex'), 'UTF8')`: a hex digit string cannot
+ * end its literal or change meaning whatever the session's settings (standard_conforming_strings
+ * included), so no value, even one that slipped past the checks below, can become SQL. The checks
+ * are about meaning: policies cast these settings to uuid.
+ */
+export function enterSql(stage: StageRef, caller: Caller): string {
+  if (!STAGE_SCHEMA.test(stage.schema)) throw new TypeError(`stage.schema: not a stage schema name: ${JSON.stringify(stage.schema)}`);
+  const role = runtimeRoleOf(stage.role);
+  if (!UUID.test(stage.tenantId)) throw new TypeError('stage.tenantId: not a uuid');
+  if (!UUID.test(stage.stageId)) throw new TypeError('stage.stageId: not a uuid');
+  if (!KINDS.has(caller.kind)) throw new TypeError(`caller.kind: one of ${[...KINDS].join(', ')}`);
+  if (caller.principalId !== null && !UUID.test(caller.principalId)) throw new TypeError('caller.principalId: not a uuid');
+  if (!REQUEST_ID.test(caller.requestId)) throw new TypeError('caller.requestId: 1-64 of A-Z a-z 0-9 . _ : -');
+  for (const [i, r] of caller.roles.entries()) {
+    if (!ROLE_NAME.test(r)) throw new TypeError(`caller.roles[${i}]: not a role name`);
+  }
+  const settings: [string, string][] = [
+    ['role', role],
+    ['search_path', `${quoteIdent(stage.schema)}, pg_temp`],
+    ['accord.tenant_id', stage.tenantId.toLowerCase()],
+    ['accord.stage_id', stage.stageId.toLowerCase()],
+    ['accord.user_id', caller.principalId?.toLowerCase() ?? ''],
+    ['accord.principal_kind', caller.kind],
+    ['accord.roles', caller.roles.join(',')],
+    ['accord.request_id', caller.requestId],
+  ];
+  return `begin; select ${settings.map(([k, v]) => `set_config('${k}', ${hexText(v)}, true)`).join(', ')}`;
+}
+
+const hexText = (v: string) => `convert_from(decode('${Buffer.from(v, 'utf8').toString('hex')}', 'hex'), 'UTF8')`;
+
+function quoteIdent(name: string): string {
+  // Only names of ours reach here; the pattern keeps the quoting trivially right.
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new TypeError(`not an identifier of ours: ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}
