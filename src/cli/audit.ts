@@ -24,6 +24,8 @@ interface ChainReport {
   ok: boolean;
   records: number;
   lastSeq: number;
+  /** Events not sealed yet, so not covered by the chain yet. */
+  unsealed: number;
   firstBadSeq?: number;
   problem?: string;
   detail?: string;
@@ -67,12 +69,13 @@ export function registerAuditCommands(program: Command): void {
   ).action(
     action(async (out, opts: FilterOptions) => {
       const { client } = sessionClient();
-      const res = await client.call<{ records: { seq: number; time: string; action: string; outcome: string; actor: { label: string | null } }[]; nextCursor: string | null }>(
+      const res = await client.call<{ records: { seq: number | null; time: string; action: string; outcome: string; actor: { label: string | null } }[]; nextCursor: string | null }>(
         'GET',
         `${base(opts)}${queryString(opts)}`,
       );
       out.result(res, (r: typeof res) => {
-        const rows = r.records.map((x) => ({ seq: x.seq, time: x.time, action: x.action, outcome: x.outcome, actor: x.actor.label ?? '-' }));
+        // Records written moments ago have no sequence number until the sealer links them.
+        const rows = r.records.map((x) => ({ seq: x.seq ?? 'unsealed', time: x.time, action: x.action, outcome: x.outcome, actor: x.actor.label ?? '-' }));
         return `${table(rows, ['seq', 'time', 'action', 'outcome', 'actor'])}${r.nextCursor ? `\nmore: --cursor ${r.nextCursor}` : ''}`;
       });
     }),
@@ -122,9 +125,10 @@ export function registerAuditCommands(program: Command): void {
           ok: c.ok ? 'ok' : 'BROKEN',
           records: c.records,
           lastSeq: c.lastSeq,
+          unsealed: c.unsealed,
           problem: c.ok ? '' : `${c.problem} at ${c.firstBadSeq}: ${c.detail}`,
         }));
-        return `${table(rows, ['chain', 'ok', 'records', 'lastSeq', 'problem'])}\n${r.ok ? 'All chains verified.' : 'Verification FAILED.'}`;
+        return `${table(rows, ['chain', 'ok', 'records', 'lastSeq', 'unsealed', 'problem'])}\n${r.ok ? 'All chains verified.' : 'Verification FAILED.'}`;
       });
       if (!res.ok) process.exitCode = 1;
     }),

@@ -62,6 +62,19 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       end if;
       raise exception 'accord.audit_events is append-only (% refused)', tg_op using errcode = 'insufficient_privilege';
     end $$;
+    -- The seal test in the trigger's WHEN clause too: evaluated without entering PL/pgSQL, so the
+    -- sealer's batch updates pay little for the guard.
+    drop trigger audit_events_no_update on accord.audit_events;
+    create trigger audit_events_no_update before update on accord.audit_events for each row
+      when (not (old.seq is null and old.hash is null and new.seq is not null and new.hash is not null
+        and (new.chain_id, new.id, new.occurred_at, new.tenant_id, new.actor_type, new.actor_id, new.actor_label,
+             new.actor_roles, new.action, new.target_type, new.target_id, new.outcome, new.reason, new.source_ip,
+             new.user_agent, new.request_id, new.details, new.xid, new.ins)
+          is not distinct from
+            (old.chain_id, old.id, old.occurred_at, old.tenant_id, old.actor_type, old.actor_id, old.actor_label,
+             old.actor_roles, old.action, old.target_type, old.target_id, old.outcome, old.reason, old.source_ip,
+             old.user_agent, old.request_id, old.details, old.xid, old.ins)))
+      execute function accord.audit_events_append_only();
     grant update (seq, hash) on accord.audit_events to current_user;
 
     create function accord.append_audit_event(event jsonb) returns uuid
@@ -159,6 +172,9 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     alter table accord.audit_events drop column ins, drop column xid;
     alter table accord.audit_events alter column seq set not null, alter column hash set not null;
     alter table accord.audit_events add primary key (chain_id, seq);
+    drop trigger audit_events_no_update on accord.audit_events;
+    create trigger audit_events_no_update before update on accord.audit_events
+      for each row execute function accord.audit_events_append_only();
     create or replace function accord.audit_events_append_only() returns trigger language plpgsql as $$
     begin
       if tg_op = 'DELETE' and current_setting('accord.audit_archiving', true) = 'on' then
