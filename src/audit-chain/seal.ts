@@ -86,6 +86,25 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
 }
 
 /**
+ * Seals until nothing is pending or `timeoutMs` passes: for callers that must see every committed
+ * event linked (verification, exports, tests). The horizon is the server's: a transaction still
+ * running anywhere on the PostgreSQL server (another database's included, or a long `pg_dump`)
+ * holds sealing back until it ends (docs/audit.md).
+ */
+export async function sealAll(db: Db, opts: SealOptions & { timeoutMs?: number } = {}): Promise<SealResult> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  let sealed = 0;
+  let batches = 0;
+  for (;;) {
+    const r = await sealPending(db, { ...opts, wait: true });
+    sealed += r.sealed;
+    batches += r.batches;
+    if (!r.pending || Date.now() >= deadline) return { sealed, batches, pending: r.pending };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
  * Chains with unsealed events. A skip scan over the unsealed-events index: one probe per chain,
  * however many events wait.
  */
