@@ -24,6 +24,12 @@ export interface Work {
    * must leave a record. Use as `return w.refuse(...)` or `await w.refuse(...)`; it never returns.
    */
   refuse(error: AccordError, ...events: AuditEvent[]): Promise<never>;
+  /**
+   * The same unit (transaction, hooks, refusal), auditing as `source`: for events whose actor the
+   * request proves only inside the unit (the user behind an MFA challenge, a refresh token or a
+   * one-time token, when the request itself came from an anonymous caller).
+   */
+  as(source: AuditSource): Work;
 }
 
 /** Thrown by `refuse` through the caller's code to the unit of work, which commits instead. */
@@ -47,20 +53,22 @@ export async function unitOfWork<T>(db: Db, source: AuditSource, fn: (w: Work) =
   const hooks: Array<() => unknown> = [];
   let refusal: AccordError | undefined;
   const result = await db.transaction().execute(async (trx) => {
-    const work: Work = {
+    const workAs = (as: AuditSource): Work => ({
       trx,
-      source,
+      source: as,
       audit: async (event) => {
-        await record(trx, source, event);
+        await record(trx, as, event);
       },
       afterCommit: (hook) => {
         hooks.push(hook);
       },
       refuse: async (error, ...events) => {
-        for (const event of events) await record(trx, source, event);
+        for (const event of events) await record(trx, as, event);
         throw new CommittedRefusal(error);
       },
-    };
+      as: workAs,
+    });
+    const work = workAs(source);
     try {
       return await fn(work);
     } catch (err) {

@@ -3,7 +3,6 @@ import type { Db, DbOrTrx, Trx, UserStatus } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
 import { checkPasswordPolicy, hashPassword } from './passwords.ts';
-import { actingAs } from '../sessions/acting-as.ts';
 import { hashToken, newToken } from '../sessions/tokens.ts';
 
 /** The one-time tokens handed to a user out of band: an invitation, a password reset. */
@@ -158,7 +157,7 @@ export async function redeemPasswordToken<T>(
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return w.refuse(new AccordError('IAM_TOKEN_USED'), refusedTokenEvent(opts.action, 'user-not-eligible', found));
     const done = await opts.alsoDo(w, found);
-    await actingAs(w, tokenHolder(source, found)).audit({ tenantId: found.tenantId, action: opts.action, target: { type: 'user', id: found.userId }, outcome: 'success', details: done.details });
+    await w.as(tokenHolder(source, found)).audit({ tenantId: found.tenantId, action: opts.action, target: { type: 'user', id: found.userId }, outcome: 'success', details: done.details });
     return { found, result: done.result };
   });
 }

@@ -1,7 +1,7 @@
 import type { Trx } from '../../db/index.ts';
 import type { Work } from '../../kernel/index.ts';
 import type { IamKey } from '../iam-key.ts';
-import { actingAs, asUser } from '../sessions/acting-as.ts';
+import { asUser } from '../sessions/acting-as.ts';
 import { recoveryCodesLeft, useRecoveryCode } from './recovery.ts';
 import { useTotp } from './totp-factor.ts';
 import { verifyAssertion } from './webauthn.ts';
@@ -57,7 +57,7 @@ export async function verifySecondFactor(
     if (!(await hasRealFactor(trx, userId))) return { ok: false, reason: 'no-factor' };
     if (!(await useRecoveryCode(trx, key, userId, input.recoveryCode, now))) return { ok: false, reason: 'bad-recovery-code' };
     const user = await trx.selectFrom('accord.users').select(['email', 'tenant_id']).where('id', '=', userId).executeTakeFirstOrThrow();
-    await actingAs(w, asUser(w.source, { id: userId, email: user.email })).audit({
+    await w.as(asUser(w.source, { id: userId, email: user.email })).audit({
       tenantId: user.tenant_id,
       action: 'mfa.recovery.used',
       target: { type: 'user', id: userId },

@@ -6,7 +6,7 @@ import { AccordError } from '../../errors/index.ts';
 import type { AuthContext, RequestMeta } from '../../http/index.ts';
 import { unitOfWork } from '../../kernel/index.ts';
 import type { IamKey } from '../iam-key.ts';
-import { actingAs, asUser } from './acting-as.ts';
+import { asUser } from './acting-as.ts';
 import type { PrincipalCache } from './principal-cache.ts';
 import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantRowsQuery, grantsOf, toGrantView } from '../users/users.ts';
@@ -148,7 +148,7 @@ export async function refreshSession(
     }
     if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) throw new AccordError('IAM_CSRF');
     // The refresh token has shown whose session this is: that user is the actor from here on.
-    const holder = actingAs(w, asUser(source, { id: row.user_id, email: row.email }));
+    const holder = w.as(asUser(source, { id: row.user_id, email: row.email }));
     if (row.used_at !== null) {
       // A committed refusal: the revocation stays although the request fails.
       if (row.revoked_at === null) {

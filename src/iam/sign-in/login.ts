@@ -2,7 +2,7 @@ import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
-import { actingAs, asUser } from '../sessions/acting-as.ts';
+import { asUser } from '../sessions/acting-as.ts';
 import { checkLockout, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
 import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
 import { verifyPassword } from '../account/passwords.ts';
@@ -160,7 +160,7 @@ export async function completeSignIn(
     },
     now,
   );
-  await actingAs(w, asUser(source, user)).audit({
+  await w.as(asUser(source, user)).audit({
     tenantId: user.tenantId,
     action: 'auth.login',
     target: { type: 'session', id: session.sessionId },

@@ -6,7 +6,7 @@ import type { DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { access, type RouteDefinition, route } from '../../http/index.ts';
 import { unitOfWork } from '../../kernel/index.ts';
-import { actingAs, asUser } from '../sessions/acting-as.ts';
+import { asUser } from '../sessions/acting-as.ts';
 import { completeSetup } from './bootstrap.ts';
 import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessionCookies } from '../sessions/cookies.ts';
 import { checkLockout, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
@@ -109,7 +109,7 @@ export async function completeMfa(
     const factor = await verifySecondFactor(w, iam.key, iam.webauthn, user.id, input, row.data, now);
     if (!factor.ok) {
       const failure = await recordFailure(trx, subjects, iam.signIn.lockout, now);
-      return actingAs(w, asUser(source, user)).refuse(
+      return w.as(asUser(source, user)).refuse(
         new AccordError('IAM_MFA_INVALID'),
         { tenantId: user.tenantId, action: 'auth.mfa', target: { type: 'user', id: user.id }, outcome: 'failure', reason: factor.reason },
         ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
