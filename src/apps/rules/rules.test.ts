@@ -65,3 +65,25 @@ describe('the rule profile', () => {
     assert.equal(evaluateRule(ok('row.owner == "00000000-0000-4000-8000-00000000000a"'), attrs, input(row)), true);
   });
 });
+
+test('every example rule in docs/app-manifest.md type-checks against the reference Claim', async () => {
+  const { readFileSync } = await import('node:fs');
+  const doc = readFileSync(new URL('../../../docs/app-manifest.md', import.meta.url), 'utf8');
+  const block = /### Examples\n\n```text\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+  const examples = block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
+  assert.ok(examples.length >= 8);
+  const claim = new Map<string, RuleAttribute>([
+    ...attrs,
+    ['currency', { type: 'string', nullable: true }],
+    ['submittedAt', { type: 'timestamp', nullable: true }],
+    ['category', { type: 'uuid', nullable: true }],
+    ['status', { type: 'string', nullable: false, enumValues: ['draft', 'submitted', 'approved', 'rejected'] }],
+  ]);
+  for (const e of examples) {
+    const r = checkRule(e, { attributes: claim, place: 'update-check' });
+    assert.ok(r.ok, `${e}: ${JSON.stringify(!r.ok && r.problems)}`);
+  }
+});
