@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from './access.ts';
 import { registerAccountCommands } from './account.ts';
+import { registerAppCommands } from './apps.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerMfaCommands } from './mfa.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerMfaCommands(program);
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerAppCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type AuditSource, record } from '../../audit-chain/index.ts';
+import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { unitOfWork } from '../../kernel/index.ts';
@@ -119,7 +119,8 @@ type Failure = 'unknown-client' | 'bad-secret' | 'expired-secret' | 'expired-cli
  * (a secret pasted into the id field must not end up in the trail).
  */
 export async function issueClientToken(db: Db, issuer: TokenIssuer, source: AuditSource, request: TokenRequest, now = new Date()): Promise<TokenResponse> {
-  return unitOfWork(db, source, async ({ trx, refuse }) => {
+  return unitOfWork(db, source, async (w) => {
+    const { trx, refuse } = w;
     // A committed refusal: the failure's record stays, the caller gets one answer for all reasons.
     const fail = (reason: Failure, tenantId: string | null, target?: { type: string; id: string }) =>
       refuse(oauthError('invalid_client', CLIENT_AUTH_FAILED), {
@@ -156,12 +157,8 @@ export async function issueClientToken(db: Db, issuer: TokenIssuer, source: Audi
     if (exp <= iat) return fail('expired-secret', client.tenant_id, target);
     await trx.updateTable('accord.api_clients').set({ last_used_at: now }).where('id', '=', client.id).execute();
     const roles = [...new Set((await grantsOf(trx, { clientId: client.id })).map((g) => g.role))];
-    // The one event of this unit whose actor is not the request's (anonymous until now): the
-    // client it has just authenticated. Work.audit takes the unit's source, so record directly,
-    // in the unit's transaction all the same.
-    await record(
-      trx,
-      { ...source, actor: { type: 'client', id: client.id, label: client.name, roles } },
+    // Audited as the client it has just authenticated (the request was anonymous until now).
+    await w.as({ ...source, actor: { type: 'client', id: client.id, label: client.name, roles } }).audit(
       { tenantId: client.tenant_id, action: 'client.token.issued', target, outcome: 'success', details: { method: request.method, secretId: match.id, expiresIn: exp - iat } },
     );
     return { access_token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, iat, exp }), token_type: 'Bearer', expires_in: exp - iat };

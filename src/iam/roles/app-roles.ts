@@ -29,7 +29,8 @@ export interface AppRoleGrantView {
 }
 
 export const APP_NAME = '^[a-z][a-z0-9-]{0,62}$';
-export const APP_ROLE_NAME = APP_NAME;
+// App roles are named by the app's manifest (Employee, Manager): its rule, not the app-name rule.
+export const APP_ROLE_NAME = '^[A-Za-z][A-Za-z0-9_-]{0,62}$';
 
 async function stageUser(db: DbOrTrx, scope: StageScope, email: string) {
   const user = await findUserByEmail(db, scope.tenantId, email);
