@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, HTTPMethods } from 'fastify';
 import type { AuditSource } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
-import { unitOfWork, type Work } from '../kernel/index.ts';
+import { type DataPlane, runAsStage, type StageSession, unitOfWork, type Work } from '../kernel/index.ts';
 import { auditSource } from './audit-source.ts';
 import type { AuthContext, RequestMeta } from './context.ts';
 
@@ -117,6 +117,12 @@ export interface RouteContext<S extends RouteSchema = RouteSchema, A extends Rou
   readonly stage: ScopeStage;
   /** Runs `fn` as this request's unit of work (one transaction, audited, after-commit hooks). */
   unit<T>(fn: (w: Work) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in a stage session on the path's stage: one transaction as the stage's runtime
+   * role, the caller in transaction-local settings for row-level security, audit through the
+   * narrow append path. Tenant data is read and written only here.
+   */
+  asStage<T>(fn: (s: StageSession) => Promise<T>): Promise<T>;
 }
 
 /** A route as the server registers it; built by `route()`, which ties the handler's types to its schemas. */
@@ -152,6 +158,8 @@ const NO_CONTENT = { type: 'null', description: 'No content' } as const;
 export interface RouteKit {
   readonly db: Db;
   readonly resolveScope: ScopeResolver;
+  /** Where stage sessions run (absent in in-process servers built without one). */
+  readonly dataPlane?: DataPlane;
 }
 
 /** Registers routes on a Fastify instance with their declared access. */
@@ -209,6 +217,23 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
             return scope.stage;
           },
           unit: (fn) => unitOfWork(kit.db, source, fn),
+          asStage: (fn) => {
+            if (!kit.dataPlane) throw new Error('this server has no data plane; stage sessions are unavailable');
+            const stage = ctx.stage;
+            const auth = meta.auth;
+            return runAsStage(
+              kit.dataPlane,
+              { tenantId: ctx.tenant.id, stageId: stage.id, schema: stage.schema, role: stage.role },
+              {
+                kind: auth?.kind ?? 'system',
+                principalId: auth?.principalId ?? null,
+                roles: [...new Set(auth?.grants.map((g) => g.role) ?? [])],
+                requestId: meta.requestId,
+                source,
+              },
+              fn,
+            );
+          },
         };
         const result = await r.handler(ctx);
         if (reply.sent) return reply;

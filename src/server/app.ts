@@ -11,7 +11,7 @@ import type { Database } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
 import { auditSource, type RouteAccess, type RouteDefinition, type RouteKit, registerRoutes } from '../http/index.ts';
 import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, identityRoutes, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
-import { unitOfWork } from '../kernel/index.ts';
+import { type DataPlane, unitOfWork } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
@@ -32,6 +32,8 @@ export interface AppOptions {
   readonly iamKey?: IamKey;
   /** The URL clients use (WebAuthn origin); default from config.publicUrl or localhost. */
   readonly publicUrl?: string;
+  /** Where stage sessions run; servers built without one (in-process tests) have none. */
+  readonly dataPlane?: DataPlane;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -224,7 +226,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
   ];
-  const kit: RouteKit = { db: database.db, resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage) };
+  const kit: RouteKit = {
+    db: database.db,
+    resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage),
+    ...(opts.dataPlane ? { dataPlane: opts.dataPlane } : {}),
+  };
   app.decorate('routeKit', kit);
   registerRoutes(app, kit, routes);
   return app;

@@ -11,6 +11,7 @@ import { JobRunner } from '../jobs/index.ts';
 import { keyJobSteps } from '../keys/index.ts';
 import { systemSource } from '../audit-chain/index.ts';
 import { loadOrCreateSigner } from '../audit-chain/index.ts';
+import { openDataPlane } from '../kernel/index.ts';
 import { AuditJobs, AuditSealer, archiveTask, checkpointTask, SyslogSink, syslogTask } from '../audit-trail/index.ts';
 import { type BootstrapState, checkIamConfig, ensureBootstrap, pruneIdentity } from '../iam/index.ts';
 import { buildApp } from './app.ts';
@@ -76,6 +77,7 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let app: FastifyInstance | undefined;
   let closeKms: (() => Promise<void>) | undefined;
+  let closeDataPlane: (() => Promise<void>) | undefined;
   try {
     mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
     const tls = await tlsFor(config);
@@ -105,7 +107,11 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
     const leftover = await sealer.sealNow();
     if (leftover && leftover.sealed > 0) logger.info({ sealed: leftover.sealed }, 'sealed audit events left unsealed by an earlier run');
     const signer = loadOrCreateSigner(config.auditSigningKeyFile ?? join(config.dataDir, 'keys', 'audit-signing-key.pem'));
-    app = await buildApp({ config, database, logger, signer, keyring, https: { key: tls.key, cert: tls.cert } });
+    // The data plane: on PostgreSQL a pool of its own logging in as the gateway role (which holds
+    // nothing by itself), on PGlite the shared connection.
+    const dataPlane = await openDataPlane(database, { databaseUrl: config.databaseUrl, kms });
+    closeDataPlane = () => dataPlane.close();
+    app = await buildApp({ config, database, logger, signer, keyring, dataPlane, https: { key: tls.key, cert: tls.cert } });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -165,12 +171,14 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
         await sealer.stop();
         await jobs.stop();
         await sink?.close();
+        await dataPlane.close();
         await kms.close();
         await database.close();
       },
     };
   } catch (err) {
     await app?.close().catch(() => {});
+    await closeDataPlane?.().catch(() => {});
     await closeKms?.().catch(() => {});
     await database.close().catch(() => {});
     if (isAccordError(err)) throw err;
