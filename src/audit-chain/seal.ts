@@ -24,8 +24,15 @@ export interface SealOptions {
   readonly batchSize?: number;
   /** Chains locked per transaction (default 100). */
   readonly chainsPerBatch?: number;
-  /** Wait for chains another sealer holds instead of leaving them to it (verification, tests). */
+  /**
+   * Seal everything committed before the call (verification, exports, tests): wait, up to
+   * `waitMs`, for the transactions that were running when it began to end (the horizon is
+   * server-wide: a transaction in any database of the server holds it back), and for chains
+   * another sealer holds instead of leaving them to it.
+   */
   readonly wait?: boolean;
+  /** How long `wait` waits for the horizon (default 30 000 ms); then it seals what it can. */
+  readonly waitMs?: number;
   /** Only these chains (default: every chain with unsealed events). */
   readonly chains?: readonly string[];
   /** Called after each committed batch with the events it sealed. */
@@ -67,6 +74,7 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
   let sealed = 0;
   let batches = 0;
   let pending = false;
+  if (opts.wait) await horizonPassesNow(db, opts.waitMs ?? 30_000);
   // Named chains need no discovery: their heads are created by the batch if missing.
   const chains = opts.chains ? [...new Set(opts.chains)].sort() : await chainsToSeal(db);
   for (let i = 0; i < chains.length; i += chainsPerBatch) {
@@ -83,6 +91,21 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
     }
   }
   return { sealed, batches, pending };
+}
+
+/**
+ * Waits until every transaction that had an id when this was called has ended, i.e. until the
+ * horizon reaches the next transaction id of that moment, or until `timeoutMs` passes.
+ */
+async function horizonPassesNow(db: Db, timeoutMs: number): Promise<void> {
+  const now = await sql<{ next: string }>`select pg_snapshot_xmax(pg_current_snapshot())::text as next`.execute(db);
+  const next = now.rows[0]?.next;
+  const until = Date.now() + timeoutMs;
+  for (let pause = 1; ; pause = Math.min(50, pause * 2)) {
+    const r = await sql<{ ok: boolean }>`select pg_snapshot_xmin(pg_current_snapshot()) >= ${next}::xid8 as ok`.execute(db);
+    if (r.rows[0]?.ok || Date.now() >= until) return;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 /**
