@@ -24,7 +24,7 @@ export {
   systemSource,
   toCanonical,
 } from './record.ts';
-export { type SealedEvent, type SealOptions, type SealResult, sealAll, sealPending } from './seal.ts';
+export { type SealedEvent, type SealOptions, type SealResult, sealPending } from './seal.ts';
 export { type AuditCursor, type AuditQuery, type AuditRecordView, searchAudit, toRecordView } from './search.ts';
 export {
   type CheckpointBody,

@@ -24,8 +24,15 @@ export interface SealOptions {
   readonly batchSize?: number;
   /** Chains locked per transaction (default 100). */
   readonly chainsPerBatch?: number;
-  /** Wait for chains another sealer holds instead of leaving them to it (verification, tests). */
+  /**
+   * Seal everything committed before the call (verification, exports, tests): wait, up to
+   * `waitMs`, for the transactions that were running when it began to end (the horizon is
+   * server-wide: a transaction in any database of the server holds it back), and for chains
+   * another sealer holds instead of leaving them to it.
+   */
   readonly wait?: boolean;
+  /** How long `wait` waits for the horizon (default 30 000 ms); then it seals what it can. */
+  readonly waitMs?: number;
   /** Only these chains (default: every chain with unsealed events). */
   readonly chains?: readonly string[];
   /** Called after each committed batch with the events it sealed. */
@@ -67,6 +74,7 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
   let sealed = 0;
   let batches = 0;
   let pending = false;
+  if (opts.wait) await horizonPassesNow(db, opts.waitMs ?? 30_000);
   // Named chains need no discovery: their heads are created by the batch if missing.
   const chains = opts.chains ? [...new Set(opts.chains)].sort() : await chainsToSeal(db);
   for (let i = 0; i < chains.length; i += chainsPerBatch) {
@@ -86,21 +94,17 @@ export async function sealPending(db: Db, opts: SealOptions = {}): Promise<SealR
 }
 
 /**
- * Seals until nothing is pending or `timeoutMs` passes: for callers that must see every committed
- * event linked (verification, exports, tests). The horizon is the server's: a transaction still
- * running anywhere on the PostgreSQL server (another database's included, or a long `pg_dump`)
- * holds sealing back until it ends (docs/audit.md).
+ * Waits until every transaction that had an id when this was called has ended, i.e. until the
+ * horizon reaches the next transaction id of that moment, or until `timeoutMs` passes.
  */
-export async function sealAll(db: Db, opts: SealOptions & { timeoutMs?: number } = {}): Promise<SealResult> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  let sealed = 0;
-  let batches = 0;
-  for (;;) {
-    const r = await sealPending(db, { ...opts, wait: true });
-    sealed += r.sealed;
-    batches += r.batches;
-    if (!r.pending || Date.now() >= deadline) return { sealed, batches, pending: r.pending };
-    await new Promise((resolve) => setTimeout(resolve, 20));
+async function horizonPassesNow(db: Db, timeoutMs: number): Promise<void> {
+  const now = await sql<{ next: string }>`select pg_snapshot_xmax(pg_current_snapshot())::text as next`.execute(db);
+  const next = now.rows[0]?.next;
+  const until = Date.now() + timeoutMs;
+  for (let pause = 1; ; pause = Math.min(50, pause * 2)) {
+    const r = await sql<{ ok: boolean }>`select pg_snapshot_xmin(pg_current_snapshot()) >= ${next}::xid8 as ok`.execute(db);
+    if (r.rows[0]?.ok || Date.now() >= until) return;
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }
 
@@ -128,7 +132,6 @@ async function chainsToSeal(db: Db): Promise<string[]> {
 async function sealBatch(db: Db, chains: readonly string[], limit: number, wait: boolean): Promise<{ events: SealedEvent[]; full: boolean; pending: boolean }> {
   const events: SealedEvent[] = [];
   let pending = false;
-  // The audit library's own transaction (below the kernel): links events under the head locks.
   const full = await db.transaction().execute(async (trx) => {
     let heads = trx.selectFrom('accord.audit_chains').select(['chain_id', 'last_seq', 'last_hash']).where('chain_id', 'in', chains).orderBy('chain_id').forUpdate();
     if (!wait) heads = heads.skipLocked();

@@ -14,7 +14,7 @@ import {
   readCheckpointFiles,
   record,
   sealedRow,
-  sealAll,
+  sealPending,
   systemSource,
   takeCheckpoints,
   verifyChain,
@@ -62,7 +62,7 @@ for (const engine of engines()) {
         }
       });
       // Sealing links them into the chain (in a server, the sealer does this right after commit).
-      assert.equal((await sealAll(database.db)).sealed, n);
+      assert.equal((await sealPending(database.db, { wait: true })).sealed, n);
       return { database, url, chain: chainIdFor(tenantId) };
     }
 

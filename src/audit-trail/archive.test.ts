@@ -16,7 +16,7 @@ import {
   PLATFORM_CHAIN,
   record,
   sealedRow,
-  sealAll,
+  sealPending,
   systemSource,
   takeCheckpoints,
   verifyChain,
@@ -49,16 +49,16 @@ async function write(db: Db, tenantId: string | null, at: Date, n: number): Prom
     );
   }
   // In a server the sealer links them into the chain right after commit; archiving takes sealed records only.
-  await sealAll(db);
+  await sealPending(db, { wait: true });
 }
 
 // Both seal first, as the server's sealer would have by then (the archive's own audit record too).
 const onlineSeqs = async (db: Db, chain: string) => {
-  await sealAll(db);
+  await sealPending(db, { wait: true });
   return (await db.selectFrom('accord.audit_events').select('seq').where('chain_id', '=', chain).orderBy('seq').execute()).map((r) => Number(r.seq));
 };
 const head = async (db: Db, chain: string) => {
-  await sealAll(db);
+  await sealPending(db, { wait: true });
   return db.selectFrom('accord.audit_chains').selectAll().where('chain_id', '=', chain).executeTakeFirstOrThrow();
 };
 const hashOf = async (db: Db, chain: string, seq: number) =>

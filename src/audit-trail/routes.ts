@@ -7,7 +7,7 @@ import {
   listCheckpoints,
   type AuditSource,
   PLATFORM_CHAIN,
-  sealAll,
+  sealPending,
   searchAudit,
   toCef,
   toJsonLine,
@@ -78,7 +78,7 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
     let q = parseAuditFilters({ ...filters, limit: undefined }, chain, { onlineDays: config.auditOnlineDays, maxLimit: 500 });
     // An export holds sealed records only (each with its hash, verifiable offline): seal what has
     // committed first, so the export reaches up to now.
-    await sealAll(db, { chains: [chain], timeoutMs: 2000 });
+    await sealPending(db, { chains: [chain], wait: true, waitMs: 2000 });
     q = { ...q, sealedOnly: true };
     const lines: string[] = [];
     for (;;) {
@@ -159,7 +159,7 @@ export function auditRoutes(deps: { db: Db; config: Config; signer: CheckpointSi
         const external = body.checkpoints?.filter((c) => chains === undefined || chains.includes(c.chain));
         // Seal what has committed first: verification then covers everything written before it
         // began, and an unsealed event it finds older than the horizon is one the sealer skipped.
-        await sealAll(db, { ...(chains ? { chains } : {}), timeoutMs: 2000 });
+        await sealPending(db, { ...(chains ? { chains } : {}), wait: true, waitMs: 2000 });
         const reports = await verifyChains(db, { ...(chains ? { chains } : {}), trustedKeys, ...(external ? { external } : {}) });
         const result = {
           ok: reports.every((r) => r.ok),

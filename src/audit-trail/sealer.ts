@@ -62,11 +62,21 @@ export class AuditSealer {
     this.#sweep.unref();
   }
 
-  /** Runs a pass over every chain now (after the one running, if any) and returns what it sealed. */
-  async sealNow(): Promise<SealResult | undefined> {
+  /**
+   * Seals everything committed before the call, over every chain (after the pass running, if
+   * any): waits up to `waitMs` for transactions running at the call to end. For start-up.
+   */
+  async sealNow(waitMs = 5000): Promise<SealResult | undefined> {
     await this.#running;
-    this.#sweepDue = true;
-    return this.#run();
+    try {
+      const result = await sealPending(this.#db, { wait: true, waitMs, ...(this.#opts.onSealed ? { onSealed: this.#opts.onSealed } : {}) });
+      if (result.pending) this.#sweepDue = true;
+      return result;
+    } catch (err) {
+      this.#logger.error({ err }, 'audit sealing failed; retrying later (the events stay unsealed, none is lost)');
+      this.#sweepDue = true;
+      return undefined;
+    }
   }
 
   /** Stops the timers, waits for a running pass, then seals once more what has committed. */

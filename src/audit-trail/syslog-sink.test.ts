@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { engines } from '../../test/harness/engines.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../test/harness/tls.ts';
-import { PLATFORM_CHAIN, record, sealAll, systemSource } from '../audit-chain/index.ts';
+import { PLATFORM_CHAIN, record, sealPending, systemSource } from '../audit-chain/index.ts';
 import type { Db } from '../db/index.ts';
 import { isAccordError } from '../errors/index.ts';
 import { SyslogSink } from './syslog-sink.ts';
@@ -144,7 +144,7 @@ async function writeRecords(db: Db, tenantId: string | null, n: number): Promise
     });
   }
   // The sink delivers sealed records; in a server the sealer links them right after commit.
-  await sealAll(db);
+  await sealPending(db, { wait: true });
 }
 
 /** Records of about 24 KB each, so that a batch of them outgrows the kernel's socket buffers. */
@@ -157,7 +157,7 @@ async function writeBigRecords(db: Db, n: number): Promise<void> {
       }
     });
   }
-  await sealAll(db);
+  await sealPending(db, { wait: true });
 }
 
 /** Every stored record as `chain:seq` → `id hash`. */
