@@ -15,6 +15,7 @@ import { identityRoutes } from '../iam/identity-routes.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
+import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
 import { installMetrics } from './metrics.ts';
 import { platformRoutes } from './platform-routes.ts';
 
@@ -73,9 +74,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { config, database } = opts;
   const app = Fastify({
     loggerInstance: opts.logger,
-    ...(opts.https
-      ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } }
-      : {}),
+    // TLS policy, header/request/idle/handshake deadlines: src/server/listener.ts.
+    ...(opts.https ? { https: httpsOptions(config, opts.https) } : {}),
+    ...fastifyTimeouts(config),
     // An incoming id from a proxy is kept when it looks like one, so traces join up.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
@@ -88,6 +89,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true },
     // The HTTPS and plain variants differ only in the raw server type, which nothing here touches.
   }) as unknown as FastifyInstance;
+
+  capConnections(app.server, config);
 
   const declared: DeclaredRoute[] = [];
   app.addHook('onRoute', (route) => {
