@@ -110,6 +110,11 @@ export const catalog = {
   IAM_REVIEW_NOT_FOUND: { status: 404, title: 'Review not found', message: 'No such access review or review item.' },
   IAM_REVIEW_CLOSED: { status: 409, title: 'Review closed', message: 'The access review is closed.' },
   IAM_REVIEW_ITEM_DECIDED: { status: 409, title: 'Already decided', message: 'This review item already has a decision; decisions are final.' },
+  IAM_ROLE_NAME_RESERVED: {
+    status: 400,
+    title: 'Reserved role name',
+    message: 'This name is reserved (a built-in member name of JavaScript objects, such as constructor); choose another.',
+  },
   IAM_ROLE_NOT_FOUND: { status: 404, title: 'Role not found', message: 'No such custom role (built-in roles cannot be changed or deleted).' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },

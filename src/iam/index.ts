@@ -7,7 +7,7 @@ export { type Audience, completeSignIn, login, logout, type SignInDeps, type Sig
 export { type IamServices, iamServices } from './services.ts';
 export { csrfToken, signAccessToken, verifyAccessToken } from './sessions/tokens.ts';
 export { checkPasswordPolicy, hashPassword, verifyPassword } from './account/passwords.ts';
-export { builtInRoles, isPermission, type Permission, permissions, roleHas } from './permissions.ts';
+export { builtInRole, builtInRoles, isPermission, isReservedRoleName, type Permission, permissions, roleHas } from './permissions.ts';
 export { authenticate, type IssuedSession, listSessions, openSession, refreshSession, revokeSession, revokeUserSessions, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions/sessions.ts';
 export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normaliseEmail } from './users/users.ts';
 export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './users/admin.ts';

@@ -109,6 +109,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     hsts: { maxAge: 31_536_000, includeSubDomains: true },
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     crossOriginResourcePolicy: { policy: 'same-origin' },
+    // As the CSP's frame-ancestors 'none' says: never framed, not even by the same origin.
+    frameguard: { action: 'deny' },
   });
   await app.register(swagger, {
     openapi: {
@@ -122,7 +124,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // OAuth2 token requests are form-encoded (RFC 6749 section 4.4); nothing else is.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
     if (!FORM_ROUTES.has(req.routeOptions.url ?? '')) return done(new AccordError('REQUEST_UNSUPPORTED_MEDIA_TYPE'), undefined);
-    const form: Record<string, string> = {};
+    // Null prototype: a parameter named __proto__ or constructor is just a parameter.
+    const form = Object.create(null) as Record<string, string>;
     for (const [k, v] of new URLSearchParams(body as string)) {
       // A repeated parameter is an error in OAuth2 (RFC 6749 section 3.2); keep it detectable.
       form[k] = Object.hasOwn(form, k) ? '\u0000duplicate' : v;
