@@ -9,6 +9,13 @@ export const catalog = {
   REQUEST_NOT_FOUND: { status: 404, title: 'Not found', message: 'No such resource.' },
   REQUEST_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', message: 'Method not allowed.' },
   REQUEST_TOO_LARGE: { status: 413, title: 'Payload too large', message: 'The request body is too large.' },
+  REQUEST_TEXT_INVALID: {
+    status: 400,
+    title: 'Invalid text',
+    message: 'Text in the request must be well-formed Unicode without NUL characters.',
+  },
+  REQUEST_URL_INVALID: { status: 400, title: 'Invalid URL', message: 'The URL is malformed (a bad percent-encoding or not UTF-8).' },
+  REQUEST_URL_TOO_LONG: { status: 414, title: 'URL too long', message: 'A path segment of the URL is too long.' },
   REQUEST_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Unsupported media type',

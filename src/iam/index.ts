@@ -11,3 +11,4 @@ export { builtInRole, builtInRoles, isPermission, isReservedRoleName, type Permi
 export { authenticate, type IssuedSession, listSessions, openSession, refreshSession, revokeSession, revokeUserSessions, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions/sessions.ts';
 export { createUser, findUserByEmail, grantRole, grantsOf, hasOperator, normaliseEmail } from './users/users.ts';
 export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, setUserStatus, deleteTenantUser } from './users/admin.ts';
+export { DUPLICATE_PARAMETER } from './clients/oauth.ts';

@@ -6,8 +6,11 @@ import type { TokenIssuer } from '../sessions/sessions.ts';
 import { hashToken, signAccessToken } from '../sessions/tokens.ts';
 import { grantsOf } from '../users/users.ts';
 
-/** The value the form parser (src/server/app.ts) gives a parameter sent more than once. */
-export const DUPLICATE_PARAMETER = '\u0000duplicate';
+/**
+ * The value the form parser (src/server/app.ts) gives a parameter sent more than once: a symbol,
+ * which no client can send and the input rule (strings only) leaves alone.
+ */
+export const DUPLICATE_PARAMETER: unique symbol = Symbol('duplicate parameter');
 
 const CLIENT_ID = /^acl_[A-Za-z0-9_-]{22}$/;
 // Real secrets are 47 characters; anything much longer is not worth hashing.

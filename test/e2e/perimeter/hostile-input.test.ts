@@ -25,14 +25,14 @@ for (const engine of engines()) {
     let app: FastifyInstance;
     let database: Database;
     const tokens: Record<string, string> = {};
+    /** A request; a string payload is sent as raw JSON text (for what JSON.stringify cannot spell). */
     const call = (method: string, url: string, who: string | undefined, payload?: unknown, headers: Record<string, string> = {}) =>
       app.inject({
         method: method as 'GET',
         url,
-        headers: { ...(who ? { authorization: `Bearer ${tokens[who]}` } : {}), ...headers },
-        ...(payload === undefined ? {} : typeof payload === 'string' ? { payload, headers: { 'content-type': 'application/json', ...(who ? { authorization: `Bearer ${tokens[who]}` } : {}), ...headers } } : { payload: payload as object }),
+        headers: { ...(who ? { authorization: `Bearer ${tokens[who]}` } : {}), ...(typeof payload === 'string' ? { 'content-type': 'application/json' } : {}), ...headers },
+        ...(payload === undefined ? {} : { payload: payload as object }),
       });
-    const codeOf = (r: LightMyRequestResponse) => (r.statusCode >= 400 ? (r.json() as { code: string }).code : r.statusCode);
     /** A refusal as the platform must send it: problem+json, catalog code, request id, security headers. */
     const assertRefusal = (r: LightMyRequestResponse, status: number, code: string, what: string) => {
       assert.equal(r.statusCode, status, `${what}: ${r.body.slice(0, 300)}`);
@@ -45,7 +45,7 @@ for (const engine of engines()) {
       assert.match(String(r.headers['content-security-policy']), /frame-ancestors 'none'/, `${what}: CSP`);
       assert.equal(r.headers['x-frame-options'], 'DENY', `${what}: X-Frame-Options`);
       assert.equal(r.headers['cache-control'], 'no-store', `${what}: no-store`);
-      assert.doesNotMatch(r.body, /FST_ERR|at \/|node_modules/, `${what}: no framework internals`);
+      assert.doesNotMatch(r.body, /FST_ERR|node_modules|\.ts:\d+/, `${what}: no framework internals`);
     };
     const platformRecords = async (action: string) =>
       ((await call('GET', `/api/v1/audit?action=${action}&limit=500`, 'operator')).json() as { records: { action: string; reason: string | null; details: Record<string, unknown>; actor: { type: string } }[] }).records;
@@ -66,6 +66,90 @@ for (const engine of engines()) {
       });
     });
     after(async () => app?.close());
+
+    describe('finding 6: NUL bytes, lone surrogates, normalisation', () => {
+      test('an anonymous request with %00 in the path is refused and the refusal is on the platform chain', async () => {
+        const before = (await platformRecords('request.refused')).length;
+        assertRefusal(await call('GET', '/api/v1/tenants/%00', undefined), 400, 'REQUEST_TEXT_INVALID', 'GET /api/v1/tenants/%00');
+        assertRefusal(await call('GET', '/api/v1/tenants/ac%00me/users', undefined), 400, 'REQUEST_TEXT_INVALID', 'GET /api/v1/tenants/ac%00me/users');
+        const records = await platformRecords('request.refused');
+        assert.equal(records.length, before + 2, 'both refusals are audited');
+        const [newest] = records;
+        assert.equal(newest?.reason, 'REQUEST_TEXT_INVALID');
+        assert.equal(newest?.actor.type, 'anonymous');
+        assert.equal(newest?.details.path, '/api/v1/tenants/ac%00me/users');
+        assert.deepEqual(newest?.details.input, { in: 'params', path: '/tenant', problem: 'nul' });
+      });
+
+      test('NUL and lone surrogates in bodies, queries and keys are REQUEST_TEXT_INVALID on public and protected routes, and change nothing', async () => {
+        const cases: [string, string, string | undefined, unknown][] = [
+          ['POST', '/api/v1/auth/login', undefined, { email: 'admin@acme.test', password: 'admin\u0000passphrase' }],
+          ['POST', '/api/v1/auth/login', undefined, '{"email":"admin@acme.test","password":"\\ud800admin passphrase"}'],
+          ['POST', '/api/v1/auth/login', undefined, { email: 'admin@acme.test', password: 'admin passphrase ok', tenant: 'ac\u0000me' }],
+          ['POST', '/t/acme/development/auth/login', undefined, { email: 'carol@acme.test\u0000', password: 'carol passphrase ok' }],
+          ['POST', '/api/v1/auth/refresh', undefined, { refreshToken: 'acr_\u0000' }],
+          ['POST', '/api/v1/auth/password-reset', undefined, { token: 'acp_x', password: 'new\u0000 passphrase ok' }],
+          ['POST', '/api/v1/tenants', 'operator', { name: 'globex', displayName: 'Globex\u0000Corp' }],
+          ['POST', '/api/v1/tenants/acme/users', 'admin', { email: 'dan@acme.test', password: 'dan passphrase ok', displayName: 'Dan\u0000' }],
+          ['POST', '/api/v1/tenants/acme/users', 'admin', '{"email":"dan@acme.test","password":"dan passphrase ok","displayName":"\\udc00Dan"}'],
+          ['POST', '/api/v1/tenants/acme/roles', 'admin', { name: 'viewer', description: 'x\u0000', permissions: ['tenant:read'] }],
+          ['POST', '/api/v1/tenants/acme/clients', 'admin', { name: 'robot', grants: [{ role: 'developer', stage: 'dev\u0000' }] }],
+          ['POST', '/api/v1/tenants/acme/grants', 'admin', { user: 'carol@acme.test', role: 'developer\u0000' }],
+          ['PUT', '/api/v1/tenants/acme/stages/development/secrets/smtp-password', 'admin', { value: 'se\u0000cret' }],
+          ['GET', '/api/v1/tenants/acme/audit?action=auth.login%00', 'admin', undefined],
+          ['GET', '/api/v1/tenants/acme/users/carol%40acme.test%00/sessions', 'admin', undefined],
+          ['POST', '/api/v1/tenants/acme/users', 'admin', '{"email":"dan@acme.test","password":"dan passphrase ok","a\\u0000b":1}'],
+          ['POST', '/oauth/token', undefined, undefined],
+        ];
+        for (const [method, url, who, payload] of cases) {
+          const what = `${method} ${url} ${typeof payload === 'string' ? payload : JSON.stringify(payload)}`;
+          if (url === '/oauth/token') {
+            const r = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials&client_id=acl_%00&client_secret=x' });
+            assertRefusal(r, 400, 'REQUEST_TEXT_INVALID', what);
+            continue;
+          }
+          assertRefusal(await call(method, url, who, payload), 400, 'REQUEST_TEXT_INVALID', what);
+        }
+        const users = (await call('GET', '/api/v1/tenants/acme/users', 'admin')).json() as { email: string }[];
+        assert.deepEqual(users.map((u) => u.email).sort(), ['admin@acme.test', 'carol@acme.test']);
+        assert.equal((await call('GET', '/api/v1/tenants/globex', 'operator')).statusCode, 404);
+      });
+
+      test('text is stored in Unicode NFC, so canonically equal spellings are one value', async () => {
+        // e + combining acute accent (NFD) arrives; the precomposed é (NFC) is stored.
+        const created = await call('POST', '/api/v1/tenants/acme/users', 'admin', { email: 'rene@acme.test', password: 'an accented passphrase', displayName: 'Rene\u0301' });
+        assert.equal(created.statusCode, 201, created.body);
+        const users = (await call('GET', '/api/v1/tenants/acme/users', 'admin')).json() as { email: string; displayName: string }[];
+        assert.equal(users.find((u) => u.email === 'rene@acme.test')?.displayName, 'Ren\u00e9');
+      });
+    });
+
+    describe('finding 7: what the router refuses', () => {
+      test('a bad percent-encoding, bytes that are not UTF-8 and an over-long path parameter get problem+json with headers and a request id, and are audited', async () => {
+        const before = (await platformRecords('request.refused')).length;
+        for (const [url, status, code] of [
+          ['/api/v1/tenants/%zz', 400, 'REQUEST_URL_INVALID'],
+          ['/api/v1/tenants/%C0%AF', 400, 'REQUEST_URL_INVALID'],
+          ['/api/v1/tenants/%ED%A0%80/stages', 400, 'REQUEST_URL_INVALID'],
+          [`/api/v1/tenants/${'a'.repeat(400)}`, 414, 'REQUEST_URL_TOO_LONG'],
+        ] as const) {
+          const r = await call('GET', url, undefined);
+          assertRefusal(r, status, code, url.slice(0, 40));
+          assert.ok(!r.body.includes(url.slice(16, 40)), `${url.slice(0, 40)}: the URL is not echoed`);
+        }
+        const records = await platformRecords('request.refused');
+        assert.equal(records.length, before + 4);
+        assert.deepEqual(
+          records.slice(0, 4).map((r) => r.reason),
+          ['REQUEST_URL_TOO_LONG', 'REQUEST_URL_INVALID', 'REQUEST_URL_INVALID', 'REQUEST_URL_INVALID'],
+        );
+      });
+
+      test('an email of legitimate length is a path parameter like any other', async () => {
+        const email = `${'x'.repeat(180)}@acme.test`;
+        assertRefusal(await call('GET', `/api/v1/tenants/acme/users/${email}/sessions`, 'admin'), 404, 'IAM_USER_NOT_FOUND', 'a 190-character email in the path');
+      });
+    });
 
     describe('finding 5: names of prototype members', () => {
       test('granting, revoking, giving to an API client or naming in the MFA policy a prototype name is IAM_ROLE_UNKNOWN, never a 500', async () => {
