@@ -5,7 +5,7 @@ export { GrantUsage } from './reviews/grant-usage.ts';
 export { IamKey } from './iam-key.ts';
 export { type Audience, completeSignIn, login, logout, type SignInDeps, type SignInResult } from './sign-in/login.ts';
 export { type IamServices, iamServices } from './services.ts';
-export { csrfToken, signAccessToken, verifyAccessToken } from './sessions/tokens.ts';
+export { csrfMatches, csrfToken, decodeBase64urlStrict, signAccessToken, verifyAccessToken } from './sessions/tokens.ts';
 export { checkPasswordPolicy, hashPassword, verifyPassword } from './account/passwords.ts';
 export { builtInRole, builtInRoles, isPermission, isReservedRoleName, type Permission, permissions, roleHas } from './permissions.ts';
 export { authenticate, type IssuedSession, listSessions, openSession, refreshSession, revokeSession, revokeUserSessions, type SessionPolicy, sessionPolicy, type TokenIssuer } from './sessions/sessions.ts';

@@ -10,7 +10,7 @@ import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Database } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
 import { applyInputRuleToRequest, type RouteAccess, type RouteDefinition, registerRoutes } from '../http/index.ts';
-import { ACCESS_COOKIE, authenticate, DUPLICATE_PARAMETER, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
+import { ACCESS_COOKIE, authenticate, CSRF_HEADER, csrfMatches, DUPLICATE_PARAMETER, authorize, type GrantUsage, IamKey, type IamServices, iamServices, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
 import { identityRoutes } from '../iam/identity-routes.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
@@ -175,7 +175,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // a page that could read the session's CSRF token.
     if (via === 'cookie' && !SAFE_METHODS.has(req.method) && result.auth.sessionId) {
       const sent = req.headers[CSRF_HEADER];
-      if (typeof sent !== 'string' || !iam.key.verifyMac('csrf', result.auth.sessionId, Buffer.from(sent, 'base64url'))) {
+      if (typeof sent !== 'string' || !csrfMatches(iam.key, result.auth.sessionId, sent)) {
         req.meta = { ...base, auth: undefined, authError: 'IAM_CSRF' };
         return;
       }

@@ -6,7 +6,7 @@ import { AccordError } from '../../errors/index.ts';
 import type { AuthContext, RequestMeta } from '../../http/index.ts';
 import type { IamKey } from '../iam-key.ts';
 import type { PrincipalCache } from './principal-cache.ts';
-import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
+import { type AccessClaims, csrfMatches, csrfToken, hashToken, isWellFormedToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantRowsQuery, grantsOf, toGrantView } from '../users/users.ts';
 
 export interface SessionPolicy {
@@ -129,7 +129,7 @@ export async function refreshSession(
   expect: { kind: 'console' } | { kind: 'end-user'; stageId: string },
   now = new Date(),
 ): Promise<{ session: IssuedSession; user: { id: string; email: string; tenantId: string | null; tenant: string | null } }> {
-  if (!input.refreshToken.startsWith('acr_') || input.refreshToken.length > 200) throw new AccordError('IAM_TOKEN_INVALID');
+  if (!isWellFormedToken(input.refreshToken, 'acr')) throw new AccordError('IAM_TOKEN_INVALID');
   const outcome = await db.transaction().execute(async (trx) => {
     const row = await trx
       .selectFrom('accord.refresh_tokens as r')
@@ -143,7 +143,7 @@ export async function refreshSession(
     if (!row || row.kind !== expect.kind || (expect.kind === 'end-user' && row.stage_id !== expect.stageId)) {
       return { error: 'IAM_TOKEN_INVALID' as const };
     }
-    if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) return { error: 'IAM_CSRF' as const };
+    if (input.csrf !== undefined && !csrfMatches(issuer.key, row.id, input.csrf)) return { error: 'IAM_CSRF' as const };
     const actor = { ...source, actor: { type: 'user' as const, id: row.user_id, label: row.email, roles: [] } };
     if (row.used_at !== null) {
       if (row.revoked_at === null) {

@@ -9,14 +9,19 @@ import pino from 'pino';
 import { ephemeralSigner, systemSource } from '../../../src/audit-chain/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import type { Database } from '../../../src/db/index.ts';
-import { createUser, grantRole } from '../../../src/iam/index.ts';
+import { createUser, grantRole, type IssuedSession, openSession } from '../../../src/iam/index.ts';
 import { buildApp } from '../../../src/server/index.ts';
 import { createTenant } from '../../../src/tenancy/index.ts';
 import { engines } from '../../harness/engines.ts';
-import { sessionToken, testIamKey } from '../../harness/iam.ts';
+import { sessionToken, testIamKey, testIssuer } from '../../harness/iam.ts';
 import { testKeyring } from '../../harness/keys.ts';
 
 const config = loadConfig({ env: {}, flags: { logLevel: 'silent' } });
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The same token with its last character swapped for one that decodes to the same bytes. */
+const sibling = (token: string): string => token.slice(0, -1) + B64URL.charAt(B64URL.indexOf(token.slice(-1)) ^ 1);
+/** Spellings lenient base64url decoding takes for the original. */
+const variants = (token: string): string[] => [`${token}!!`, `${token}=`, `${token}%%%`, `${token}==`, sibling(token), `${token.slice(0, -1)}*${token.slice(-1)}`];
 // Names every JavaScript object answers to.
 const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'prototype'];
 
@@ -25,6 +30,7 @@ for (const engine of engines()) {
     let app: FastifyInstance;
     let database: Database;
     const tokens: Record<string, string> = {};
+    let carolSession: IssuedSession;
     /** A request; a string payload is sent as raw JSON text (for what JSON.stringify cannot spell). */
     const call = (method: string, url: string, who: string | undefined, payload?: unknown, headers: Record<string, string> = {}) =>
       app.inject({
@@ -62,7 +68,8 @@ for (const engine of engines()) {
         const admin = await createUser(trx, { tenantId: acme.id, email: 'admin@acme.test', password: 'admin passphrase ok' });
         await grantRole(trx, { userId: admin, role: 'tenant-admin', tenantId: acme.id, stageId: null });
         tokens.admin = await sessionToken(trx, admin);
-        await createUser(trx, { tenantId: acme.id, email: 'carol@acme.test', password: 'carol passphrase ok' });
+        const carol = await createUser(trx, { tenantId: acme.id, email: 'carol@acme.test', password: 'carol passphrase ok' });
+        carolSession = await openSession(trx, testIssuer, { userId: carol, policy: { idleSeconds: 3600, absoluteSeconds: 3600 }, source: { ip: null, userAgent: null } });
       });
     });
     after(async () => app?.close());
@@ -148,6 +155,44 @@ for (const engine of engines()) {
       test('an email of legitimate length is a path parameter like any other', async () => {
         const email = `${'x'.repeat(180)}@acme.test`;
         assertRefusal(await call('GET', `/api/v1/tenants/acme/users/${email}/sessions`, 'admin'), 404, 'IAM_USER_NOT_FOUND', 'a 190-character email in the path');
+      });
+    });
+
+    describe('finding 9: one spelling per token', () => {
+      test('an access token with characters appended or its last character swapped for a sibling is IAM_TOKEN_INVALID', async () => {
+        const token = carolSession.accessToken;
+        assert.equal((await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { authorization: `Bearer ${token}` } })).statusCode, 200);
+        for (const v of variants(token)) {
+          assertRefusal(await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { authorization: `Bearer ${v}` } }), 401, 'IAM_TOKEN_INVALID', `access token ${v.slice(-6)}`);
+          assertRefusal(await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { cookie: `__Host-accord-access=${encodeURIComponent(v)}` } }), 401, 'IAM_TOKEN_INVALID', `access cookie ${v.slice(-6)}`);
+        }
+        // The payload part is held to the same rule (it is what the MAC covers, and what is parsed).
+        const dot = token.lastIndexOf('.');
+        const payloadSibling = `${sibling(token.slice(0, dot))}${token.slice(dot)}`;
+        assertRefusal(await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { authorization: `Bearer ${payloadSibling}` } }), 401, 'IAM_TOKEN_INVALID', 'payload sibling');
+      });
+
+      test('a cookie-authenticated change with a non-canonical CSRF token is IAM_CSRF', async () => {
+        const cookie = `__Host-accord-access=${carolSession.accessToken}`;
+        for (const v of variants(carolSession.csrfToken)) {
+          assertRefusal(await app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { cookie, 'x-csrf-token': v } }), 403, 'IAM_CSRF', `csrf ${v.slice(-6)}`);
+          const refresh = await app.inject({
+            method: 'POST',
+            url: '/api/v1/auth/refresh',
+            headers: { cookie: `__Host-accord-refresh=${carolSession.refreshToken}`, 'x-csrf-token': v },
+          });
+          assertRefusal(refresh, 403, 'IAM_CSRF', `refresh csrf ${v.slice(-6)}`);
+        }
+        // Still signed in: none of the variants ended the session.
+        assert.equal((await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { cookie } })).statusCode, 200);
+      });
+
+      test('a refresh token is accepted in its one spelling only', async () => {
+        for (const v of variants(carolSession.refreshToken)) {
+          assertRefusal(await call('POST', '/api/v1/auth/refresh', undefined, { refreshToken: v }), 401, 'IAM_TOKEN_INVALID', `refresh ${v.slice(-6)}`);
+        }
+        const ok = await call('POST', '/api/v1/auth/refresh', undefined, { refreshToken: carolSession.refreshToken });
+        assert.equal(ok.statusCode, 200, ok.body);
       });
     });
 
