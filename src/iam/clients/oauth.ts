@@ -164,7 +164,7 @@ export async function issueClientToken(db: Db, issuer: TokenIssuer, source: Audi
       { ...source, actor: { type: 'client', id: client.id, label: client.name, roles } },
       { tenantId: client.tenant_id, action: 'client.token.issued', target, outcome: 'success', details: { method: request.method, secretId: match.id, expiresIn: exp - iat } },
     );
-    return { token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, iat, exp }), expiresIn: exp - iat };
+    return { token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, sv: match.id, iat, exp }), expiresIn: exp - iat };
   });
   if ('failed' in outcome) throw oauthError('invalid_client', CLIENT_AUTH_FAILED);
   return { access_token: outcome.token, token_type: 'Bearer', expires_in: outcome.expiresIn };

@@ -206,7 +206,7 @@ export async function authenticate(
   const v = verifyAccessToken(issuer.key, token, now.getTime());
   if (!v.ok) return { error: v.reason === 'expired' ? 'IAM_TOKEN_EXPIRED' : 'IAM_TOKEN_INVALID' };
   const c = v.claims;
-  const cacheKey = `${c.typ}:${c.sub}:${c.sid ?? ''}`;
+  const cacheKey = `${c.typ}:${c.sub}:${c.sid ?? c.sv ?? ''}`;
   const hit = cache?.get(cacheKey, now.getTime());
   if (hit) return { auth: { ...hit, via } };
   const found = await loadPrincipal(db, c, idle, now);
@@ -223,12 +223,18 @@ async function loadPrincipal(
   now: Date,
 ): Promise<{ auth: Omit<AuthContext, 'via'>; deadline: number } | { error: NonNullable<RequestMeta['authError']> }> {
   if (c.typ === 'client') {
+    // The secret the token was obtained with must still be live: rotating without overlap (or
+    // revoking) ends the tokens issued under the old secret at once.
     const client = await db
-      .selectFrom('accord.api_clients')
-      .select(['id', 'name', 'tenant_id', 'expires_at'])
-      .where('id', '=', c.sub)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', now)
+      .selectFrom('accord.api_clients as k')
+      .innerJoin('accord.api_client_secrets as cs', 'cs.client_id', 'k.id')
+      .select(['k.id', 'k.name', 'k.tenant_id', 'k.expires_at', 'cs.expires_at as secret_expires_at'])
+      .where('k.id', '=', c.sub)
+      .where('k.revoked_at', 'is', null)
+      .where('k.expires_at', '>', now)
+      .where('cs.id', '=', c.sv ?? '')
+      .where('cs.revoked_at', 'is', null)
+      .where('cs.expires_at', '>', now)
       .executeTakeFirst();
     if (!client) return { error: 'IAM_SESSION_ENDED' };
     return {
@@ -242,7 +248,7 @@ async function loadPrincipal(
         enrolmentOnly: false,
         grants: await grantsOf(db, { clientId: client.id }),
       },
-      deadline: client.expires_at.getTime(),
+      deadline: Math.min(client.expires_at.getTime(), client.secret_expires_at.getTime()),
     };
   }
   if (c.sid === null) return { error: 'IAM_TOKEN_INVALID' };

@@ -48,6 +48,8 @@ export interface AccessClaims {
   readonly sub: string;
   /** Session id (users, end users); null for API clients. */
   readonly sid: string | null;
+  /** API clients: the id of the secret the token was obtained with; it dies with that secret. */
+  readonly sv?: string;
   /** Issued at / expires, seconds since the epoch. */
   readonly iat: number;
   readonly exp: number;
@@ -93,8 +95,10 @@ export function verifyAccessToken(
   if (c.v !== 1 || c.kid !== key.kid || (typ !== 'user' && typ !== 'client' && typ !== 'end-user')) return { ok: false, reason: 'invalid' };
   if (typeof c.sub !== 'string' || typeof c.exp !== 'number' || typeof c.iat !== 'number') return { ok: false, reason: 'invalid' };
   if (c.sid !== null && typeof c.sid !== 'string') return { ok: false, reason: 'invalid' };
+  // A client token names its secret: one without (issued before tokens were bound) is refused.
+  if (typ === 'client' ? typeof c.sv !== 'string' : c.sv !== undefined) return { ok: false, reason: 'invalid' };
   if (c.exp * 1000 <= now) return { ok: false, reason: 'expired' };
-  return { ok: true, claims: { typ, sub: c.sub, sid: c.sid as string | null, iat: c.iat, exp: c.exp } };
+  return { ok: true, claims: { typ, sub: c.sub, sid: c.sid as string | null, ...(typeof c.sv === 'string' ? { sv: c.sv } : {}), iat: c.iat, exp: c.exp } };
 }
 
 /** The CSRF token of a cookie session: a MAC of the session id, so nothing extra is stored. */
