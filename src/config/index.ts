@@ -149,6 +149,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if ((config.bootstrapEmail === undefined) !== (config.bootstrapPassword === undefined)) {
     throw invalid('Give both ACCORD_BOOTSTRAP_EMAIL and ACCORD_BOOTSTRAP_PASSWORD_FILE, or neither.', 'bootstrapEmail');
   }
+  if (config.httpHeadersTimeoutSeconds > config.httpRequestTimeoutSeconds) {
+    throw invalid('ACCORD_HTTP_HEADERS_TIMEOUT_SECONDS must not exceed ACCORD_HTTP_REQUEST_TIMEOUT_SECONDS (the headers are part of the request).', 'httpHeadersTimeoutSeconds');
+  }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AccordError('TLS_INCOMPLETE', { message: 'Give both tlsCert and tlsKey, or neither.' });
   }

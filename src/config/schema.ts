@@ -30,6 +30,22 @@ export const ConfigSchema = Type.Object(
       default: [],
       description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (the client address for lockout and audit); empty: the connection address.',
     }),
+    httpHeadersTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 300, default: 10, description: 'A client must send the request line and all headers within this many seconds of its first byte.' }),
+    httpRequestTimeoutSeconds: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 30,
+      description: 'A client must send the whole request, body included, within this many seconds (at least httpHeadersTimeoutSeconds); else 408 and the connection is closed.',
+    }),
+    httpIdleTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'A connection on which no byte moves either way for this many seconds is closed.' }),
+    httpKeepAliveTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 5, description: 'How long a kept-alive connection may wait for its next request.' }),
+    tlsHandshakeTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 120, default: 10, description: 'A connection must complete its TLS handshake within this many seconds (plain TCP that never starts TLS included).' }),
+    maxConnectionsPerSource: Type.Integer({
+      minimum: 0,
+      maximum: 100_000,
+      default: 64,
+      description: 'Open connections allowed per source address (IPv6: per /64); more are closed before TLS. trustedProxies are exempt; 0: no cap.',
+    }),
     deploymentMode: Type.Union([Type.Literal('managed'), Type.Literal('self-managed')], {
       default: 'managed',
       description: 'managed: an operator runs Accord for customers; self-managed: a customer runs it itself.',

@@ -9,6 +9,13 @@ export const catalog = {
   REQUEST_NOT_FOUND: { status: 404, title: 'Not found', message: 'No such resource.' },
   REQUEST_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', message: 'Method not allowed.' },
   REQUEST_TOO_LARGE: { status: 413, title: 'Payload too large', message: 'The request body is too large.' },
+  REQUEST_TEXT_INVALID: {
+    status: 400,
+    title: 'Invalid text',
+    message: 'Text in the request must be well-formed Unicode without NUL characters.',
+  },
+  REQUEST_URL_INVALID: { status: 400, title: 'Invalid URL', message: 'The URL is malformed (a bad percent-encoding or not UTF-8).' },
+  REQUEST_URL_TOO_LONG: { status: 414, title: 'URL too long', message: 'A path segment of the URL is too long.' },
   REQUEST_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Unsupported media type',
@@ -110,6 +117,11 @@ export const catalog = {
   IAM_REVIEW_NOT_FOUND: { status: 404, title: 'Review not found', message: 'No such access review or review item.' },
   IAM_REVIEW_CLOSED: { status: 409, title: 'Review closed', message: 'The access review is closed.' },
   IAM_REVIEW_ITEM_DECIDED: { status: 409, title: 'Already decided', message: 'This review item already has a decision; decisions are final.' },
+  IAM_ROLE_NAME_RESERVED: {
+    status: 400,
+    title: 'Reserved role name',
+    message: 'This name is reserved (a built-in member name of JavaScript objects, such as constructor); choose another.',
+  },
   IAM_ROLE_NOT_FOUND: { status: 404, title: 'Role not found', message: 'No such custom role (built-in roles cannot be changed or deleted).' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },

@@ -13,3 +13,4 @@ export {
   type ScopeStage,
   type ScopeTenant,
 } from './route.ts';
+export { applyInputRule, applyInputRuleToRequest, type InputPart, type TextProblem, textProblem } from './input-rule.ts';

@@ -28,8 +28,18 @@ export type Permission = keyof typeof permissions;
 
 const all = Object.keys(permissions) as Permission[];
 
-/** Built-in roles. Custom roles (IAM issue) are built from the same catalog. */
-export const builtInRoles: Readonly<Record<string, { description: string; permissions: readonly Permission[] }>> = {
+/** A built-in role: what it is for and the permissions it carries. */
+export interface BuiltInRole {
+  readonly description: string;
+  readonly permissions: readonly Permission[];
+}
+
+/**
+ * Built-in roles. Custom roles (IAM issue) are built from the same catalog. A null-prototype,
+ * frozen object: a role name from a request (`constructor`, `__proto__`, `toString`) must never
+ * find something Object.prototype put there; look roles up with {@link builtInRole}.
+ */
+export const builtInRoles: Readonly<Record<string, BuiltInRole>> = nullPrototype({
   'platform-operator': { description: 'Runs the installation.', permissions: all },
   'security-officer': {
     description: 'Reads alerts, incidents and audit trails.',
@@ -60,11 +70,20 @@ export const builtInRoles: Readonly<Record<string, { description: string; permis
     description: 'Deploys and promotes revisions.',
     permissions: ['tenant:read', 'stage:read', 'app:deploy', 'app:promote'],
   },
-};
+});
+
+function nullPrototype<T extends object>(entries: T): Readonly<T> {
+  return Object.freeze(Object.assign(Object.create(null) as T, entries));
+}
+
+/** The built-in role of that name, if there is one; names of Object.prototype members are none. */
+export function builtInRole(name: string): BuiltInRole | undefined {
+  return Object.hasOwn(builtInRoles, name) ? builtInRoles[name] : undefined;
+}
 
 /** Whether `role` is a built-in role carrying `permission`. Unknown roles carry nothing (fail closed). */
 export function roleHas(role: string, permission: string): boolean {
-  return builtInRoles[role]?.permissions.includes(permission as Permission) ?? false;
+  return builtInRole(role)?.permissions.includes(permission as Permission) ?? false;
 }
 
 /**
@@ -76,4 +95,16 @@ export const platformOnlyPermissions: readonly Permission[] = ['platform:manage'
 /** Whether a string names a permission of the catalog. */
 export function isPermission(p: string): p is Permission {
   return Object.hasOwn(permissions, p);
+}
+
+// Every name JavaScript objects carry by default, lower-cased: `constructor`, `__proto__`,
+// `tostring`, `valueof`, `hasownproperty`, `prototype`, ...
+const RESERVED = new Set([...Object.getOwnPropertyNames(Object.prototype), ...Object.getOwnPropertyNames(Function.prototype), 'prototype'].map((n) => n.toLowerCase()));
+
+/**
+ * Whether a name is refused for a custom role: a member name of every JavaScript object, which
+ * some lookup somewhere (ours, a client library's, a SIEM's) would confuse with the built-in member.
+ */
+export function isReservedRoleName(name: string): boolean {
+  return RESERVED.has(name.toLowerCase());
 }

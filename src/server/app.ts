@@ -9,12 +9,30 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
 import type { Database } from '../db/index.ts';
 import { AccordError, isAccordError } from '../errors/index.ts';
-import { auditSource, type RouteAccess, type RouteDefinition, type RouteKit, registerRoutes } from '../http/index.ts';
-import { ACCESS_COOKIE, authenticate, authorize, CSRF_HEADER, type GrantUsage, IamKey, type IamServices, iamServices, identityRoutes, isPermission, readCookie, sessionPolicy } from '../iam/index.ts';
-import { type DataPlane, unitOfWork } from '../kernel/index.ts';
+import { applyInputRuleToRequest, type RouteAccess, type RouteDefinition, type RouteKit, registerRoutes } from '../http/index.ts';
+import {
+  ACCESS_COOKIE,
+  authenticate,
+  authorize,
+  CSRF_HEADER,
+  csrfMatches,
+  DUPLICATE_PARAMETER,
+  type GrantUsage,
+  IamKey,
+  type IamServices,
+  iamServices,
+  identityRoutes,
+  isPermission,
+  readCookie,
+  sessionPolicy,
+} from '../iam/index.ts';
+import type { DataPlane } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
-import { installErrorHandling } from './errors.ts';
+import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
+import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
+import { RefusalAuditor } from './refusals.ts';
+import { SECURITY_HEADERS } from './security-headers.ts';
 import { installMetrics } from './metrics.ts';
 import { platformRoutes } from './platform-routes.ts';
 
@@ -75,11 +93,13 @@ function bearer(req: FastifyRequest): string | undefined {
  */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { config, database } = opts;
+  // Assigned once the metrics exist; requests (and so router errors) only come after that.
+  let refusals: RefusalAuditor | undefined;
   const app = Fastify({
     loggerInstance: opts.logger,
-    ...(opts.https
-      ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } }
-      : {}),
+    // TLS policy, header/request/idle/handshake deadlines: src/server/listener.ts.
+    ...(opts.https ? { https: httpsOptions(config, opts.https) } : {}),
+    ...fastifyTimeouts(config),
     // An incoming id from a proxy is kept when it looks like one, so traces join up.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
@@ -89,9 +109,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Only named proxies are believed about the client's address; by default nobody is.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    // The longest legitimate path parameter is an email (at most 320 characters).
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 320 },
+    // What the router refuses before any hook runs (bad percent-encoding, over-long parameters)
+    // still gets a problem document, the security headers, a request id and an audit record.
+    frameworkErrors: frameworkErrorHandler(() => refusals),
     // The HTTPS and plain variants differ only in the raw server type, which nothing here touches.
   }) as unknown as FastifyInstance;
+
+  capConnections(app.server, config);
 
   const declared: DeclaredRoute[] = [];
   app.addHook('onRoute', (route) => {
@@ -106,11 +132,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('declaredRoutes', declared);
 
-  await app.register(helmet, {
-    hsts: { maxAge: 31_536_000, includeSubDomains: true },
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-  });
+  await app.register(helmet, SECURITY_HEADERS);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -132,14 +154,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // OAuth2 token requests are form-encoded (RFC 6749 section 4.4); nothing else is.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
     if (!FORM_ROUTES.has(req.routeOptions.url ?? '')) return done(new AccordError('REQUEST_UNSUPPORTED_MEDIA_TYPE'), undefined);
-    const form: Record<string, string> = {};
+    // Null prototype: a parameter named __proto__ or constructor is just a parameter.
+    const form = Object.create(null) as Record<string, string | symbol>;
     for (const [k, v] of new URLSearchParams(body as string)) {
       // A repeated parameter is an error in OAuth2 (RFC 6749 section 3.2); keep it detectable.
-      form[k] = Object.hasOwn(form, k) ? '\u0000duplicate' : v;
+      form[k] = Object.hasOwn(form, k) ? DUPLICATE_PARAMETER : v;
     }
     done(null, form);
   });
   const metrics = installMetrics(app);
+  const auditor = new RefusalAuditor(database.db, metrics);
+  refusals = auditor;
 
   const iam = iamServices(database.db, config, opts.iamKey ?? (await IamKey.open(database.db, opts.keyring.kms)), opts.publicUrl);
   app.decorate('iam', iam);
@@ -178,12 +203,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // a page that could read the session's CSRF token.
     if (via === 'cookie' && !SAFE_METHODS.has(req.method) && result.auth.sessionId) {
       const sent = req.headers[CSRF_HEADER];
-      if (typeof sent !== 'string' || !iam.key.verifyMac('csrf', result.auth.sessionId, Buffer.from(sent, 'base64url'))) {
+      if (typeof sent !== 'string' || !csrfMatches(iam.key, result.auth.sessionId, sent)) {
         req.meta = { ...base, auth: undefined, authError: 'IAM_CSRF' };
         return;
       }
     }
     req.meta = { ...base, auth: result.auth };
+  });
+  // The input rule first (src/http/input-rule.ts): the authorizer, the audit trail and the
+  // handler all see the same, well-formed text. The rule is the same on every route.
+  app.addHook('preValidation', async (req) => {
+    try {
+      applyInputRuleToRequest(req);
+    } catch (err) {
+      if (isAccordError(err)) await auditor.write(req, { action: 'request.refused', reason: err.code, details: { input: err.details } });
+      throw err;
+    }
   });
   // Before validation, so an anonymous caller learns nothing about a route's input rules.
   app.addHook('preValidation', async (req) => {
@@ -200,20 +235,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         // refused there (outsiders included: they learn nothing from a chain they cannot read).
         const tenantParam = acc.kind === 'permission' || acc.kind === 'end-user' ? acc.tenantParam : undefined;
         const tenantName = tenantParam ? (req.params as Record<string, string | undefined>)[tenantParam] : undefined;
-        // A committed refusal: its record commits, the error still reaches the caller.
-        await unitOfWork(database.db, auditSource(req.meta), async (w) => {
-          const tenant = tenantName ? await w.trx.selectFrom('accord.tenants').select('id').where('name', '=', tenantName).executeTakeFirst() : undefined;
-          return w.refuse(err, {
-            tenantId: tenant?.id ?? null,
-            action: 'access.denied',
-            target: { type: 'route', id: `${req.method} ${req.routeOptions.url}` },
-            outcome: 'denied',
-            reason: err.code,
-            details: { path: req.url.split('?')[0] },
-          });
-        }).catch((refused) => {
-          if (refused !== err) req.log.error({ err: refused }, 'audit write failed for a denied request');
-        });
+        await auditor.write(req, { action: 'access.denied', reason: err.code, tenantName });
       }
       throw err;
     }

@@ -1,5 +1,7 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AccordError, isAccordError, toProblem } from '../errors/index.ts';
+import type { RefusalAuditor } from './refusals.ts';
+import { applySecurityHeaders } from './security-headers.ts';
 
 /** Maps Fastify's own errors (validation, body parsing) onto the catalog. */
 function fromFastify(err: FastifyError): AccordError | undefined {
@@ -50,4 +52,32 @@ export function installErrorHandling(app: FastifyInstance): void {
     const problem = toProblem(new AccordError('REQUEST_NOT_FOUND'), req.id);
     return reply.code(404).type('application/problem+json').send(problem);
   });
+}
+
+// Router errors, raised before any hook: the caller's URL is never echoed back.
+const ROUTER_ERRORS = new Map<string, 'REQUEST_URL_INVALID' | 'REQUEST_URL_TOO_LONG'>([
+  ['FST_ERR_BAD_URL', 'REQUEST_URL_INVALID'],
+  ['FST_ERR_MAX_PARAM_LENGTH', 'REQUEST_URL_TOO_LONG'],
+]);
+
+/**
+ * Fastify's `frameworkErrors`: what the router refuses before any hook has run (a bad
+ * percent-encoding, bytes that are not UTF-8, an over-long path parameter) leaves like every
+ * other refusal: problem+json with a catalog code, the security headers, `cache-control:
+ * no-store`, the request id, and an audit record (`request.refused`; the caller counts as
+ * anonymous, since no token was looked at).
+ */
+export function frameworkErrorHandler(auditor: () => RefusalAuditor | undefined) {
+  return async (err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const code = ROUTER_ERRORS.get(err.code);
+    const known = code ? new AccordError(code) : undefined;
+    if (known) req.log.info({ code: known.code }, 'request refused by the router');
+    else req.log.error({ err }, 'unhandled router error');
+    applySecurityHeaders(req.raw, reply.raw);
+    reply.header('x-request-id', req.id);
+    reply.header('cache-control', 'no-store');
+    await auditor()?.write(req, { action: 'request.refused', reason: known?.code ?? 'INTERNAL', details: { credentialsPresented: req.headers.authorization !== undefined || req.headers.cookie !== undefined } });
+    const problem = toProblem(known ?? err, req.id);
+    await reply.code(problem.status).type('application/problem+json').send(problem);
+  };
 }

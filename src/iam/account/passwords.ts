@@ -19,12 +19,22 @@ export function hashPassword(password: string): Promise<string> {
 }
 
 let dummyHash: Promise<string> | undefined;
+let verifications = 0;
+
+/**
+ * How many argon2id verifications this process has run (real and dummy): the work sign-in does,
+ * which must not depend on how many accounts an email has (tests and metrics read it).
+ */
+export function passwordVerifications(): number {
+  return verifications;
+}
 
 /**
  * Verifies a password. With no stored hash (unknown user, no password set) it still does the same
  * work against a dummy hash, so timing does not tell whether an account exists.
  */
 export async function verifyPassword(stored: string | null | undefined, password: string): Promise<boolean> {
+  verifications++;
   if (!stored) {
     dummyHash ??= hash('dummy password never used', options);
     await verify(await dummyHash, password).catch(() => false);

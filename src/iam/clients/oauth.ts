@@ -7,8 +7,11 @@ import type { TokenIssuer } from '../sessions/sessions.ts';
 import { hashToken, signAccessToken } from '../sessions/tokens.ts';
 import { grantsOf } from '../users/users.ts';
 
-/** The value the form parser (src/server/app.ts) gives a parameter sent more than once. */
-export const DUPLICATE_PARAMETER = '\u0000duplicate';
+/**
+ * The value the form parser (src/server/app.ts) gives a parameter sent more than once: a symbol,
+ * which no client can send and the input rule (strings only) leaves alone.
+ */
+export const DUPLICATE_PARAMETER: unique symbol = Symbol('duplicate parameter');
 
 const CLIENT_ID = /^acl_[A-Za-z0-9_-]{22}$/;
 // Real secrets are 47 characters; anything much longer is not worth hashing.
@@ -161,6 +164,6 @@ export async function issueClientToken(db: Db, issuer: TokenIssuer, source: Audi
     await w.as({ ...source, actor: { type: 'client', id: client.id, label: client.name, roles } }).audit(
       { tenantId: client.tenant_id, action: 'client.token.issued', target, outcome: 'success', details: { method: request.method, secretId: match.id, expiresIn: exp - iat } },
     );
-    return { access_token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, iat, exp }), token_type: 'Bearer', expires_in: exp - iat };
+    return { access_token: signAccessToken(issuer.key, { typ: 'client', sub: client.id, sid: null, sv: match.id, iat, exp }), token_type: 'Bearer', expires_in: exp - iat };
   });
 }

@@ -3,7 +3,7 @@ import type { Db, DbOrTrx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { AuthContext } from '../../http/index.ts';
 import { unitOfWork } from '../../kernel/index.ts';
-import { builtInRoles, isPermission, permissions as catalog, platformOnlyPermissions } from '../permissions.ts';
+import { builtInRoles, isPermission, isReservedRoleName, permissions as catalog, platformOnlyPermissions } from '../permissions.ts';
 
 /** The tenant a role belongs to. */
 export interface RoleScope {
@@ -79,6 +79,7 @@ export async function createCustomRole(
   scope: RoleScope,
   input: { name: string; description?: string | undefined; permissions: readonly string[] },
 ): Promise<RoleView> {
+  if (isReservedRoleName(input.name)) throw new AccordError('IAM_ROLE_NAME_RESERVED', { details: { role: input.name } });
   if (Object.hasOwn(builtInRoles, input.name)) throw new AccordError('IAM_ROLE_EXISTS', { message: `${input.name} is a built-in role.`, details: { role: input.name } });
   assertTenantPermissions(input.permissions);
   const permissions = ordered(input.permissions);

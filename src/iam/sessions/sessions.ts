@@ -8,7 +8,7 @@ import { unitOfWork } from '../../kernel/index.ts';
 import type { IamKey } from '../iam-key.ts';
 import { asUser } from './acting-as.ts';
 import type { PrincipalCache } from './principal-cache.ts';
-import { type AccessClaims, csrfToken, hashToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
+import { type AccessClaims, csrfMatches, csrfToken, hashToken, isWellFormedToken, newToken, signAccessToken, verifyAccessToken } from './tokens.ts';
 import { grantRowsQuery, grantsOf, toGrantView } from '../users/users.ts';
 
 export interface SessionPolicy {
@@ -131,7 +131,7 @@ export async function refreshSession(
   expect: { kind: 'console' } | { kind: 'end-user'; stageId: string },
   now = new Date(),
 ): Promise<{ session: IssuedSession; user: { id: string; email: string; tenantId: string | null; tenant: string | null } }> {
-  if (!input.refreshToken.startsWith('acr_') || input.refreshToken.length > 200) throw new AccordError('IAM_TOKEN_INVALID');
+  if (!isWellFormedToken(input.refreshToken, 'acr')) throw new AccordError('IAM_TOKEN_INVALID');
   return unitOfWork(db, source, async (w) => {
     const { trx } = w;
     const row = await trx
@@ -146,7 +146,7 @@ export async function refreshSession(
     if (!row || row.kind !== expect.kind || (expect.kind === 'end-user' && row.stage_id !== expect.stageId)) {
       throw new AccordError('IAM_TOKEN_INVALID');
     }
-    if (input.csrf !== undefined && !issuer.key.verifyMac('csrf', row.id, Buffer.from(input.csrf, 'base64url'))) throw new AccordError('IAM_CSRF');
+    if (input.csrf !== undefined && !csrfMatches(issuer.key, row.id, input.csrf)) throw new AccordError('IAM_CSRF');
     // The refresh token has shown whose session this is: that user is the actor from here on.
     const holder = w.as(asUser(source, { id: row.user_id, email: row.email }));
     if (row.used_at !== null) {
@@ -208,7 +208,7 @@ export async function authenticate(
   const v = verifyAccessToken(issuer.key, token, now.getTime());
   if (!v.ok) return { error: v.reason === 'expired' ? 'IAM_TOKEN_EXPIRED' : 'IAM_TOKEN_INVALID' };
   const c = v.claims;
-  const cacheKey = `${c.typ}:${c.sub}:${c.sid ?? ''}`;
+  const cacheKey = `${c.typ}:${c.sub}:${c.sid ?? c.sv ?? ''}`;
   const hit = cache?.get(cacheKey, now.getTime());
   if (hit) return { auth: { ...hit, via } };
   const found = await loadPrincipal(db, c, idle, now);
@@ -225,12 +225,18 @@ async function loadPrincipal(
   now: Date,
 ): Promise<{ auth: Omit<AuthContext, 'via'>; deadline: number } | { error: NonNullable<RequestMeta['authError']> }> {
   if (c.typ === 'client') {
+    // The secret the token was obtained with must still be live: rotating without overlap (or
+    // revoking) ends the tokens issued under the old secret at once.
     const client = await db
-      .selectFrom('accord.api_clients')
-      .select(['id', 'name', 'tenant_id', 'expires_at'])
-      .where('id', '=', c.sub)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', now)
+      .selectFrom('accord.api_clients as k')
+      .innerJoin('accord.api_client_secrets as cs', 'cs.client_id', 'k.id')
+      .select(['k.id', 'k.name', 'k.tenant_id', 'k.expires_at', 'cs.expires_at as secret_expires_at'])
+      .where('k.id', '=', c.sub)
+      .where('k.revoked_at', 'is', null)
+      .where('k.expires_at', '>', now)
+      .where('cs.id', '=', c.sv ?? '')
+      .where('cs.revoked_at', 'is', null)
+      .where('cs.expires_at', '>', now)
       .executeTakeFirst();
     if (!client) return { error: 'IAM_SESSION_ENDED' };
     return {
@@ -244,7 +250,7 @@ async function loadPrincipal(
         enrolmentOnly: false,
         grants: await grantsOf(db, { clientId: client.id }),
       },
-      deadline: client.expires_at.getTime(),
+      deadline: Math.min(client.expires_at.getTime(), client.secret_expires_at.getTime()),
     };
   }
   if (c.sid === null) return { error: 'IAM_TOKEN_INVALID' };

@@ -13,6 +13,28 @@ export function newToken(prefix: string): { token: string; hash: Buffer } {
   return { token, hash: hashToken(token) };
 }
 
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * Decodes base64url strictly: the alphabet only, no padding, and the canonical spelling (the
+ * unused low bits of the last character zero), so each byte string has exactly one accepted
+ * spelling. Node's decoder skips characters outside the alphabet and ignores those bits, which
+ * let `token!!`, `token=` or a sibling last character pass as the same token. With `bytes`, the
+ * decoded length must be exactly that. Undefined when the text is not such a spelling.
+ */
+export function decodeBase64urlStrict(text: string, bytes?: number): Buffer | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
+  const decoded = Buffer.from(text, 'base64url');
+  if (decoded.toString('base64url') !== text) return undefined;
+  if (bytes !== undefined && decoded.length !== bytes) return undefined;
+  return decoded;
+}
+
+/** Whether `token` is spelled exactly as {@link newToken} spells tokens with this prefix. */
+export function isWellFormedToken(token: string, prefix: string): boolean {
+  return token.startsWith(`${prefix}_`) && decodeBase64urlStrict(token.slice(prefix.length + 1), 32) !== undefined;
+}
+
 /** The stored form of a token. */
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
@@ -26,6 +48,8 @@ export interface AccessClaims {
   readonly sub: string;
   /** Session id (users, end users); null for API clients. */
   readonly sid: string | null;
+  /** API clients: the id of the secret the token was obtained with; it dies with that secret. */
+  readonly sv?: string;
   /** Issued at / expires, seconds since the epoch. */
   readonly iat: number;
   readonly exp: number;
@@ -33,6 +57,8 @@ export interface AccessClaims {
 
 const PREFIX = 'aca_';
 const MAX_TOKEN = 1024;
+// HMAC-SHA-256.
+const MAC_BYTES = 32;
 
 /**
  * Signs an access token: `aca_<base64url(JSON claims)>.<base64url(HMAC-SHA-256)>`, the MAC
@@ -55,10 +81,13 @@ export function verifyAccessToken(
   const dot = token.lastIndexOf('.');
   if (dot < PREFIX.length) return { ok: false, reason: 'invalid' };
   const payload = token.slice(PREFIX.length, dot);
-  if (!key.verifyMac('access-token', `${PREFIX}${payload}`, Buffer.from(token.slice(dot + 1), 'base64url'))) return { ok: false, reason: 'invalid' };
+  const mac = decodeBase64urlStrict(token.slice(dot + 1), MAC_BYTES);
+  if (!mac || !key.verifyMac('access-token', `${PREFIX}${payload}`, mac)) return { ok: false, reason: 'invalid' };
+  const json = decodeBase64urlStrict(payload);
+  if (!json) return { ok: false, reason: 'invalid' };
   let c: Record<string, unknown>;
   try {
-    c = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    c = JSON.parse(json.toString('utf8')) as Record<string, unknown>;
   } catch {
     return { ok: false, reason: 'invalid' };
   }
@@ -66,11 +95,19 @@ export function verifyAccessToken(
   if (c.v !== 1 || c.kid !== key.kid || (typ !== 'user' && typ !== 'client' && typ !== 'end-user')) return { ok: false, reason: 'invalid' };
   if (typeof c.sub !== 'string' || typeof c.exp !== 'number' || typeof c.iat !== 'number') return { ok: false, reason: 'invalid' };
   if (c.sid !== null && typeof c.sid !== 'string') return { ok: false, reason: 'invalid' };
+  // A client token names its secret: one without (issued before tokens were bound) is refused.
+  if (typ === 'client' ? typeof c.sv !== 'string' : c.sv !== undefined) return { ok: false, reason: 'invalid' };
   if (c.exp * 1000 <= now) return { ok: false, reason: 'expired' };
-  return { ok: true, claims: { typ, sub: c.sub, sid: c.sid as string | null, iat: c.iat, exp: c.exp } };
+  return { ok: true, claims: { typ, sub: c.sub, sid: c.sid as string | null, ...(typeof c.sv === 'string' ? { sv: c.sv } : {}), iat: c.iat, exp: c.exp } };
 }
 
 /** The CSRF token of a cookie session: a MAC of the session id, so nothing extra is stored. */
 export function csrfToken(key: IamKey, sessionId: string): string {
   return key.mac('csrf', sessionId).toString('base64url');
+}
+
+/** Whether `sent` is the CSRF token of the session, spelled canonically. */
+export function csrfMatches(key: IamKey, sessionId: string, sent: string): boolean {
+  const mac = decodeBase64urlStrict(sent, MAC_BYTES);
+  return mac !== undefined && key.verifyMac('csrf', sessionId, mac);
 }

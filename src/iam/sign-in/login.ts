@@ -36,6 +36,13 @@ export type SignInResult =
   | { readonly status: 'mfa-enrolment-required'; readonly session: IssuedSession; readonly user: UserRef };
 
 const MFA_CHALLENGE_SECONDS = 5 * 60;
+/**
+ * The accounts a console sign-in without a tenant considers (the platform directory's first). An
+ * email in more directories than this must name its tenant. Every such sign-in checks the
+ * password this many times (dummy checks fill in), so the work does not tell how many accounts
+ * an email has; a sign-in naming its tenant, or an end user's, checks once.
+ */
+export const MAX_SIGN_IN_ACCOUNTS = 3;
 
 /** Accounts that may own an email: the platform directory's first, then tenant directories'. */
 async function candidates(db: Db, email: string, tenant: string | undefined, audience: Audience) {
@@ -48,14 +55,15 @@ async function candidates(db: Db, email: string, tenant: string | undefined, aud
   if (audience.kind === 'end-user') q = q.where('u.tenant_id', '=', audience.tenantId);
   else if (tenant !== undefined) q = q.where('t.name', '=', tenant);
   // Platform directory first: a null tenant_id sorts first under DESC (NULLS FIRST by default).
-  return q.orderBy('u.tenant_id', 'desc').limit(5).execute();
+  return q.orderBy('u.tenant_id', 'desc').limit(MAX_SIGN_IN_ACCOUNTS).execute();
 }
 
 /**
  * Sign-in with email and password, for console users (platform operators and tenant users) and,
  * with an end-user audience, for a tenant's users on one stage. The password is checked against
- * every account with that email (at most a handful), so a wrong password, an unknown email and a
- * disabled account give the same error after comparable work. A user with an MFA factor gets a
+ * every account with that email (up to MAX_SIGN_IN_ACCOUNTS), always the same number of times for
+ * the kind of sign-in, so a wrong password, an unknown email, a disabled account and an email in
+ * several tenants give the same error after the same work. A user with an MFA factor gets a
  * challenge instead of a session; a user who must use MFA and has none gets an enrolment-only
  * session. Every attempt is audited: on the account's tenant chain when it is known, else the
  * platform's.
@@ -85,8 +93,12 @@ export async function login(
   }
   const accounts = await candidates(db, input.email, input.tenant, audience);
   const matches: typeof accounts = [];
-  if (accounts.length === 0) await verifyPassword(undefined, input.password);
-  for (const a of accounts) if (await verifyPassword(a.password_hash, input.password)) matches.push(a);
+  const checks = audience.kind === 'console' && input.tenant === undefined ? MAX_SIGN_IN_ACCOUNTS : 1;
+  for (let i = 0; i < checks; i++) {
+    const a = accounts[i];
+    // No account here: the same argon2id work against a dummy hash.
+    if ((await verifyPassword(a?.password_hash, input.password)) && a) matches.push(a);
+  }
   const active = matches.filter((m) => m.status === 'active');
   if (active.length > 1) throw new AccordError('IAM_TENANT_REQUIRED');
   const found = active[0];

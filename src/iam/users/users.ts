@@ -1,7 +1,7 @@
 import type { DbOrTrx, Trx } from '../../db/index.ts';
 import type { GrantView } from '../../http/index.ts';
 import { hashPassword } from '../account/passwords.ts';
-import { builtInRoles } from '../permissions.ts';
+import { builtInRole } from '../permissions.ts';
 
 /** Emails are compared case-insensitively; stored lower-case (a CHECK enforces it). */
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
@@ -69,7 +69,7 @@ export function toGrantView(r: GrantRow): GrantView {
   return {
     id: r.id,
     role: r.role,
-    permissions: builtInRoles[r.role]?.permissions ?? r.custom ?? [],
+    permissions: builtInRole(r.role)?.permissions ?? r.custom ?? [],
     tenantId: r.tenant_id,
     tenantName: r.tenant_name,
     stageId: r.stage_id,

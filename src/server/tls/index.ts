@@ -6,3 +6,4 @@ export type { TlsMaterial, TlsMaterialOptions } from './tls-material.ts';
 export { loadOrCreateTlsMaterial } from './tls-material.ts';
 export type { TlsErrorCode } from './tls-error.ts';
 export { isTlsError, TlsError } from './tls-error.ts';
+export { TLS_POLICY, tlsServerOptions } from './policy.ts';

@@ -1,0 +1,7 @@
+/**
+ * The perimeter: source addresses (IPv6 per /64), connection caps, rate limits and the
+ * aggregation of anonymous denials. Knows HTTP only through small interfaces; the server
+ * assembly wires it in.
+ */
+export { addressMatcher, ipv4Network24, type ParsedAddress, parseAddress, sourceKey } from './address.ts';
+export { type ConnectionCapStats, capConnectionsPerSource } from './connections.ts';
