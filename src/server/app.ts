@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -15,8 +14,10 @@ import { identityRoutes } from '../iam/identity-routes.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { tenancyRoutes } from '../tenancy/index.ts';
 import { installErrorHandling } from './errors.ts';
+import { RequestLog } from './logger.ts';
 import { installMetrics } from './metrics.ts';
 import { platformRoutes } from './platform-routes.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface AppOptions {
   readonly config: Config;
@@ -73,6 +74,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { config, database } = opts;
   const app = Fastify({
     loggerInstance: opts.logger,
+    // One log line per request, not two (see RequestLog).
+    logController: new RequestLog(),
     ...(opts.https
       ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } }
       : {}),
@@ -102,11 +105,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('declaredRoutes', declared);
 
-  await app.register(helmet, {
-    hsts: { maxAge: 31_536_000, includeSubDomains: true },
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-  });
+  // helmet's headers (HSTS, CSP, ...), computed once: see security-headers.ts. Set in the first
+  // onRequest hook, below, so every answer carries them, refusals and errors included.
+  const security = securityHeaders();
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -144,6 +145,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.decorateRequest('meta', undefined as unknown as FastifyRequest['meta']);
   app.addHook('onRequest', async (req, reply) => {
+    reply.headers(security);
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
     const ua = req.headers['user-agent'];

@@ -1,3 +1,4 @@
+import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import pino, { type Logger } from 'pino';
 
 /**
@@ -33,8 +34,38 @@ export function loggableUrl(url: string): string {
   return `${url.slice(0, q)}?${names.map((n) => `${encodeURIComponent(n)}=[redacted]`).join('&')}`;
 }
 
-/** The platform logger: JSON lines to stdout, secrets censored. */
+/**
+ * Fastify's per-request log lines, one per request instead of two: the line written when the
+ * answer is done carries the request summary too (method, path, client), so the "incoming
+ * request" line, which doubled the logging cost of every request (issue 9), is kept for debug
+ * level only.
+ */
+export class RequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    // A no-op below debug level: pino replaces disabled levels' methods with one.
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
+/** Standard output or error, written asynchronously (see {@link createLogger}). */
+const asyncFd = (fd: 1 | 2) => pino.destination({ dest: fd, sync: false });
+
+/**
+ * The platform logger: JSON lines to stdout (or to `destination`: `process.stderr`, or a stream
+ * in tests), secrets censored. Standard output and error are written asynchronously: a
+ * synchronous write per line was a system call per request on the event loop; asynchronous
+ * writes leave the loop and coalesce under load (pino flushes what is pending when the process
+ * exits; only a crash of the process itself can lose the last lines, never an audit record,
+ * which the database holds).
+ */
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const out = destination === undefined || destination === process.stdout ? asyncFd(1) : destination === process.stderr ? asyncFd(2) : destination;
   return pino(
     {
       level,
@@ -50,6 +81,6 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
         }),
       },
     },
-    destination as pino.DestinationStream,
+    out as pino.DestinationStream,
   );
 }
