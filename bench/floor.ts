@@ -110,8 +110,24 @@ interface Round {
   p50: number;
   p99: number;
   requests: number;
+  /** CPU time of the server process (all its threads) per request, in microseconds. */
+  cpuUsPerRequest?: number;
   /** Bytes the platform logged per request. */
   logBytesPerRequest?: number;
+}
+
+/** User plus system CPU time of a process so far, in microseconds (Linux; undefined elsewhere). */
+async function cpuUs(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks of 10 ms.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 async function engineRun(engine: 'postgres' | 'pglite', opts: { seconds: number; rounds: number; connections: number; warmup: number }, pgServer?: PostgresServer) {
@@ -191,22 +207,25 @@ async function engineRun(engine: 'postgres' | 'pglite', opts: { seconds: number;
       return Number(r.rows[0]?.n ?? 0);
     };
     const targets = {
-      platform: { port, headers: { authorization: `Bearer ${token}` } },
-      bare: { port: bareReady.port, headers: {} as Record<string, string> },
+      platform: { port, headers: { authorization: `Bearer ${token}` }, pid: platform.pid },
+      bare: { port: bareReady.port, headers: {} as Record<string, string>, pid: bare.pid },
     };
     const fire = async (which: keyof typeof targets, seconds: number): Promise<Round> => {
       const t = targets[which];
       const log0 = which === 'platform' ? (await stat(logFile)).size : 0;
+      const cpu0 = await cpuUs(t.pid);
       const startUs = Number(process.hrtime.bigint() / 1000n);
       const r = await autocannon({ url: `https://127.0.0.1:${t.port}${PATH}`, connections: opts.connections, duration: seconds, headers: t.headers });
       if (r.non2xx > 0 || r.errors > 0) throw new Error(`${which}: ${r.non2xx} non-2xx answers and ${r.errors} errors`);
       windows[which].push({ startUs, endUs: Number(process.hrtime.bigint() / 1000n), requests: r.requests.total });
+      const cpu1 = await cpuUs(t.pid);
       const log1 = which === 'platform' ? (await stat(logFile)).size : 0;
       return {
         rps: r.requests.average,
         p50: r.latency.p50,
         p99: r.latency.p99,
         requests: r.requests.total,
+        ...(cpu0 !== undefined && cpu1 !== undefined ? { cpuUsPerRequest: Math.round((cpu1 - cpu0) / r.requests.total) } : {}),
         ...(which === 'platform' ? { logBytesPerRequest: Math.round((log1 - log0) / r.requests.total) } : {}),
       };
     };
@@ -246,6 +265,7 @@ async function engineRun(engine: 'postgres' | 'pglite', opts: { seconds: number;
       rps: Math.round(median(rounds.map((r) => r[side].rps))),
       p50: median(rounds.map((r) => r[side].p50)),
       p99: median(rounds.map((r) => r[side].p99)),
+      cpuUsPerRequest: median(rounds.map((r) => r[side].cpuUsPerRequest ?? Number.NaN)),
       ...(stats ? { xactsPerRequest: perRequest[side] } : {}),
     });
     const p = summary('platform');
@@ -283,16 +303,16 @@ export async function run(): Promise<void> {
       const r = await engineRun(engine, opts, server);
       results[engine] = r;
       const x = (v: { xactsPerRequest?: number }) => (v.xactsPerRequest === undefined ? '–' : String(v.xactsPerRequest));
-      rows.push(`| ${engine} | platform | ${r.platform.rps} | ${r.platform.p50} | ${r.platform.p99} | ${x(r.platform)} | ${r.ratio} |`);
-      rows.push(`| ${engine} | bare | ${r.bare.rps} | ${r.bare.p50} | ${r.bare.p99} | ${x(r.bare)} | 1 |`);
+      rows.push(`| ${engine} | platform | ${r.platform.rps} | ${r.platform.p50} | ${r.platform.p99} | ${r.platform.cpuUsPerRequest} | ${x(r.platform)} | ${r.ratio} |`);
+      rows.push(`| ${engine} | bare | ${r.bare.rps} | ${r.bare.p50} | ${r.bare.p99} | ${r.bare.cpuUsPerRequest} | ${x(r.bare)} | 1 |`);
     }
   } finally {
     await server?.stop();
   }
   (results.machine as { loadAverage1mEnd?: number }).loadAverage1mEnd = machine().loadAverage1m;
   console.log(JSON.stringify(results.machine));
-  console.log('| engine | server | req/s (median of rounds) | p50 ms | p99 ms | DB transactions / request | platform ÷ bare |');
-  console.log('|---|---|---:|---:|---:|---:|---:|');
+  console.log('| engine | server | req/s (median of rounds) | p50 ms | p99 ms | server CPU µs / request | DB transactions / request | platform ÷ bare (req/s) |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const row of rows) console.log(row);
   await writeFile(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`written ${RESULTS}`);
