@@ -4,12 +4,14 @@ declare module 'autocannon' {
     url: string;
     connections?: number;
     duration?: number;
+    amount?: number;
     headers?: Record<string, string>;
   }
   interface Result {
     non2xx: number;
-    requests: { average: number };
-    latency: { p50: number; average: number };
+    errors: number;
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number; average: number };
   }
   export default function autocannon(opts: Options): Promise<Result>;
 }

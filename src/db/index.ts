@@ -9,6 +9,7 @@ import { PGliteDriver } from './engines/pglite-driver.ts';
 import { migrations } from './migrations/index.ts';
 
 export type * from './catalog.ts';
+export { prepared } from './prepared.ts';
 
 /** The catalog database handle every capability receives. */
 export type Db = Kysely<Catalog>;

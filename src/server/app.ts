@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -32,9 +31,10 @@ import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
 import { RefusalAuditor } from './refusals.ts';
-import { SECURITY_HEADERS } from './security-headers.ts';
+import { RequestLog } from './logger.ts';
 import { installMetrics } from './metrics.ts';
 import { platformRoutes } from './platform-routes.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface AppOptions {
   readonly config: Config;
@@ -100,6 +100,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // TLS policy, header/request/idle/handshake deadlines: src/server/listener.ts.
     ...(opts.https ? { https: httpsOptions(config, opts.https) } : {}),
     ...fastifyTimeouts(config),
+    // One log line per request, not two (see RequestLog).
+    logController: new RequestLog(),
     // An incoming id from a proxy is kept when it looks like one, so traces join up.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
@@ -132,7 +134,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('declaredRoutes', declared);
 
-  await app.register(helmet, SECURITY_HEADERS);
+  // helmet's headers (HSTS, CSP, ...), computed once: see security-headers.ts. Set in the first
+  // onRequest hook, below, so every answer carries them, refusals and errors included.
+  const security = securityHeaders();
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -176,12 +180,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Any change made through this node may end a session, disable a user or move a grant: forget
   // the remembered principals before the answer leaves, so the caller's next request sees it.
-  app.addHook('onSend', async (req) => {
+  // A callback hook: an async one costs every request a promise and a turn of the loop.
+  app.addHook('onSend', (req, _reply, payload, done) => {
     if (!SAFE_METHODS.has(req.method)) iam.principals.invalidate();
+    done(null, payload);
   });
 
   app.decorateRequest('meta', undefined as unknown as FastifyRequest['meta']);
   app.addHook('onRequest', async (req, reply) => {
+    reply.headers(security);
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
     const ua = req.headers['user-agent'];

@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { AuditSource } from '../audit-chain/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
-import type { Db, DbOrTrx, TenantsTable, Trx } from '../db/index.ts';
+import { type Db, type DbOrTrx, prepared, type TenantsTable, type Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { unitOfWork } from '../kernel/index.ts';
 import { assertRegion, assertStageName, assertTenantName, DEFAULT_STAGES } from './names.ts';
@@ -47,11 +47,17 @@ const toStage = (r: StageRow): Stage => ({
 
 const isUniqueViolation = (err: unknown): boolean => (err as { code?: string })?.code === '23505';
 
+// Compiled once: the two reads of nearly every request that names a tenant (issue 9).
+const tenantByName = prepared((db: DbOrTrx, name: string) => db.selectFrom('accord.tenants').selectAll().where('name', '=', name));
+const stagesOf = prepared((db: DbOrTrx, tenantId: string) =>
+  db.selectFrom('accord.stages').select(['id', 'name', 'position', 'schema_name', 'role_name', 'created_at']).where('tenant_id', '=', tenantId).orderBy('position'),
+);
+
 /** Looks a tenant up by name; throws TENANCY_TENANT_NOT_FOUND. */
 export async function getTenant(db: DbOrTrx, name: string, opts: { lock?: boolean } = {}): Promise<Tenant> {
-  let q = db.selectFrom('accord.tenants').selectAll().where('name', '=', name);
-  if (opts.lock) q = q.forUpdate();
-  const row = await q.executeTakeFirst();
+  const row = opts.lock
+    ? await db.selectFrom('accord.tenants').selectAll().where('name', '=', name).forUpdate().executeTakeFirst()
+    : (await tenantByName(db, name))[0];
   if (!row) throw new AccordError('TENANCY_TENANT_NOT_FOUND', { details: { tenant: name } });
   return toTenant(row);
 }
@@ -89,13 +95,7 @@ export async function listTenants(db: DbOrTrx, only?: readonly string[]): Promis
 
 /** A tenant's stages in their order. */
 export async function listStages(db: DbOrTrx, tenantId: string): Promise<Stage[]> {
-  const rows = await db
-    .selectFrom('accord.stages')
-    .select(['id', 'name', 'position', 'schema_name', 'role_name', 'created_at'])
-    .where('tenant_id', '=', tenantId)
-    .orderBy('position')
-    .execute();
-  return rows.map(toStage);
+  return (await stagesOf(db, tenantId)).map(toStage);
 }
 
 async function insertStage(trx: Trx, tenantId: string, name: string, position: number): Promise<Stage> {

@@ -7,10 +7,11 @@ interface Entry {
 }
 
 /**
- * A short-lived memory of who a session or API client is (user, status, grants), so a burst of
- * requests does not read the same rows for each one. Bounded three ways: an entry lives at most
- * `ttlMs` (2 s by default: the longest another node's revocation can go unseen here), never past
- * its session's own deadlines, and every change made through this node (any non-GET request, see
+ * A short-lived memory of who an access token's session or API client is (user, status, grants),
+ * keyed by the token, so a burst of requests neither reads the same rows nor re-verifies the same
+ * token for each one. Bounded three ways: an entry lives at most `ttlMs` (2 s by default: the
+ * longest another node's revocation can go unseen here), never past its session's own deadlines
+ * or its token's expiry, and every change made through this node (any non-GET request, see
  * src/server/app.ts) drops the whole cache, so a revocation here is seen by the very next request.
  */
 export class PrincipalCache {
