@@ -2,6 +2,8 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 import type { Db, DbOrTrx, Trx } from '../db/index.ts';
+import { systemSource } from '../audit-chain/index.ts';
+import { unitOfWork } from './unit-of-work.ts';
 
 /**
  * The gateway role: the login role of data-plane connections on PostgreSQL. It is created by
@@ -33,7 +35,7 @@ export async function gatewayRoleName(db: DbOrTrx): Promise<string> {
  */
 export async function gatewayCredentials(db: Db, kms: KmsProvider): Promise<{ role: string; password: string }> {
   type Row = { role_name: string; root_key_id: string | null; wrapped: Buffer | null };
-  const row = await db.transaction().execute(async (trx) => {
+  const row = await unitOfWork(db, systemSource, async ({ trx, audit }) => {
     const r = (await sql<Row>`select role_name, root_key_id, wrapped from accord.data_plane_gateway for update`.execute(trx)).rows[0];
     if (r === undefined || !GATEWAY_ROLE.test(r.role_name)) throw new Error('accord.data_plane_gateway holds no valid gateway role; is migration 007 applied?');
     if (r.wrapped !== null) return r;
@@ -44,6 +46,8 @@ export async function gatewayCredentials(db: Db, kms: KmsProvider): Promise<{ ro
     // ALTER ROLE takes no parameters; the verifier's alphabet is checked by scramSha256Verifier.
     await sql`alter role ${sql.id(r.role_name)} password ${sql.lit(verifier)}`.execute(trx);
     await sql`update accord.data_plane_gateway set root_key_id = ${keyId}, wrapped = ${wrapped}`.execute(trx);
+    // A credential of the installation was set: on the platform chain, with the change.
+    await audit({ tenantId: null, action: 'gateway.password.set', target: { type: 'role', id: r.role_name }, outcome: 'success', details: { rootKeyId: keyId } });
     return { role_name: r.role_name, root_key_id: keyId, wrapped };
   });
   const secret = await kms.unwrap(row.root_key_id!, row.wrapped!, aadOf(row.role_name));
