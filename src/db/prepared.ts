@@ -1,5 +1,8 @@
-import type { Compilable, CompiledQuery } from 'kysely';
-import type { DbOrTrx } from './index.ts';
+import type { Compilable, CompiledQuery, Kysely, Transaction } from 'kysely';
+import type { Catalog } from './catalog.ts';
+
+// Not index.ts's alias: index.ts re-exports this module, and the import would be a cycle.
+type DbOrTrx = Kysely<Catalog> | Transaction<Catalog>;
 
 /**
  * A query that Kysely builds and compiles once, then runs with each call's values in place of
