@@ -5,3 +5,5 @@
  */
 export { addressMatcher, ipv4Network24, type ParsedAddress, parseAddress, sourceKey } from './address.ts';
 export { type ConnectionCapStats, capConnectionsPerSource } from './connections.ts';
+export { DEFAULT_RATE_LIMITS, type RateLimitDecision, RateLimiter, type RateLimitKind, type RateLimitPolicy, type RateLimitQuota, type RateLimitSubjects } from './rate-limit.ts';
+export { type Denial, DenialAggregator, type DenialSummary, OVERFLOW_SOURCE } from './denials.ts';

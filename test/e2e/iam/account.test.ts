@@ -196,7 +196,13 @@ for (const engine of engines()) {
         .returning('id')
         .executeTakeFirstOrThrow();
       const now = Math.floor(Date.now() / 1000);
-      const clientToken = signAccessToken(testIamKey, { typ: 'client', sub: client.id, sid: null, iat: now, exp: now + 300 });
+      // A client token names the (live) secret it was obtained with.
+      const secret = await database.db
+        .insertInto('accord.api_client_secrets')
+        .values({ client_id: client.id, secret_hash: Buffer.alloc(32, 7), expires_at: new Date(Date.now() + 3_600_000) })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const clientToken = signAccessToken(testIamKey, { typ: 'client', sub: client.id, sid: null, sv: secret.id, iat: now, exp: now + 300 });
       assert.equal(code(await call('GET', '/api/v1/me', { token: clientToken })), 'IAM_WRONG_AUDIENCE');
       assert.equal(code(await call('PATCH', '/api/v1/me', { token: clientToken, payload: { displayName: 'x' } })), 'IAM_WRONG_AUDIENCE');
       assert.equal(code(await call('POST', '/api/v1/me/password', { token: clientToken, payload: { currentPassword: 'a', newPassword: 'b' } })), 'IAM_WRONG_AUDIENCE');
