@@ -38,7 +38,7 @@ export async function changePassword(
   }
   if (!(await verifyPassword(user.password_hash, input.currentPassword))) {
     return unitOfWork(db, source, async (w) => {
-      // Lockout rows before the audit chain head, as in sign-in: one lock order everywhere.
+      // Lockout rows first, as in sign-in: one lock order everywhere.
       const failure = await recordFailure(w.trx, subjects, deps.lockout, now);
       return w.refuse(
         new AccordError('IAM_INVALID_CREDENTIALS', { message: 'The current password is wrong.' }),

@@ -91,7 +91,7 @@ export function mfaRoutes(iam: IamServices): RouteDefinition[] {
       const input = /^[0-9]{6}$/.test(code.trim()) ? { totp: code.trim() } : { recoveryCode: code };
       const proof = await verifySecondFactor(w, key, rp, user.id, input, {}, now);
       if (!proof.ok) {
-        // The lockout rows before the audit chain's head, as at sign-in: one lock order everywhere.
+        // The lockout rows first, as at sign-in: one lock order everywhere.
         const failure = await recordFailure(w.trx, subjects, iam.signIn.lockout, now);
         return w.refuse(
           new AccordError('IAM_MFA_INVALID'),

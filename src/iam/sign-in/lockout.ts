@@ -15,9 +15,9 @@ import { normaliseEmail } from '../users/users.ts';
  *      the password (and do not call `recordFailure`: the attempt never reached the password).
  *   2. On a wrong password (or unknown account, or disabled account): `recordFailure` in a unit
  *      of work, then one `auth.lockout` audit event per entry of `locks` in the same unit (usually
- *      as events of its committed refusal, `w.refuse`). Call `recordFailure` BEFORE the unit
- *      audits anything: it locks the subjects' rows, recording an audit event locks the audit
- *      chain head, and one order everywhere keeps concurrent sign-ins free of deadlocks.
+ *      as events of its committed refusal, `w.refuse`). Call `recordFailure` first in the unit: it
+ *      locks the subjects' rows, and taking row locks in one order everywhere keeps concurrent
+ *      sign-ins free of deadlocks (audit events no longer lock anything: they are sealed later).
  *   3. On success: `recordSuccess` (clears the account's failures, not the IP's).
  * The transactions must run at READ COMMITTED (the default): the count after the row lock must see
  * the failures committed by whoever held the lock before.

@@ -106,7 +106,7 @@ export async function login(
     const known = matches[0] ?? accounts[0];
     const reason = accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
     return unitOfWork(db, anonymous, async (w) => {
-      // The lockout rows first: taking them before the audit chain's head keeps lock order fixed.
+      // The lockout rows first, as everywhere: one lock order.
       const failure = await recordFailure(w.trx, subjects, deps.lockout, now);
       return w.refuse(
         new AccordError('IAM_INVALID_CREDENTIALS'),
