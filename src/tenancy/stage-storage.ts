@@ -33,6 +33,9 @@ export async function createStageStorage(trx: Trx, names: { schema: string; role
   await sql`alter default privileges for role ${owner} in schema ${schema} grant select, insert, update, delete on tables to ${rt}`.execute(trx);
   await sql`alter default privileges for role ${owner} in schema ${schema} grant usage, select on sequences to ${rt}`.execute(trx);
   // The one way into the catalog: appending audit events through the SECURITY DEFINER function.
+  // These grants rewrite one ACL (the accord schema's, the function's) that every stage shares:
+  // two stages created at once would fail with "tuple concurrently updated", so take turns.
+  await sql`select pg_advisory_xact_lock(hashtext('accord.stage-storage.grants'))`.execute(trx);
   await sql`grant usage on schema accord to ${rt}`.execute(trx);
   await sql`grant execute on function accord.append_audit_event(jsonb) to ${rt}`.execute(trx);
   await sql`grant ${rt} to ${ident(await gatewayRoleName(trx))}`.execute(trx);

@@ -25,7 +25,7 @@ interface KeyStatus {
   rootKeyId: string;
   kek: { version: number; state: string; rootKeyId: string }[];
   stages: { stage: string; deks: { version: number; state: string; kekVersion: number; values: number }[] }[];
-  jobs: { id: string; kind: string; state: string; progress: Record<string, unknown>; attempts: number; error: string | null }[];
+  jobs: { id: string; kind: string; state: string; progress: Record<string, unknown>; attempts: number; lastAttemptFailed: boolean }[];
 }
 type Job = KeyStatus['jobs'][number];
 interface Rotated {
@@ -161,7 +161,7 @@ async function jobDone(cliEnv: Record<string, string>, jobId: string, timeoutMs 
     timeoutMs,
   );
   const job = s.jobs.find((j) => j.id === jobId) as Job;
-  assert.equal(job.error, null, `job ${jobId} ran without error`);
+  assert.equal(job.lastAttemptFailed, false, `job ${jobId} ran without error`);
   return { status: s, job };
 }
 
