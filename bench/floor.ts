@@ -12,7 +12,7 @@
 // --cpu-prof; profiles and the rounds' time windows land in .bench-tmp/floor-profile/<engine>/;
 // `node bench/floor/profile.ts <engine>` summarises them per request).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -69,11 +69,15 @@ function readyLine<T>(child: ChildProcess, what: string, logFile: string): Promi
 }
 
 function spawnLogged(args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  // The platform's log lines go to a file, as a deployment's would; the benchmark never reads
-  // them during the run (a pipe read here would steal CPU from the load generator).
-  child.stderr?.pipe(createWriteStream(logFile));
-  return child;
+  // The log lines (stderr with --json) go straight to a file, as a deployment's would: a pipe
+  // drained by this process, which is busy generating load, fills up and stalls a server that
+  // writes its log synchronously.
+  const fd = openSync(logFile, 'a');
+  try {
+    return spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', fd] });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
