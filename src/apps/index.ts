@@ -1,9 +1,10 @@
 // Model-driven apps: the manifest, its rule language, validation, the IR and the SQL compiled from it.
-// Lifecycle (deploy, promote, migrations) comes later and builds on the IR and revision hash.
 export { entityRuleAttributes, ruleAttribute, ruleAttributesOf } from './compile/attributes.ts';
+export { compilePolicies, type PolicyOptions } from './compile/policies.ts';
 export { columnType, compileDdl, type DdlOptions, type DdlStatement, quoteIdent, quoteLiteral } from './compile/ddl.ts';
 export * from './compile/ir.ts';
 export { type Revision, revisionOf } from './compile/revision.ts';
+export * from './lifecycle/index.ts';
 export { actionReader, type CompiledManifest, type CompileOptions, compileManifestText } from './manifest/load.ts';
 export { type Manifest, ManifestSchema, manifestJsonSchema } from './manifest/schema.ts';
 export { type ManifestSource, pointerOf, pointerSegments, readManifestText, SOURCE_LIMITS } from './manifest/source.ts';

@@ -339,6 +339,43 @@ export interface AuthLocksTable {
   level: ColumnType<number, number | undefined, number>;
 }
 
+export interface AppRevisionsTable {
+  tenant_id: string;
+  app: string;
+  /** The revision hash, `sha256:` + 64 hex. */
+  id: string;
+  version: string;
+  /** The AppIR as JSON (src/apps/compile/ir.ts). */
+  ir: unknown;
+  manifest: string;
+  /** Action sources by path. */
+  actions: ColumnType<Record<string, string>, Record<string, string> | undefined, never>;
+  created_by: string | null;
+  created_at: CreatedAt;
+}
+
+export interface AppStageStateTable {
+  stage_id: string;
+  app: string;
+  tenant_id: string;
+  revision: string;
+  deployed_at: ColumnType<Date, Date | undefined, Date>;
+  deployed_by: string | null;
+}
+
+export interface AppDeploymentsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  stage_id: string;
+  app: string;
+  revision: string;
+  previous_revision: string | null;
+  kind: 'deploy' | 'promote' | 'rollback';
+  steps: ColumnType<unknown, unknown | undefined, never>;
+  deployed_by: string | null;
+  deployed_at: CreatedAt;
+}
+
 /** The whole platform catalog as Kysely sees it. */
 export interface Catalog {
   'accord.tenants': TenantsTable;
@@ -369,4 +406,7 @@ export interface Catalog {
   'accord.app_role_grants': AppRoleGrantsTable;
   'accord.access_reviews': AccessReviewsTable;
   'accord.access_review_items': AccessReviewItemsTable;
+  'accord.app_revisions': AppRevisionsTable;
+  'accord.app_stage_state': AppStageStateTable;
+  'accord.app_deployments': AppDeploymentsTable;
 }

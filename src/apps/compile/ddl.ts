@@ -5,7 +5,7 @@
 import { type AppIR, type AttributeIR, blindIndexColumn, type EntityIR, SYSTEM_COLUMNS } from './ir.ts';
 
 export interface DdlStatement {
-  readonly kind: 'create-table' | 'add-foreign-key' | 'create-index';
+  readonly kind: 'create-table' | 'add-foreign-key' | 'create-index' | 'enable-rls' | 'create-policy';
   readonly entity: string;
   /** The table, constraint or index this statement creates. */
   readonly name: string;

@@ -202,3 +202,14 @@ export const blindIndexColumn = (a: AttributeIR): string => `${a.column}_bidx`;
 
 /** Finds an entity by name. */
 export const entityOf = (app: AppIR, name: string): EntityIR | undefined => app.entities.find((e) => e.name === name);
+
+/**
+ * An IR read back from storage (the catalog keeps it as JSON). It was made by the compiler, so it
+ * only needs its format checked and to be frozen again; a format this code does not know is refused
+ * rather than guessed at.
+ */
+export function irFromJson(json: unknown): AppIR {
+  const v = json as { kind?: unknown; format?: unknown } | null;
+  if (v === null || typeof v !== 'object' || v.kind !== 'app' || v.format !== 1) throw new TypeError('not an app IR of format 1');
+  return deepFreeze(json as AppIR);
+}
