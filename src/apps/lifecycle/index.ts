@@ -3,3 +3,5 @@ export { type DataLossItem, type DeployOptions, type DeployResult, deployRevisio
 export { type LockClass, type Precheck, planMigration, type RuleChange, ruleChanges, type Step } from './plan.ts';
 export { type DriftItem, driftBetween, readSnapshot, type SchemaSnapshot } from './snapshot.ts';
 export { type DeployedApp, deployedApp } from './store.ts';
+export { lifecycleRoutes } from './routes.ts';
+export { appStatus, compileUpload, deployUpload, type LifecycleDeps, listRevisions, listSettings, planUpload, promote, resolveRevision, rollback, setSetting } from './service.ts';
