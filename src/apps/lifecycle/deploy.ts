@@ -43,6 +43,9 @@ export interface RevisionInput {
   readonly actions: Readonly<Record<string, string>>;
 }
 
+/** Points between a deployment's phases (for the kill tests). */
+export type DeployPhase = 'planned' | 'concurrent-built' | 'applied' | 'committed';
+
 export interface DeployOptions {
   readonly engine: EngineName;
   readonly source: AuditSource;
@@ -56,7 +59,7 @@ export interface DeployOptions {
   /** How long a second deployment to the same stage waits for the first (PostgreSQL). Default 10 s. */
   readonly waitMillis?: number;
   /** Test seam: called between the phases (kill tests stop the process here). */
-  readonly onPhase?: (phase: 'planned' | 'concurrent-built' | 'applied') => Promise<void> | void;
+  readonly onPhase?: (phase: DeployPhase) => Promise<void> | void;
 }
 
 export interface DataLossItem {
@@ -276,6 +279,7 @@ export async function deployRevision(db: Db, opts: DeployOptions): Promise<Deplo
       }
       if (concurrent.length) await opts.onPhase?.('concurrent-built');
       const result = await applyInTransaction(conn, opts, plan, state);
+      await opts.onPhase?.('committed');
       return { ...publicPlan, ...result };
     } catch (err) {
       // Best effort: the next deployment clears whatever this leaves.

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import { AccordError } from '../../errors/index.ts';
 import { access, type AuthContext, type RouteDefinition, route } from '../../http/index.ts';
@@ -25,8 +26,29 @@ const PlanOut = Type.Object({}, { additionalProperties: true });
 
 const userOf = (auth: AuthContext) => (auth.kind === 'user' ? auth.principalId : null);
 
+/**
+ * Test seam for the kill tests (test/e2e/apps/deploy-kill.test.ts): with
+ * ACCORD_TEST_DEPLOY_PAUSE=<phase>:<file>, a deployment reaching that phase writes the file and
+ * never continues, so the test can kill -9 the process at a known point. It can only stall
+ * deployments, never change what they do.
+ */
+function pauseFromEnv(): LifecycleDeps['onPhase'] {
+  const v = process.env.ACCORD_TEST_DEPLOY_PAUSE;
+  if (!v) return undefined;
+  const i = v.indexOf(':');
+  const phase = v.slice(0, i);
+  const file = v.slice(i + 1);
+  return async (p) => {
+    if (p !== phase) return;
+    writeFileSync(file, p);
+    await new Promise(() => {});
+  };
+}
+
 /** The lifecycle's routes: plan, deploy, promote, rollback, revisions, status, settings (APP-3). */
-export function lifecycleRoutes(deps: LifecycleDeps): RouteDefinition[] {
+export function lifecycleRoutes(base: LifecycleDeps): RouteDefinition[] {
+  const pause = pauseFromEnv();
+  const deps: LifecycleDeps = pause ? { ...base, onPhase: pause } : base;
   const { db } = deps;
   return [
     route({

@@ -10,7 +10,7 @@ import { listSecrets, setSecret } from '../../keys/index.ts';
 import { listStages } from '../../tenancy/index.ts';
 import { irFromJson, type SettingIR } from '../compile/ir.ts';
 import { compileManifestText } from '../manifest/load.ts';
-import { type DeployResult, deployRevision, type Plan, planDeployment, type RevisionInput, type StageRef } from './deploy.ts';
+import { type DeployPhase, type DeployResult, deployRevision, type Plan, planDeployment, type RevisionInput, type StageRef } from './deploy.ts';
 import { deployedApp } from './store.ts';
 
 export interface TenantRef {
@@ -61,7 +61,11 @@ export interface LifecycleDeps {
   readonly db: Db;
   readonly engine: EngineName;
   readonly keyring: Keyring;
+  /** Test seam passed to every deployment (see deploy.ts). */
+  readonly onPhase?: (phase: DeployPhase) => Promise<void> | void;
 }
+
+const phaseHook = (deps: LifecycleDeps) => (deps.onPhase ? { onPhase: deps.onPhase } : {});
 
 const firstStage = async (db: Db, tenantId: string) => (await listStages(db, tenantId))[0] as StageRef;
 
@@ -83,7 +87,7 @@ export async function deployUpload(
   const first = await firstStage(deps.db, tenant.id);
   if (first.id !== stage.id) throw new AccordError('APP_DEPLOY_FIRST_STAGE', { message: `Manifests are deployed to ${first.name}; promote the revision to reach ${stage.name}.`, details: { stage: stage.name, first: first.name } });
   const revision = compileUpload(app, upload);
-  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage, revision, kind: 'deploy', userId, ...(upload.allowDataLoss ? { allowDataLoss: true } : {}) });
+  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage, revision, kind: 'deploy', userId, ...phaseHook(deps), ...(upload.allowDataLoss ? { allowDataLoss: true } : {}) });
 }
 
 function compareVersions(a: string, b: string): number {
@@ -145,7 +149,7 @@ export async function promote(deps: LifecycleDeps, source: AuditSource, tenant: 
       });
     }
   }
-  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage: target, revision, kind: 'promote', userId });
+  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage: target, revision, kind: 'promote', userId, ...phaseHook(deps) });
 }
 
 /** Rolls a stage back (or forward) to a revision that ran on it before. */
@@ -154,7 +158,7 @@ export async function rollback(deps: LifecycleDeps, source: AuditSource, tenant:
   if (!(await ranOn(deps.db, stage.id, app, revision.hash))) {
     throw new AccordError('APP_REVISION_NEVER_RAN', { message: `R${revision.seq} never ran on ${stage.name}; rollback only returns to a revision the stage ran.`, details: { revision: revision.hash, stage: stage.name } });
   }
-  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage, revision, kind: 'rollback', userId });
+  return deployRevision(deps.db, { engine: deps.engine, source, tenant, stage, revision, kind: 'rollback', userId, ...phaseHook(deps) });
 }
 
 /** Every revision of an app, newest first, with the stages it runs on and its deployments. */
