@@ -393,7 +393,7 @@ export interface AppDeploymentsTable {
   app: string;
   revision: string;
   previous_revision: string | null;
-  kind: 'deploy' | 'promote' | 'rollback' | 'contract';
+  kind: 'deploy' | 'promote' | 'rollback';
   steps: ColumnType<unknown, unknown | undefined, never>;
   deployed_by: string | null;
   deployed_at: CreatedAt;

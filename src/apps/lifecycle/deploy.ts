@@ -16,7 +16,7 @@ import { sql } from 'kysely';
 import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db, EngineName } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { runtimeRoleOf, unitOfWork, type Work } from '../../kernel/index.ts';
+import { refuse, runtimeRoleOf, unitOfWork, type Work } from '../../kernel/index.ts';
 import { quoteIdent } from '../compile/ddl.ts';
 import type { AppIR } from '../compile/ir.ts';
 import { irFromJson } from '../compile/ir.ts';
@@ -252,15 +252,19 @@ export async function deployRevision(db: Db, opts: DeployOptions): Promise<Deplo
     if (plan.unchanged) {
       return { ...publicPlan, changed: false, label: await labelOf(), deploymentId: null, message: `${app} ${revision.ir.version} (${revision.hash.slice(7, 19)}) already runs on ${stage.name}; nothing to do.` };
     }
+    const target = { type: 'app', id: `${stage.name}/${app}` };
     if (plan.drift.length > 0) {
-      throw new AccordError('APP_SCHEMA_DRIFT', {
+      // Out-of-band changes to a stage schema are a security event as much as a failed deploy.
+      const err = new AccordError('APP_SCHEMA_DRIFT', {
         message: `The tables of ${app} on ${stage.name} were changed outside Accord (${plan.drift.length} difference${plan.drift.length === 1 ? '' : 's'}); nothing was deployed.`,
         details: { drift: plan.drift },
       });
+      return refuse(conn, opts.source, err, { tenantId: tenant.id, action: 'app.drift.detected', target, outcome: 'failure', reason: err.code, details: { revision: revision.hash, drift: plan.drift } });
     }
     if (!plan.prechecksPassed) {
       const failed = plan.steps.filter((s) => s.precheck && (s.precheck.violations ?? 0) > 0).map((s) => ({ step: s.kind, entity: s.entity, name: s.name, check: s.precheck?.description, rows: s.precheck?.violations }));
-      throw new AccordError('APP_MIGRATION_PRECHECK_FAILED', { message: `The stage's data does not allow this migration: ${failed.map((f) => `${f.rows} ${f.check}`).join('; ')}.`, details: { failed } });
+      const err = new AccordError('APP_MIGRATION_PRECHECK_FAILED', { message: `The stage's data does not allow this migration: ${failed.map((f) => `${f.rows} ${f.check}`).join('; ')}.`, details: { failed } });
+      return refuse(conn, opts.source, err, { tenantId: tenant.id, action: 'app.deploy.refused', target, outcome: 'failure', reason: err.code, details: { revision: revision.hash, failed } });
     }
     await opts.onPhase?.('planned');
     // Concurrent index builds (PostgreSQL), each recorded before it starts.

@@ -9,7 +9,7 @@ import type { Db, EngineName } from '../../db/index.ts';
 import { isAccordError } from '../../errors/index.ts';
 import { createTenant } from '../../tenancy/index.ts';
 import { compileManifestText } from '../manifest/load.ts';
-import { deployRevision, planDeployment, type RevisionInput, type StageRef } from './index.ts';
+import { deployRevision, type LifecycleDeps, planDeployment, promote, type RevisionInput, rollback, type StageRef } from './index.ts';
 
 const EXAMPLE = new URL('../../../examples/expenses/expenses.app.yaml', import.meta.url);
 const BASE = readFileSync(EXAMPLE, 'utf8');
@@ -55,6 +55,9 @@ for (const engine of engines()) {
     let db: Db;
     let dev: StageRef;
     let tenant: { id: string; name: string };
+    let keyring: Awaited<ReturnType<typeof testKeyring>>;
+    let stages: StageRef[];
+    const deps = (): LifecycleDeps => ({ db, engine: engine.name as EngineName, keyring });
     const R1 = revision();
     const deploy = (rev: RevisionInput, extra: { allowDataLoss?: boolean; kind?: 'deploy' | 'rollback' } = {}) =>
       deployRevision(db, { engine: engine.name as EngineName, source: systemSource, tenant, stage: dev, revision: rev, kind: extra.kind ?? 'deploy', ...(extra.allowDataLoss ? { allowDataLoss: true } : {}) });
@@ -65,7 +68,9 @@ for (const engine of engines()) {
 
     test('a first deployment creates the tables as the stage owner and records the revision, the state and an audit event together', async () => {
       db = (await engine.open()).db;
-      const t = await createTenant(db, await testKeyring(), systemSource, { name: 'acme', displayName: 'Acme' });
+      keyring = await testKeyring();
+      const t = await createTenant(db, keyring, systemSource, { name: 'acme', displayName: 'Acme' });
+      stages = t.stages as StageRef[];
       tenant = { id: t.id, name: t.name };
       dev = t.stages[0] as StageRef;
       const r = await deploy(R1);
@@ -136,6 +141,64 @@ for (const engine of engines()) {
       assert.equal(await codeOf(deploy(revision(['limit: { type: decimal, precision: 12, scale: 2 }', 'limit: { type: integer }']))), 'APP_MIGRATION_UNSUPPORTED');
     });
 
+    test('a new required attribute with a default is added online to a table with rows, which get the default', async () => {
+      const r = await deploy(revision(['      category: { type: reference, entity: Category }\n', '      category: { type: reference, entity: Category }\n      priority: { type: integer, required: true, default: 3 }\n']));
+      const step = r.steps.find((s) => s.kind === 'add-column' && s.name === 'priority');
+      assert.equal(step?.class, 'online');
+      const rows = await sql<{ p: string }>`select distinct priority::text as p from ${sql.id(dev.schema, 'Claim')}`.execute(db);
+      assert.deepEqual(rows.rows, [{ p: '3' }]);
+    });
+
+    test('required, a tighter check and unique apply when the data allows them, each with its class', async () => {
+      await sql.raw(`delete from ${q('Claim')} where title = 'Taxi' and notes is null`).execute(db);
+      const r = await deploy(
+        revision(
+          ['currency: { type: text, default: EUR, pattern: "^[A-Z]{3}$" }', 'currency: { type: text, default: EUR, required: true, pattern: "^[A-Z]{3}$" }'],
+          ['title:    { type: text, required: true, maxLength: 200 }', 'title:    { type: text, required: true, maxLength: 100, unique: true }'],
+        ),
+      );
+      const kinds = Object.fromEntries(r.steps.map((s) => [s.kind, s]));
+      assert.equal(kinds['set-required']?.class, 'scan');
+      assert.equal(kinds['set-required']?.precheck?.violations, 0);
+      assert.equal(kinds['add-check']?.precheck?.violations, 0);
+      assert.equal(kinds['add-unique']?.precheck?.violations, 0);
+      const nn = await sql<{ n: boolean }>`select is_nullable = 'NO' as n from information_schema.columns where table_schema = ${dev.schema} and table_name = 'Claim' and column_name = 'currency'`.execute(db);
+      assert.equal(nn.rows[0]?.n, true);
+      // The unique constraint now refuses a duplicate title.
+      await assert.rejects(insertClaim('Hotel', null));
+    });
+
+    test('relaxing them again drops the constraints, keeping every row', async () => {
+      const before = (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`.execute(db)).rows[0]?.n;
+      const r = await deploy(R1, { kind: 'rollback' });
+      assert.ok(r.steps.some((s) => s.kind === 'drop-unique'));
+      assert.ok(r.steps.some((s) => s.kind === 'drop-required'));
+      const after = (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`.execute(db)).rows[0]?.n;
+      assert.equal(after, before);
+      await insertClaim('Hotel', null);
+    });
+
+    test('removing an entity hides its table with its rows; rolling back serves it again', async () => {
+      await sql.raw(`insert into ${q('Category')} (name) values ('Travel')`).execute(db);
+      const r = await deploy(
+        revision(
+          ['      category: { type: reference, entity: Category }\n', ''],
+          ['fields: [title, amount, currency, iban, notes, category, status]', 'fields: [title, amount, currency, iban, notes, status]'],
+          [/\n  Category:\n[\s\S]*?\n\nactions:/, '\n\nactions:'],
+        ),
+      );
+      assert.deepEqual(
+        r.dataLoss.map((d) => [d.entity, d.attribute ?? null, d.effect]),
+        [
+          ['Claim', 'category', 'hidden'],
+          ['Category', null, 'hidden'],
+        ],
+      );
+      await deploy(R1, { kind: 'rollback' });
+      const rows = await sql<{ name: string }>`select name from ${sql.id(dev.schema, 'Category')}`.execute(db);
+      assert.deepEqual(rows.rows, [{ name: 'Travel' }]);
+    });
+
     test('a column added out of band is drift: the deployment is refused with a report', async () => {
       await sql.raw(`alter table ${q('Category')} add column sneaky text`).execute(db);
       const before = await currentRevision();
@@ -147,6 +210,8 @@ for (const engine of engines()) {
         assert.deepEqual((err.details as { drift: unknown[] }).drift, [{ table: 'Category', object: 'column', name: 'sneaky', change: 'added', actual: { type: 'text', notNull: false, default: null } }]);
       }
       assert.equal(await currentRevision(), before);
+      const ev = await db.selectFrom('accord.audit_events').select(['outcome', 'reason']).where('action', '=', 'app.drift.detected').executeTakeFirstOrThrow();
+      assert.deepEqual(ev, { outcome: 'failure', reason: 'APP_SCHEMA_DRIFT' });
       await sql.raw(`alter table ${q('Category')} drop column sneaky`).execute(db);
     });
 
@@ -161,6 +226,22 @@ for (const engine of engines()) {
     test('an older revision redeployed after a drop gets the column back, empty', async () => {
       await deploy(R1, { kind: 'rollback' });
       assert.ok((await columns(db, dev.schema, 'Claim')).includes('notes'));
+    });
+
+    test('promotion takes the same revision one stage on; production refuses a lower version than it runs', async () => {
+      const v2 = revision(V2);
+      await deploy(v2);
+      const [, test, production] = stages as [StageRef, StageRef, StageRef];
+      assert.equal((await promote(deps(), systemSource, tenant, test, 'expenses', undefined, null)).to.revision, v2.hash);
+      assert.equal((await promote(deps(), systemSource, tenant, production, 'expenses', undefined, null)).to.revision, v2.hash);
+      // R1 (1.0.0) runs on development again and reaches test, but production runs 1.1.0.
+      await deploy(R1, { kind: 'rollback' });
+      await promote(deps(), systemSource, tenant, test, 'expenses', undefined, null);
+      assert.equal(await codeOf(promote(deps(), systemSource, tenant, production, 'expenses', undefined, null)), 'APP_VERSION_DOWNGRADE');
+      // Rolling production back is the way down, to a revision it ran: R1 never did.
+      assert.equal(await codeOf(rollback(deps(), systemSource, tenant, production, 'expenses', 'R1', null)), 'APP_REVISION_NEVER_RAN');
+      const running = await db.selectFrom('accord.app_stage_state').select('revision').where('stage_id', '=', production.id).executeTakeFirstOrThrow();
+      assert.equal(running.revision, v2.hash);
     });
   });
 }

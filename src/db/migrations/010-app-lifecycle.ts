@@ -19,8 +19,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     alter table accord.app_stage_state
       add column schema_snapshot jsonb not null default '{}'::jsonb,
       add column tables text[] not null default '{}';
-    alter table accord.app_deployments drop constraint app_deployments_kind_check;
-    alter table accord.app_deployments add constraint app_deployments_kind_check check (kind in ('deploy', 'promote', 'rollback', 'contract'));
     create table accord.app_pending_indexes (
       stage_id uuid not null references accord.stages(id) on delete cascade,
       app text not null,
