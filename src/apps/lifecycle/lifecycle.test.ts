@@ -255,5 +255,35 @@ for (const engine of engines()) {
       const running = await db.selectFrom('accord.app_stage_state').select('revision').where('stage_id', '=', production.id).executeTakeFirstOrThrow();
       assert.equal(running.revision, v2.hash);
     });
+
+    if (engine.name === 'postgres') {
+      test('a second deployment to the stage waits for the first within its bound, then fails with APP_DEPLOY_IN_PROGRESS', async () => {
+        await db.connection().execute(async (other) => {
+          // What a running deployment holds (deploy.ts, holdStage).
+          await sql`select pg_advisory_lock(hashtext('accord.app-deploy'), hashtext(${dev.id}))`.execute(other);
+          try {
+            const r = deployRevision(db, { engine: 'postgres', source: systemSource, tenant, stage: dev, revision: revision(['version: 1.0.0', 'version: 1.3.0']), kind: 'deploy', waitMillis: 300 });
+            assert.equal(await codeOf(r), 'APP_DEPLOY_IN_PROGRESS');
+          } finally {
+            await sql`select pg_advisory_unlock(hashtext('accord.app-deploy'), hashtext(${dev.id}))`.execute(other);
+          }
+        });
+      });
+
+      test('a table kept locked by other work makes the migration give up after its retries with APP_MIGRATION_LOCK_TIMEOUT, changing nothing', async () => {
+        const before = await currentRevision();
+        const conn = await db.connection().execute(async (other) => {
+          await sql`begin`.execute(other);
+          await sql.raw(`lock table ${q('Claim')} in access share mode`).execute(other);
+          try {
+            return await codeOf(deploy(revision(['currency: { type: text, default: EUR,', 'currency: { type: text, default: USD,'])));
+          } finally {
+            await sql`rollback`.execute(other);
+          }
+        });
+        assert.equal(conn, 'APP_MIGRATION_LOCK_TIMEOUT');
+        assert.equal(await currentRevision(), before);
+      });
+    }
   });
 }
