@@ -1,0 +1,2 @@
+export { federationRoutes } from './routes.ts';
+export { pruneFlows } from './flows.ts';
