@@ -1,7 +1,7 @@
 import type { RouteDefinition } from '../http/index.ts';
 import { accountRoutes } from './account/routes.ts';
 import { clientRoutes } from './clients/routes.ts';
-import { federationRoutes } from './federation/index.ts';
+import { federationRoutes, scimRoutes } from './federation/index.ts';
 import { endUserRoutes } from './sign-in/end-user-routes.ts';
 import { mfaAdminRoutes } from './mfa/admin-reset.ts';
 import { mfaRoutes } from './mfa/routes.ts';
@@ -28,5 +28,6 @@ export function identityRoutes(iam: IamServices): RouteDefinition[] {
     ...policyRoutes(iam),
     ...endUserRoutes(iam),
     ...federationRoutes(iam),
+    ...scimRoutes(iam),
   ];
 }

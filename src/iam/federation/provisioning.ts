@@ -113,8 +113,11 @@ async function userFor(trx: Trx, idp: Provider, id: FederatedIdentity): Promise<
   if (existing) {
     if (existing.password_hash !== null) throw new FederationRefusal('email belongs to a local account with a password');
     const other = await trx.selectFrom('accord.federated_identities').select('subject').where('idp_id', '=', idp.id).where('user_id', '=', existing.id).executeTakeFirst();
-    if (other) throw new FederationRefusal('email belongs to another subject of this provider');
-    await trx.insertInto('accord.federated_identities').values({ idp_id: idp.id, user_id: existing.id, subject: id.subject }).execute();
+    // SCIM provisioned this user without the IdP's id (no externalId): the first sign-in names it.
+    if (other?.subject.startsWith('scim:')) {
+      await trx.updateTable('accord.federated_identities').set({ subject: id.subject }).where('idp_id', '=', idp.id).where('user_id', '=', existing.id).execute();
+    } else if (other) throw new FederationRefusal('email belongs to another subject of this provider');
+    else await trx.insertInto('accord.federated_identities').values({ idp_id: idp.id, user_id: existing.id, subject: id.subject }).execute();
     // An invitation nobody accepted is superseded by the provider's sign-in.
     if (existing.status === 'invited') await trx.updateTable('accord.users').set({ status: 'active' }).where('id', '=', existing.id).execute();
     return { user: ref(existing), status: existing.status === 'invited' ? 'active' : existing.status, created: false };
@@ -137,7 +140,16 @@ export async function federatedSignIn(w: Work, deps: SignInDeps, idp: Provider, 
   const { trx } = w;
   const { user, status, created } = await userFor(trx, idp, identity);
   if (status !== 'active') throw new FederationRefusal(`user is ${status}`);
-  const groups = [...new Set(identity.groups)].slice(0, 500);
+  // Groups the provider pushed over SCIM count as much as the ones its token names: either
+  // channel may carry membership, and a sign-in must not undo what provisioning set.
+  const pushed = await trx
+    .selectFrom('accord.scim_group_members as m')
+    .innerJoin('accord.scim_groups as g', 'g.id', 'm.group_id')
+    .select('g.display_name')
+    .where('g.idp_id', '=', idp.id)
+    .where('m.user_id', '=', user.id)
+    .execute();
+  const groups = [...new Set([...identity.groups, ...pushed.map((g) => g.display_name)])].slice(0, 500);
   await trx.updateTable('accord.federated_identities').set({ groups, last_login_at: now, synced_at: now }).where('idp_id', '=', idp.id).where('user_id', '=', user.id).execute();
   const sync = await applyGroupMappings(trx, idp, user.id, groups);
   const as = w.as(asUser(w.source, user));
