@@ -1,7 +1,8 @@
 // A browser for federation tests: follows redirects across origins, keeps cookies per origin,
 // reads the HTML form a page shows and submits it, like a user would. Requests to the platform
 // under test go through Fastify's inject (the in-process server); everything else is real
-// HTTPS to loopback peers, trusting the given CAs.
+// HTTPS to loopback peers, trusting the given CAs (without `app`, the platform too is reached
+// over real HTTPS).
 import { request } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 
@@ -14,11 +15,11 @@ export interface Page {
 
 export class Browser {
   readonly #jar = new Map<string, Map<string, string>>();
-  readonly #app: FastifyInstance;
+  readonly #app: FastifyInstance | undefined;
   readonly #origin: string;
   readonly #ca: string[];
 
-  constructor(opts: { app: FastifyInstance; origin: string; ca: string[] }) {
+  constructor(opts: { app?: FastifyInstance; origin: string; ca: string[] }) {
     this.#app = opts.app;
     this.#origin = opts.origin;
     this.#ca = opts.ca;
@@ -54,7 +55,7 @@ export class Browser {
     const body = form?.toString();
     if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     let page: Page;
-    if (u.origin === this.#origin) {
+    if (this.#app && u.origin === this.#origin) {
       const r = await this.#app.inject({ method: method as 'GET', url: u.pathname + u.search, headers, ...(body === undefined ? {} : { payload: body }) });
       page = { url, status: r.statusCode, headers: r.headers as Page['headers'], body: r.body };
     } else {

@@ -47,7 +47,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'GET',
       url: '/scim/v2/:tenant/:idp/ServiceProviderConfig',
       access: scimAccess,
-      schema: { summary: 'SCIM service provider configuration', tags, params: Params },
+      schema: { summary: 'SCIM service provider configuration', tags, params: Params, response: { 200: Resource } },
       handler: async ({ reply }) =>
         out(reply, {
           schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
@@ -64,7 +64,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'GET',
       url: '/scim/v2/:tenant/:idp/Users',
       access: scimAccess,
-      schema: { summary: "List or filter the provider's users", tags, params: Params, querystring: ListQuery },
+      schema: { summary: "List or filter the provider's users", tags, params: Params, querystring: ListQuery, response: { 200: Resource } },
       handler: async ({ tenant, params, query, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, (w, p) => scim.listUsers(w.trx, p, base(tenant, params.idp), { filter: query.filter, startIndex: num(query.startIndex), count: num(query.count) }))),
     }),
@@ -73,7 +73,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       url: '/scim/v2/:tenant/:idp/Users',
       access: scimAccess,
       status: 201,
-      schema: { summary: 'Provision a user (no password: they sign in through the provider)', tags, params: Params, body: Resource },
+      schema: { summary: 'Provision a user (no password: they sign in through the provider)', tags, params: Params, body: Resource, response: { 201: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.userResource(w.trx, p, base(tenant, params.idp), await scim.createUser(w, p, body)))),
     }),
@@ -81,7 +81,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'GET',
       url: '/scim/v2/:tenant/:idp/Users/:id',
       access: scimAccess,
-      schema: { summary: 'One provisioned user', tags, params: IdParams },
+      schema: { summary: 'One provisioned user', tags, params: IdParams, response: { 200: Resource } },
       handler: async ({ tenant, params, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.userResource(w.trx, p, base(tenant, params.idp), await scim.getUser(w.trx, p, params.id)))),
     }),
@@ -89,7 +89,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'PUT',
       url: '/scim/v2/:tenant/:idp/Users/:id',
       access: scimAccess,
-      schema: { summary: 'Replace a user (active: false deprovisions)', tags, params: IdParams, body: Resource },
+      schema: { summary: 'Replace a user (active: false deprovisions)', tags, params: IdParams, body: Resource, response: { 200: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.userResource(w.trx, p, base(tenant, params.idp), await scim.replaceUser(w, p, params.id, body)))),
     }),
@@ -97,7 +97,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'PATCH',
       url: '/scim/v2/:tenant/:idp/Users/:id',
       access: scimAccess,
-      schema: { summary: 'Change a user (active: false deprovisions: every session revoked)', tags, params: IdParams, body: Resource },
+      schema: { summary: 'Change a user (active: false deprovisions: every session revoked)', tags, params: IdParams, body: Resource, response: { 200: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.userResource(w.trx, p, base(tenant, params.idp), await scim.patchUser(w, p, params.id, body)))),
     }),
@@ -113,7 +113,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'GET',
       url: '/scim/v2/:tenant/:idp/Groups',
       access: scimAccess,
-      schema: { summary: "List or filter the provider's groups", tags, params: Params, querystring: ListQuery },
+      schema: { summary: "List or filter the provider's groups", tags, params: Params, querystring: ListQuery, response: { 200: Resource } },
       handler: async ({ tenant, params, query, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, (w, p) => scim.listGroups(w.trx, p, base(tenant, params.idp), { filter: query.filter, startIndex: num(query.startIndex), count: num(query.count) }))),
     }),
@@ -122,7 +122,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       url: '/scim/v2/:tenant/:idp/Groups',
       access: scimAccess,
       status: 201,
-      schema: { summary: 'Create a group (its members get the roles its name maps to)', tags, params: Params, body: Resource },
+      schema: { summary: 'Create a group (its members get the roles its name maps to)', tags, params: Params, body: Resource, response: { 201: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.groupResource(w.trx, base(tenant, params.idp), await scim.createGroup(w, p, body)))),
     }),
@@ -130,7 +130,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'GET',
       url: '/scim/v2/:tenant/:idp/Groups/:id',
       access: scimAccess,
-      schema: { summary: 'One group with its members', tags, params: IdParams },
+      schema: { summary: 'One group with its members', tags, params: IdParams, response: { 200: Resource } },
       handler: async ({ tenant, params, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.groupResource(w.trx, base(tenant, params.idp), await scim.getGroup(w.trx, p, params.id)))),
     }),
@@ -138,7 +138,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'PUT',
       url: '/scim/v2/:tenant/:idp/Groups/:id',
       access: scimAccess,
-      schema: { summary: 'Replace a group (name and members)', tags, params: IdParams, body: Resource },
+      schema: { summary: 'Replace a group (name and members)', tags, params: IdParams, body: Resource, response: { 200: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.groupResource(w.trx, base(tenant, params.idp), await scim.replaceGroup(w, p, params.id, body)))),
     }),
@@ -146,7 +146,7 @@ export function scimRoutes(iam: IamServices): RouteDefinition[] {
       method: 'PATCH',
       url: '/scim/v2/:tenant/:idp/Groups/:id',
       access: scimAccess,
-      schema: { summary: "Add or remove members, rename; members' grants re-synced", tags, params: IdParams, body: Resource },
+      schema: { summary: "Add or remove members, rename; members' grants re-synced", tags, params: IdParams, body: Resource, response: { 200: Resource } },
       handler: async ({ tenant, params, body, source, reply }) =>
         out(reply, await inUnit(source, tenant, params.idp, async (w, p) => scim.groupResource(w.trx, base(tenant, params.idp), await scim.patchGroup(w, p, params.id, body)))),
     }),
