@@ -362,6 +362,8 @@ export interface AppRevisionsTable {
   actions: ColumnType<Record<string, string>, Record<string, string> | undefined, never>;
   created_by: string | null;
   created_at: CreatedAt;
+  /** The revision's number within its app: R1, R2, ... */
+  seq: ColumnType<number, number | undefined, never>;
 }
 
 export interface AppStageStateTable {
@@ -371,6 +373,27 @@ export interface AppStageStateTable {
   revision: string;
   deployed_at: ColumnType<Date, Date | undefined, Date>;
   deployed_by: string | null;
+  /** The app's tables as the last deployment left them (src/apps/lifecycle/snapshot.ts). */
+  schema_snapshot: ColumnType<unknown, unknown | undefined, unknown>;
+  /** Every table the app has had on this stage, hidden ones included. */
+  tables: ColumnType<string[], string[] | undefined, string[]>;
+}
+
+export interface AppPendingIndexesTable {
+  stage_id: string;
+  app: string;
+  index_name: string;
+  revision: string;
+  created_at: CreatedAt;
+}
+
+export interface AppSettingsTable {
+  stage_id: string;
+  app: string;
+  name: string;
+  value: unknown;
+  updated_by: string | null;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
 export interface AppDeploymentsTable {
@@ -419,6 +442,8 @@ export interface Catalog {
   'accord.app_revisions': AppRevisionsTable;
   'accord.app_stage_state': AppStageStateTable;
   'accord.app_deployments': AppDeploymentsTable;
+  'accord.app_pending_indexes': AppPendingIndexesTable;
+  'accord.app_settings': AppSettingsTable;
   'accord.identity_providers': IdentityProvidersTable;
   'accord.identity_provider_stages': IdentityProviderStagesTable;
   'accord.idp_group_mappings': IdpGroupMappingsTable;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { lifecycleRoutes } from '../apps/index.ts';
 import type { CheckpointSigner } from '../audit-chain/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
@@ -256,6 +257,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
+    ...lifecycleRoutes({ db: database.db, engine: database.engine, keyring: opts.keyring }),
   ];
   const kit: RouteKit = {
     db: database.db,

@@ -25,10 +25,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `accord ...args` to completion. */
-export function cli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
+/** Runs `accord ...args` to completion (in the repository, or in `cwd`). */
+export function cli(args: readonly string[], env: Record<string, string>, cwd: string = ROOT): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -62,7 +62,8 @@ export function columnType(a: AttributeIR): string {
   }
 }
 
-function literal(a: AttributeIR, v: string | boolean): string {
+/** A default or bound as an SQL literal of the attribute's type (validated values only). */
+export function literal(a: AttributeIR, v: string | boolean): string {
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   switch (a.type.kind) {
     case 'integer':
@@ -79,11 +80,12 @@ function literal(a: AttributeIR, v: string | boolean): string {
   }
 }
 
-function checks(table: string, a: AttributeIR): string[] {
+/** The CHECK constraints of an attribute, by name (the migration engine diffs these). */
+export function attributeChecks(table: string, a: AttributeIR): { readonly name: string; readonly expr: string }[] {
   if (a.encrypted) return [];
   const c = quoteIdent(a.column);
-  const out: string[] = [];
-  const named = (suffix: string, expr: string) => out.push(`CONSTRAINT ${quoteIdent(`${table}_${a.column}_${suffix}`.slice(0, 63))} CHECK (${expr})`);
+  const out: { name: string; expr: string }[] = [];
+  const named = (suffix: string, expr: string) => out.push({ name: `${table}_${a.column}_${suffix}`.slice(0, 63), expr });
   if (a.type.kind === 'enum') named('enum', `${c} IN (${a.type.values.map(quoteLiteral).join(', ')})`);
   if (a.minLength !== null) named('min_length', `char_length(${c}) >= ${a.minLength}`);
   if (a.maxLength !== null) named('max_length', `char_length(${c}) <= ${a.maxLength}`);
@@ -93,11 +95,20 @@ function checks(table: string, a: AttributeIR): string[] {
   return out;
 }
 
+/** The name of an attribute's unique constraint. */
+export const uniqueName = (table: string, a: AttributeIR): string => `${table}_${a.column}_key`.slice(0, 63);
+/** The name of a reference attribute's foreign key. */
+export const foreignKeyName = (table: string, a: AttributeIR): string => `${table}_${a.column}_fkey`.slice(0, 63);
+
+function checks(table: string, a: AttributeIR): string[] {
+  return attributeChecks(table, a).map((k) => `CONSTRAINT ${quoteIdent(k.name)} CHECK (${k.expr})`);
+}
+
 function column(table: string, a: AttributeIR): string[] {
   const parts = [quoteIdent(a.column), columnType(a)];
   if (a.required) parts.push('NOT NULL');
   if (a.default !== null) parts.push(`DEFAULT ${literal(a, a.default)}`);
-  if (a.unique) parts.push(`CONSTRAINT ${quoteIdent(`${table}_${a.column}_key`.slice(0, 63))} UNIQUE`);
+  if (a.unique) parts.push(`CONSTRAINT ${quoteIdent(uniqueName(table, a))} UNIQUE`);
   parts.push(...checks(table, a));
   const cols = [parts.join(' ')];
   if (a.searchable) cols.push(`${quoteIdent(blindIndexColumn(a))} bytea`);
@@ -132,7 +143,7 @@ export function compileDdl(app: AppIR, opts: DdlOptions): readonly DdlStatement[
     for (const a of e.attributes) {
       if (a.type.kind !== 'reference') continue;
       const target = app.entities.find((x) => x.name === (a.type as { entity: string }).entity) as EntityIR;
-      const name = `${e.table}_${a.column}_fkey`.slice(0, 63);
+      const name = foreignKeyName(e.table, a);
       out.push({
         kind: 'add-foreign-key',
         entity: e.name,
@@ -142,18 +153,31 @@ export function compileDdl(app: AppIR, opts: DdlOptions): readonly DdlStatement[
     }
   }
   for (const e of app.entities) {
-    for (const ix of e.indexes) {
-      out.push({ kind: 'create-index', entity: e.name, name: ix.name, sql: `CREATE ${ix.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(ix.name)} ON ${q(e)} (${ix.attributes.map((n) => quoteIdent(n)).join(', ')})` });
+    for (const ix of entityIndexes(e)) {
+      out.push({ kind: 'create-index', entity: e.name, name: ix.name, sql: `CREATE ${ix.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(ix.name)} ON ${q(e)} (${ix.columns.map((n) => quoteIdent(n)).join(', ')})` });
     }
-    for (const a of e.attributes.filter((x) => x.searchable)) {
-      const name = `${e.table}_${blindIndexColumn(a)}_idx`.toLowerCase().slice(0, 63);
-      out.push({ kind: 'create-index', entity: e.name, name, sql: `CREATE INDEX ${quoteIdent(name)} ON ${q(e)} (${quoteIdent(blindIndexColumn(a))})` });
-    }
-    // Foreign keys are not indexed by PostgreSQL itself; deletes of the referenced row scan without one.
-    for (const a of e.attributes.filter((x) => x.type.kind === 'reference' && !x.unique && !e.indexes.some((ix) => ix.attributes[0] === x.name))) {
-      const name = `${e.table}_${a.column}_fk_idx`.toLowerCase().slice(0, 63);
-      out.push({ kind: 'create-index', entity: e.name, name, sql: `CREATE INDEX ${quoteIdent(name)} ON ${q(e)} (${quoteIdent(a.column)})` });
-    }
+  }
+  return out;
+}
+
+/** An index an entity's table has besides its primary key and unique constraints. */
+export interface TableIndex {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly unique: boolean;
+}
+
+/** The indexes of an entity's table: declared ones, blind indexes, and one per unindexed foreign key. */
+export function entityIndexes(e: EntityIR): TableIndex[] {
+  const out: TableIndex[] = [];
+  const col = (n: string) => e.attributes.find((a) => a.name === n)?.column ?? n;
+  for (const ix of e.indexes) out.push({ name: ix.name, columns: ix.attributes.map(col), unique: ix.unique });
+  for (const a of e.attributes.filter((x) => x.searchable)) {
+    out.push({ name: `${e.table}_${blindIndexColumn(a)}_idx`.toLowerCase().slice(0, 63), columns: [blindIndexColumn(a)], unique: false });
+  }
+  // Foreign keys are not indexed by PostgreSQL itself; deletes of the referenced row scan without one.
+  for (const a of e.attributes.filter((x) => x.type.kind === 'reference' && !x.unique && !e.indexes.some((ix) => ix.attributes[0] === x.name))) {
+    out.push({ name: `${e.table}_${a.column}_fk_idx`.toLowerCase().slice(0, 63), columns: [a.column], unique: false });
   }
   return out;
 }
