@@ -4,6 +4,7 @@ import { registerAccountCommands } from './account.ts';
 import { registerAppCommands } from './apps.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
+import { registerIdpCommands } from './idp.ts';
 import { registerMfaCommands } from './mfa.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerRoleCommands } from './roles.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerMfaCommands(program);
   registerClientCommands(program);
+  registerIdpCommands(program);
   registerAccessCommands(program);
   registerAppCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);

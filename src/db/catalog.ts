@@ -18,6 +18,8 @@ export interface TenantsTable {
   /** null: the platform default (config sessionIdleTimeoutSeconds / sessionAbsoluteTimeoutSeconds). */
   session_idle_seconds: ColumnType<number | null, number | null | undefined, number | null>;
   session_absolute_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Password sign-in to the console turned off (an identity provider signs users in). */
+  builtin_sign_in_disabled: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface StagesTable {
@@ -31,6 +33,8 @@ export interface StagesTable {
   /** End-user session policy of the stage; null: the platform default. */
   session_idle_seconds: ColumnType<number | null, number | null | undefined, number | null>;
   session_absolute_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Password sign-in of end users turned off on this stage. */
+  builtin_sign_in_disabled: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface UsersTable {
@@ -44,6 +48,8 @@ export interface UsersTable {
   status: ColumnType<UserStatus, UserStatus | undefined, UserStatus>;
   created_at: CreatedAt;
   password_changed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** SCIM externalId, as the provisioning IdP sent it. */
+  external_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type UserStatus = 'active' | 'disabled' | 'invited';
@@ -73,6 +79,8 @@ export interface RoleGrantsTable {
   granted_by: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   last_used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Made by a group mapping of this identity provider (re-sync removes it); null: by hand. */
+  via_idp: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A session is a family of refresh tokens; every access token names its session. */
@@ -186,6 +194,8 @@ export interface AppRoleGrantsTable {
   granted_by: string | null;
   created_at: CreatedAt;
   last_used_at: Date | null;
+  /** Made by a group mapping of this identity provider (re-sync removes it); null: by hand. */
+  via_idp: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AccessReviewsTable {
@@ -434,4 +444,82 @@ export interface Catalog {
   'accord.app_deployments': AppDeploymentsTable;
   'accord.app_pending_indexes': AppPendingIndexesTable;
   'accord.app_settings': AppSettingsTable;
+  'accord.identity_providers': IdentityProvidersTable;
+  'accord.identity_provider_stages': IdentityProviderStagesTable;
+  'accord.idp_group_mappings': IdpGroupMappingsTable;
+  'accord.federated_identities': FederatedIdentitiesTable;
+  'accord.federation_flows': FederationFlowsTable;
+  'accord.saml_assertion_ids': SamlAssertionIdsTable;
+  'accord.scim_groups': ScimGroupsTable;
+  'accord.scim_group_members': ScimGroupMembersTable;
+}
+
+/** An identity provider of a tenant (migration 012); settings are the kind's non-secret part. */
+export interface IdentityProvidersTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  kind: 'oidc' | 'saml' | 'ldap';
+  settings: ColumnType<Record<string, unknown>, string, string>;
+  sealed_secret: Buffer | null;
+  console: ColumnType<boolean, boolean | undefined, boolean>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+}
+
+export interface IdentityProviderStagesTable {
+  idp_id: string;
+  stage_id: string;
+}
+
+export interface IdpGroupMappingsTable {
+  id: Generated<string>;
+  idp_id: string;
+  group_name: string;
+  kind: 'role' | 'app-role';
+  role: string;
+  stage_id: string | null;
+  app: string | null;
+}
+
+export interface FederatedIdentitiesTable {
+  id: Generated<string>;
+  idp_id: string;
+  user_id: string;
+  subject: string;
+  groups: ColumnType<string[], string[] | undefined, string[]>;
+  last_login_at: Date | null;
+  synced_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface FederationFlowsTable {
+  id: Generated<string>;
+  idp_id: string;
+  state_hash: Buffer;
+  nonce: string;
+  code_verifier: string;
+  audience: ColumnType<Record<string, unknown>, string, string>;
+  mode: 'bearer' | 'cookie';
+  created_at: CreatedAt;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface SamlAssertionIdsTable {
+  idp_id: string;
+  assertion_id: string;
+  expires_at: Date;
+}
+
+export interface ScimGroupsTable {
+  id: Generated<string>;
+  idp_id: string;
+  display_name: string;
+  external_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface ScimGroupMembersTable {
+  group_id: string;
+  user_id: string;
 }

@@ -123,6 +123,14 @@ export const catalog = {
     message: 'This name is reserved (a built-in member name of JavaScript objects, such as constructor); choose another.',
   },
   IAM_ROLE_NOT_FOUND: { status: 404, title: 'Role not found', message: 'No such custom role (built-in roles cannot be changed or deleted).' },
+  // Identity and access: federation (identity providers, SCIM)
+  IAM_IDP_NOT_FOUND: { status: 404, title: 'Identity provider not found', message: 'No such identity provider in this tenant, or it is not attached here.' },
+  IAM_IDP_EXISTS: { status: 409, title: 'Identity provider exists', message: 'An identity provider with this name already exists in the tenant.' },
+  IAM_IDP_INVALID: { status: 400, title: 'Invalid identity provider settings', message: 'The identity provider settings are invalid.' },
+  IAM_IDP_MAPPING_INVALID: { status: 400, title: 'Invalid group mapping', message: 'The group mapping names an unknown role, stage or app role.' },
+  IAM_FEDERATION_FAILED: { status: 401, title: 'Sign-in failed', message: 'Sign-in with the identity provider failed. Try again or contact your administrator.' },
+  IAM_BUILTIN_SIGN_IN_DISABLED: { status: 400, title: 'Built-in sign-in cannot be disabled', message: 'Password sign-in can be disabled only once an enabled identity provider is attached here.' },
+  IAM_SCIM_INVALID: { status: 400, title: 'Invalid SCIM request', message: 'The SCIM request is invalid (filter, PATCH operation or resource).' },
   // Tenancy
   TENANCY_TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found', message: 'No such tenant.' },
   TENANCY_TENANT_EXISTS: { status: 409, title: 'Tenant exists', message: 'A tenant with this name already exists.' },

@@ -29,11 +29,18 @@ for (const engine of engines()) {
         const subjects = lockoutSubjects({ tenantId: null, email: 'keep@x.test', ip: '10.0.0.1' });
         await recordFailure(trx, subjects, defaultLockoutPolicy, new Date(now.getTime() - 2 * 3600_000));
         await recordFailure(trx, subjects, defaultLockoutPolicy, now);
+        // Federated sign-in flows: one long expired, one still running.
+        const t = await trx.insertInto('accord.tenants').values({ name: 'keep', display_name: 'keep', region: 'eu' }).returning('id').executeTakeFirstOrThrow();
+        const idp = await trx.insertInto('accord.identity_providers').values({ tenant_id: t.id, name: 'corp', kind: 'oidc', settings: '{}' }).returning('id').executeTakeFirstOrThrow();
+        const flow = (n: number, expires: Date) => ({ idp_id: idp.id, state_hash: Buffer.alloc(32, n), nonce: 'n', code_verifier: 'v', audience: '{"kind":"console"}', mode: 'bearer' as const, expires_at: expires });
+        await trx.insertInto('accord.federation_flows').values([flow(1, new Date(now.getTime() - DAY)), flow(2, new Date(now.getTime() + 60_000))]).execute();
         return { live: live.sessionId, recent: recent.sessionId, old: old.sessionId };
       });
       const pruned = await pruneIdentity(db, defaultLockoutPolicy, now);
       assert.equal(pruned.sessions, 1);
       assert.equal(pruned.userTokens, 1);
+      assert.equal(pruned.federation, 1);
+      assert.equal((await db.selectFrom('accord.federation_flows').select('id').execute()).length, 1, 'the running flow stays');
       assert.ok(pruned.failures >= 2, 'the old failure, counted per account and per IP');
       const left = (await db.selectFrom('accord.sessions').select('id').execute()).map((r) => r.id).sort();
       assert.deepEqual(left, [ids.live, ids.recent].sort());

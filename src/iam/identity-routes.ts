@@ -1,6 +1,7 @@
 import type { RouteDefinition } from '../http/index.ts';
 import { accountRoutes } from './account/routes.ts';
 import { clientRoutes } from './clients/routes.ts';
+import { federationRoutes, scimRoutes } from './federation/index.ts';
 import { endUserRoutes } from './sign-in/end-user-routes.ts';
 import { mfaAdminRoutes } from './mfa/admin-reset.ts';
 import { mfaRoutes } from './mfa/routes.ts';
@@ -26,5 +27,7 @@ export function identityRoutes(iam: IamServices): RouteDefinition[] {
     ...reviewRoutes(iam),
     ...policyRoutes(iam),
     ...endUserRoutes(iam),
+    ...federationRoutes(iam),
+    ...scimRoutes(iam),
   ];
 }

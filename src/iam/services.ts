@@ -24,6 +24,8 @@ export interface IamServices {
   readonly grantUsage: GrantUsage;
   /** Who sessions and clients are, remembered for seconds (see PrincipalCache). */
   readonly principals: PrincipalCache;
+  /** The origin browsers and identity providers reach the platform at (redirect URIs, SAML ACS). */
+  readonly publicOrigin: string;
 }
 
 export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: string): IamServices {
@@ -39,6 +41,7 @@ export function iamServices(db: Db, config: Config, key: IamKey, publicUrl?: str
     signIn: Object.freeze({ db, issuer, defaults, lockout: lockoutPolicyFromConfig(config), platformRequireMfa: config.platformRequireMfa }),
     grantUsage: new GrantUsage(db),
     principals: new PrincipalCache({ ttlMs: config.authCacheMilliseconds }),
+    publicOrigin: url.origin,
     webauthn: Object.freeze({ rpId: config.webauthnRpId ?? url.hostname, origin: url.origin, rpName: 'Accord' }),
   });
 }

@@ -167,6 +167,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
     done(null, form);
   });
+  // SCIM clients (identity providers) send their JSON as application/scim+json (RFC 7644 3.1).
+  app.addContentTypeParser('application/scim+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   const metrics = installMetrics(app);
   const auditor = new RefusalAuditor(database.db, metrics);
   refusals = auditor;

@@ -8,6 +8,7 @@ import * as m006 from './006-audit-sealing.ts';
 import * as m007 from './007-stage-sessions.ts';
 import * as m009 from './009-apps.ts';
 import * as m010 from './010-app-lifecycle.ts';
+import * as m012 from './012-federation.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -21,4 +22,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   // 008 is reserved for the perimeter (rate limits, IP lists), built beside this.
   '009-apps': m009,
   '010-app-lifecycle': m010,
+  // 011 is reserved for work built beside this.
+  '012-federation': m012,
 });

@@ -6,6 +6,7 @@ import { asUser } from '../sessions/acting-as.ts';
 import { checkLockout, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
 import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
 import { verifyPassword } from '../account/passwords.ts';
+import { builtinSignInDisabled } from '../federation/providers.ts';
 import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from '../sessions/sessions.ts';
 import { newToken } from '../sessions/tokens.ts';
 
@@ -101,10 +102,14 @@ export async function login(
   }
   const active = matches.filter((m) => m.status === 'active');
   if (active.length > 1) throw new AccordError('IAM_TENANT_REQUIRED');
-  const found = active[0];
+  let found = active[0];
+  // Password sign-in turned off where an identity provider signs users in (issue 13): the same
+  // answer as a wrong password, after the same work; the audit says why.
+  const builtinOff = found !== undefined && (await builtinSignInDisabled(db, found.tenant_id, audience.kind === 'end-user' ? audience.stageId : null));
+  if (builtinOff) found = undefined;
   if (!found) {
     const known = matches[0] ?? accounts[0];
-    const reason = accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
+    const reason = builtinOff ? 'builtin-sign-in-disabled' : accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
     return unitOfWork(db, anonymous, async (w) => {
       // The lockout rows first, as everywhere: one lock order.
       const failure = await recordFailure(w.trx, subjects, deps.lockout, now);

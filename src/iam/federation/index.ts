@@ -1,0 +1,3 @@
+export { federationRoutes } from './routes.ts';
+export { scimRoutes } from './scim-routes.ts';
+export { pruneFlows } from './flows.ts';
