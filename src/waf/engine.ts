@@ -2,7 +2,7 @@
 // CRS's anomaly-scoring semantics. Regexes run in re2 (linear time: no input can make a rule
 // backtrack); @detectSQLi / @detectXSS run libinjection when it is loaded (libinjection.ts).
 import RE2 from 're2';
-import type { CompiledRuleSet, RuleDef, RuleLink } from './rule-types.ts';
+import type { CompiledRuleSet, RuleDef, RuleLink, RuleTarget } from './rule-types.ts';
 import { applyTransforms } from './transforms.ts';
 
 /** One inspected value: the ModSecurity collection, the name within it, and the value. */
@@ -103,13 +103,29 @@ interface Candidate {
 
 interface CompiledLink {
   readonly link: RuleLink;
-  readonly test: (value: string, captures: string[], macros: Macros) => boolean;
+  readonly test: (value: string, captures: string[], macros: Macros, bytes: Buffer) => boolean;
   readonly exclusions: ReadonlyArray<{ collection: string; test: (key: string) => boolean }>;
 }
 
 interface CompiledRule {
   readonly def: RuleDef;
   readonly links: readonly CompiledLink[];
+  /** Index of the prefilter group its first link's regex is in; -1: always evaluated. */
+  readonly group: number;
+  readonly indexInGroup: number;
+}
+
+/**
+ * First-link regexes with the same transformation pipeline, in one RE2.Set: one pass over each
+ * transformed value finds the rules that could match at all; the others are skipped for this
+ * request. A pure prefilter (a superset): the full rule still runs on its own targets.
+ */
+interface PrefilterGroup {
+  readonly transforms: readonly string[];
+  readonly set: InstanceType<typeof RE2.Set>;
+  readonly rules: readonly number[];
+  /** Every target of the group's first links (a value none of them names cannot match). */
+  readonly targets: readonly RuleTarget[];
 }
 
 interface Macros {
@@ -117,7 +133,19 @@ interface Macros {
   readonly host: string;
 }
 
+const keyMatchers = new Map<string, (name: string) => boolean>();
+
+// Rule keys are a fixed set (from the rule file): compiled once, shared by every request.
 function keyMatcher(key: string): (name: string) => boolean {
+  let m = keyMatchers.get(key);
+  if (!m) {
+    m = compileKeyMatcher(key);
+    keyMatchers.set(key, m);
+  }
+  return m;
+}
+
+function compileKeyMatcher(key: string): (name: string) => boolean {
   if (key.startsWith('/') && key.endsWith('/') && key.length >= 2) {
     const re = new RE2(key.slice(1, -1), 'i');
     return (name) => re.test(name);
@@ -141,31 +169,29 @@ function compileOperator(link: RuleLink, injection: InjectionDetectors | undefin
   switch (link.operator) {
     case 'rx': {
       const re = new RE2(arg);
-      const captureCount = /\((?!\?)/.test(arg);
-      return (v, captures) => {
-        if (!captureCount) {
-          const m = re.exec(v);
-          if (!m) return false;
-          captures[0] = m[0];
-          return true;
-        }
-        const m = re.exec(v);
+      // Matching runs on the value's UTF-8 bytes, converted once per value: re2 converts a JS
+      // string on every call otherwise, which costs more than the match. The captures (for
+      // chained rules and excerpts) are taken only once a value matched.
+      return (_v, captures, _m, bytes) => {
+        if (!re.test(bytes)) return false;
+        const m = re.exec(bytes);
         if (!m) return false;
-        for (let i = 0; i < m.length && i < 10; i++) captures[i] = m[i] ?? '';
+        const groups = m as unknown as ArrayLike<Buffer | undefined>;
+        for (let i = 0; i < groups.length && i < 10; i++) captures[i] = groups[i]?.toString('utf8') ?? '';
         return true;
       };
     }
     case 'pm': {
-      const phrases = (link.phrases ?? []).map((p) => p.toLowerCase());
-      return (v, captures) => {
-        const lv = v.toLowerCase();
-        for (const p of phrases) {
-          if (lv.includes(p)) {
-            captures[0] = p;
-            return true;
-          }
-        }
-        return false;
+      // @pm is a case-insensitive phrase match (Aho-Corasick in ModSecurity): one re2 alternation
+      // of the escaped phrases, which re2's DFA runs in one pass whatever the number of phrases.
+      const phrases = link.phrases ?? [];
+      if (phrases.length === 0) return () => false;
+      const re = new RE2(`(?i)(?:${phrases.map((p) => p.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')).join('|')})`);
+      return (_v, captures, _m, bytes) => {
+        const m = re.exec(bytes);
+        if (!m) return false;
+        captures[0] = m[0].toString('utf8');
+        return true;
       };
     }
     case 'detectSQLi':
@@ -247,17 +273,55 @@ export class WafEngine {
   readonly ruleCount: number;
   readonly source: string;
 
+  readonly #groups: readonly PrefilterGroup[];
+
   constructor(set: CompiledRuleSet, injection?: InjectionDetectors) {
     this.source = set.source;
-    this.#rules = set.rules.map((def) => ({
+    const byPipeline = new Map<string, { transforms: readonly string[]; patterns: string[]; rules: number[]; targets: Map<string, RuleTarget> }>();
+    const placement: Array<[number, number]> = [];
+    set.rules.forEach((def, i) => {
+      const first = def.links[0];
+      if (!first || first.operator !== 'rx' || first.negated || first.multiMatch) {
+        placement.push([-1, -1]);
+        return;
+      }
+      const key = first.transforms.join(',');
+      let g = byPipeline.get(key);
+      if (!g) {
+        g = { transforms: first.transforms, patterns: [], rules: [], targets: new Map() };
+        byPipeline.set(key, g);
+      }
+      placement.push([[...byPipeline.keys()].indexOf(key), g.patterns.length]);
+      g.patterns.push(first.argument);
+      g.rules.push(i);
+      for (const t of first.targets) if (!t.count) g.targets.set(`${t.collection}:${t.key ?? ''}`, { collection: t.collection, ...(t.key !== undefined ? { key: t.key } : {}), exclude: [] });
+    });
+    // A larger DFA budget than RE2's default keeps the big CRS alternations on the fast path.
+    this.#groups = [...byPipeline.values()].map((g) => ({ transforms: g.transforms, set: new RE2.Set(g.patterns, { maxMem: 64 << 20 }), rules: g.rules, targets: [...g.targets.values()] }));
+    this.#rules = set.rules.map((def, i) => ({
       def,
       links: def.links.map((link) => ({
         link,
         test: compileOperator(link, injection),
         exclusions: link.targets.flatMap((t) => t.exclude.map((k) => ({ collection: t.collection, test: keyMatcher(k) }))),
       })),
+      group: placement[i]?.[0] ?? -1,
+      indexInGroup: placement[i]?.[1] ?? -1,
     }));
     this.ruleCount = this.#rules.length;
+  }
+
+  /** The rules (by index) whose first-link regex matches some transformed value of the request. */
+  #possible(ctx: RequestContext): Uint8Array {
+    const possible = new Uint8Array(this.#rules.length);
+    for (const g of this.#groups) {
+      for (const v of ctx.valuesOf(g.targets)) {
+        const t = ctx.transformed(v, g.transforms);
+        if (t === '') continue;
+        for (const idx of g.set.match(ctx.bytes(t))) possible[g.rules[idx] as number] = 1;
+      }
+    }
+    return possible;
   }
 
   /** Scores one request at the given paranoia level; rules above it do not run. */
@@ -266,8 +330,11 @@ export class WafEngine {
     const matches: WafMatch[] = [];
     const categories: Record<string, number> = {};
     let score = 0;
-    for (const rule of this.#rules) {
+    const possible = this.#possible(ctx);
+    for (let i = 0; i < this.#rules.length; i++) {
+      const rule = this.#rules[i] as CompiledRule;
       if (rule.def.pl > opts.paranoiaLevel) continue;
+      if (rule.group >= 0 && possible[i] === 0) continue;
       const hit = this.#evaluateRule(rule, ctx, opts);
       if (!hit) continue;
       score += rule.def.score;
@@ -296,7 +363,7 @@ export class WafEngine {
       const candidates = ctx.candidates(cl, previous, captures, rule.def, opts);
       for (const c of candidates) {
         const caps: string[] = [];
-        const hit = this.#testValue(cl, c.value, caps, { captures, host: ctx.host });
+        const hit = this.#testValue(cl, c.value, caps, { captures, host: ctx.host }, ctx);
         if (hit) {
           matched.push(c);
           if (caps.length > 0) linkCaptures = caps;
@@ -312,22 +379,22 @@ export class WafEngine {
     return first;
   }
 
-  #testValue(cl: CompiledLink, value: string, caps: string[], macros: Macros): boolean {
+  #testValue(cl: CompiledLink, value: string, caps: string[], macros: Macros, ctx: RequestContext): boolean {
     const { link } = cl;
     if (link.multiMatch) {
       // multiMatch: the operator runs on the value before and after each transformation.
       let v = value;
       if (test(v)) return true;
-      for (const t of link.transforms) {
-        const next = applyTransforms(v, [t]);
+      for (let k = 1; k <= link.transforms.length; k++) {
+        const next = ctx.transformed(value, link.transforms.slice(0, k));
         if (next !== v && test(next)) return true;
         v = next;
       }
       return false;
     }
-    return test(applyTransforms(value, link.transforms));
+    return test(ctx.transformed(value, link.transforms));
     function test(v: string): boolean {
-      const r = cl.test(v, caps, macros);
+      const r = cl.test(v, caps, macros, ctx.bytes(v));
       return link.negated ? !r : r;
     }
   }
@@ -420,6 +487,68 @@ class RequestContext {
   get request(): WafRequest {
     return this.#req;
   }
+
+  // value → pipeline → result. Nested maps keyed by the value itself and by the pipeline's
+  // interned key: V8 caches a string's hash, a concatenated key would be hashed anew each time.
+  readonly #transformCache = new Map<string, Map<string, string>>();
+  readonly #bytes = new Map<string, Buffer>();
+
+  /** A transformed value's UTF-8 bytes, once per request. */
+  bytes(value: string): Buffer {
+    let b = this.#bytes.get(value);
+    if (!b) {
+      b = Buffer.from(value, 'utf8');
+      this.#bytes.set(value, b);
+    }
+    return b;
+  }
+
+  /** A value after a pipeline, computed once per request (rules share pipelines). */
+  transformed(value: string, transforms: readonly string[]): string {
+    if (transforms.length === 0) return value;
+    const key = pipelineKey(transforms);
+    let perValue = this.#transformCache.get(value);
+    if (!perValue) {
+      perValue = new Map();
+      this.#transformCache.set(value, perValue);
+    }
+    let t = perValue.get(key);
+    if (t === undefined) {
+      t = applyTransforms(value, transforms);
+      perValue.set(key, t);
+    }
+    return t;
+  }
+
+  /** The distinct values some of `targets` name (for the prefilter: no exclusions, no kinds). */
+  valuesOf(targets: readonly RuleTarget[]): Set<string> {
+    const seen = new Set<string>();
+    for (const t of targets) {
+      const all = this.#byCollection.get(t.collection);
+      if (!all) continue;
+      if (t.key === undefined) for (const c of all) seen.add(c.value);
+      else {
+        const ok = keyMatcher(t.key);
+        for (const c of all) if (ok(c.name)) seen.add(c.value);
+      }
+    }
+    return seen;
+  }
+}
+
+const pipelineKeys = new WeakMap<readonly string[], string>();
+const internedKeys = new Map<string, string>();
+
+// One key string per distinct pipeline, the same object every time.
+function pipelineKey(transforms: readonly string[]): string {
+  let k = pipelineKeys.get(transforms);
+  if (k === undefined) {
+    const joined = transforms.join(',');
+    k = internedKeys.get(joined) ?? joined;
+    internedKeys.set(joined, k);
+    pipelineKeys.set(transforms, k);
+  }
+  return k;
 }
 
 function inspects(collection: string, name: string, rule: RuleDef, opts: EvaluateOptions): boolean {
