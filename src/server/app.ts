@@ -28,7 +28,7 @@ import {
 import type { DataPlane } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
-import { crsEngine, crsRuleSet, installWaf, loadLibinjection, type WafEngine, wafRoutes } from '../waf/index.ts';
+import { crsEngine, crsRuleSet, type FieldKindsProvider, installWaf, loadLibinjection, type WafEngine, wafRoutes } from '../waf/index.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
 import { RefusalAuditor } from './refusals.ts';
@@ -55,6 +55,8 @@ export interface AppOptions {
   readonly dataPlane?: DataPlane;
   /** The firewall's rule engine; built from the checked-in CRS rules when absent (tests share one). */
   readonly wafEngine?: WafEngine;
+  /** Field kinds the route schemas cannot give (the data API's, from the app manifest). */
+  readonly wafFieldKinds?: FieldKindsProvider;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -260,7 +262,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // ---- Web application firewall (src/waf/, docs/waf.md): one preHandler on every route, after
   // body parsing, authorization and validation, so it sees the values the handler gets.
-  const waf = installWaf(app, { db: database.db, engine: opts.wafEngine ?? sharedWafEngine(), registry: metrics, logger: opts.logger });
+  const waf = installWaf(app, {
+    db: database.db,
+    engine: opts.wafEngine ?? sharedWafEngine(),
+    registry: metrics,
+    logger: opts.logger,
+    ...(opts.wafFieldKinds ? { fieldKinds: opts.wafFieldKinds } : {}),
+  });
   // ---- end of the firewall
 
   const routes: RouteDefinition[] = [

@@ -42,6 +42,8 @@ export interface WafOptions {
 /** What the server keeps of the installed WAF. */
 export interface WafHandle {
   readonly settings: WafSettingsCache;
+  /** Replaces what control-plane routes get (the benchmark measures each paranoia level with it). */
+  setControlPlane(settings: WafSettings): void;
 }
 
 interface Resolved {
@@ -53,7 +55,7 @@ interface Resolved {
 /** Installs the firewall hook on `app` (before its routes are registered). */
 export function installWaf(app: FastifyInstance, opts: WafOptions): WafHandle {
   const settings = new WafSettingsCache(opts.db);
-  const controlPlane = opts.controlPlane ?? DEFAULT_SETTINGS;
+  let controlPlane = opts.controlPlane ?? DEFAULT_SETTINGS;
   const detections = new Counter({
     name: 'accord_waf_detections_total',
     help: 'Requests the WAF scored at or above the threshold, by outcome and rule category.',
@@ -119,7 +121,12 @@ export function installWaf(app: FastifyInstance, opts: WafOptions): WafHandle {
     if (blocked) throw new AccordError('WAF_BLOCKED', { details: { reference: reference ?? req.id } });
   });
 
-  const handle: WafHandle = { settings };
+  const handle: WafHandle = {
+    settings,
+    setControlPlane: (s) => {
+      controlPlane = Object.freeze({ ...s });
+    },
+  };
   app.decorate('waf', handle);
   return handle;
 }
