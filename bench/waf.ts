@@ -175,7 +175,8 @@ export async function run(): Promise<void> {
     attacks.forEach((a, i) => {
       const r = answers[i] as Answer;
       const key = a.category;
-      const c = (byCat[key] ??= { detected: 0, total: 0, platform: 0, unsendable: 0 });
+      byCat[key] ??= { detected: 0, total: 0, platform: 0, unsendable: 0 };
+      const c = byCat[key];
       c.total++;
       if (r.error) {
         c.unsendable++;

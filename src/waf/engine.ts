@@ -281,7 +281,7 @@ export class WafEngine {
     const placement: Array<[number, number]> = [];
     set.rules.forEach((def, i) => {
       const first = def.links[0];
-      if (!first || first.operator !== 'rx' || first.negated || first.multiMatch) {
+      if (first?.operator !== 'rx' || first.negated || first.multiMatch) {
         placement.push([-1, -1]);
         return;
       }
