@@ -10,6 +10,7 @@ import { registerPolicyCommands } from './policy.ts';
 import { registerRoleCommands } from './roles.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerUserCommands } from './users.ts';
+import { registerWafCommands } from './waf.ts';
 import { reportError } from './output.ts';
 import { registerSessionCommands } from './session.ts';
 import { registerStartCommand } from './start.ts';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerIdpCommands(program);
   registerAccessCommands(program);
   registerAppCommands(program);
+  registerWafCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

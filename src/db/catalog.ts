@@ -409,6 +409,49 @@ export interface AppDeploymentsTable {
   deployed_at: CreatedAt;
 }
 
+export interface WafSettingsTable {
+  stage_id: string;
+  tenant_id: string;
+  mode: 'off' | 'detect' | 'block';
+  paranoia_level: number;
+  threshold: number;
+  updated_by: string | null;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface WafExclusionsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  stage_id: string;
+  rule_id: number;
+  field: string;
+  justification: string;
+  expires_at: Date;
+  created_by: string | null;
+  created_at: CreatedAt;
+  removed_at: Date | null;
+}
+
+export interface WafEventsTable {
+  id: string;
+  tenant_id: string | null;
+  stage_id: string | null;
+  at: CreatedAt;
+  mode: 'detect' | 'block';
+  blocked: boolean;
+  kind: 'request' | 'sink';
+  request_id: string;
+  method: string;
+  route: string;
+  score: number;
+  paranoia_level: number;
+  rule_ids: number[];
+  categories: ColumnType<unknown, string, never>;
+  fields: string[];
+  matches: ColumnType<unknown, string, never>;
+  source_ip: string | null;
+}
+
 /** The whole platform catalog as Kysely sees it. */
 export interface Catalog {
   'accord.tenants': TenantsTable;
@@ -452,6 +495,9 @@ export interface Catalog {
   'accord.saml_assertion_ids': SamlAssertionIdsTable;
   'accord.scim_groups': ScimGroupsTable;
   'accord.scim_group_members': ScimGroupMembersTable;
+  'accord.waf_settings': WafSettingsTable;
+  'accord.waf_exclusions': WafExclusionsTable;
+  'accord.waf_events': WafEventsTable;
 }
 
 /** An identity provider of a tenant (migration 012); settings are the kind's non-secret part. */

@@ -21,6 +21,14 @@ export const catalog = {
     title: 'Unsupported media type',
     message: 'Send application/json.',
   },
+  // Web application firewall (src/waf/)
+  WAF_BLOCKED: {
+    status: 403,
+    title: 'Request blocked',
+    message: 'The request was blocked by the web application firewall. Quote the reference to the tenant administrator.',
+  },
+  WAF_SETTINGS_INVALID: { status: 400, title: 'Invalid firewall settings', message: 'The firewall settings are not valid.' },
+  WAF_EXCLUSION_NOT_FOUND: { status: 404, title: 'Exclusion not found', message: 'No such firewall rule exclusion.' },
   // Configuration (raised at boot, printed by the CLI)
   CONFIG_INVALID: { status: 500, title: 'Invalid configuration', message: 'The configuration is not valid.' },
   CONFIG_UNKNOWN_KEY: { status: 500, title: 'Unknown configuration key', message: 'Unknown configuration key.' },

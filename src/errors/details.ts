@@ -26,6 +26,8 @@ export interface CatalogDetails {
   IAM_CLIENT_NOT_FOUND: { readonly name: string; readonly revoked?: boolean };
   IAM_CLIENT_EXISTS: { readonly name: string };
   AUDIT_QUERY_INVALID: { readonly field: string };
+  WAF_BLOCKED: { readonly reference: string };
+  WAF_SETTINGS_INVALID: { readonly field: string };
 }
 
 /** The details a code takes: its typed shape, or free-form public data. */

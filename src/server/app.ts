@@ -29,6 +29,7 @@ import {
 import type { DataPlane } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
+import { crsEngine, crsRuleSet, type FieldKindsProvider, installWaf, loadLibinjection, type WafEngine, wafRoutes } from '../waf/index.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
 import { RefusalAuditor } from './refusals.ts';
@@ -53,6 +54,10 @@ export interface AppOptions {
   readonly publicUrl?: string;
   /** Where stage sessions run; servers built without one (in-process tests) have none. */
   readonly dataPlane?: DataPlane;
+  /** The firewall's rule engine; built from the checked-in CRS rules when absent (tests share one). */
+  readonly wafEngine?: WafEngine;
+  /** Field kinds the route schemas cannot give (the data API's, from the app manifest). */
+  readonly wafFieldKinds?: FieldKindsProvider;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -85,6 +90,13 @@ function bearer(req: FastifyRequest): string | undefined {
   if (typeof h !== 'string') return undefined;
   const m = /^Bearer\s+(\S+)$/i.exec(h);
   return m?.[1];
+}
+
+let wafEngine: WafEngine | undefined;
+// Compiling the rule set's regexes takes a moment: once per process, shared by its servers.
+function sharedWafEngine(): WafEngine {
+  wafEngine ??= crsEngine(loadLibinjection());
+  return wafEngine;
 }
 
 /**
@@ -251,6 +263,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
   });
 
+  // ---- Web application firewall (src/waf/, docs/waf.md): one preHandler on every route, after
+  // body parsing, authorization and validation, so it sees the values the handler gets.
+  const waf = installWaf(app, {
+    db: database.db,
+    engine: opts.wafEngine ?? sharedWafEngine(),
+    registry: metrics,
+    logger: opts.logger,
+    ...(opts.wafFieldKinds ? { fieldKinds: opts.wafFieldKinds } : {}),
+  });
+  // ---- end of the firewall
+
   const routes: RouteDefinition[] = [
     ...platformRoutes({ app, database, metrics, kmsHealth: () => opts.keyring.kms.health() }),
     ...identityRoutes(iam),
@@ -258,6 +281,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
     ...lifecycleRoutes({ db: database.db, engine: database.engine, keyring: opts.keyring }),
+    ...wafRoutes({ db: database.db, settings: waf.settings, ruleIds: new Set(crsRuleSet().rules.map((r) => r.id)) }),
   ];
   const kit: RouteKit = {
     db: database.db,

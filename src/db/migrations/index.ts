@@ -9,6 +9,7 @@ import * as m007 from './007-stage-sessions.ts';
 import * as m009 from './009-apps.ts';
 import * as m010 from './010-app-lifecycle.ts';
 import * as m012 from './012-federation.ts';
+import * as m013 from './013-waf.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -24,4 +25,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '010-app-lifecycle': m010,
   // 011 is reserved for work built beside this.
   '012-federation': m012,
+  '013-waf': m013,
 });

@@ -1,0 +1,80 @@
+// Anomaly scoring, field kinds, exclusions, excerpts and linear-time matching on the generated CRS rules.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { excerptOf } from './engine.ts';
+import { crsEngine, loadLibinjection, wafRequestOf } from './index.ts';
+
+const engine = crsEngine(loadLibinjection());
+const req = (query: Record<string, string>, body?: unknown) =>
+  wafRequestOf({ method: body ? 'POST' : 'GET', url: '/x', headers: { host: 'localhost', ...(body ? { 'content-type': 'application/json' } : {}) }, query, ...(body ? { body } : {}) });
+const SQLI = "1' UNION SELECT password FROM users WHERE '1'='1";
+
+test('scores add up per rule and per category with CRS severities (critical 5)', () => {
+  const v = engine.evaluate(req({ q: SQLI }), { paranoiaLevel: 1 });
+  assert.ok(v.matches.length >= 1);
+  assert.equal(v.score, v.matches.reduce((s, m) => s + m.score, 0));
+  assert.equal(v.categories.sql_injection_score, v.matches.filter((m) => m.scoreVariable === 'sql_injection_score').reduce((s, m) => s + m.score, 0));
+  assert.ok(v.matches.every((m) => m.score === 5 || m.score === 4 || m.score === 3 || m.score === 2));
+});
+
+test('libinjection runs as WASM: rule 942100 fires on an SQLi and 941100 on an XSS', () => {
+  assert.ok(engine.evaluate(req({ q: "1' OR '1'='1" }), { paranoiaLevel: 1 }).matches.some((m) => m.ruleId === 942100));
+  assert.ok(engine.evaluate(req({ q: '<img src=x onerror=alert(1)>' }), { paranoiaLevel: 1 }).matches.some((m) => m.ruleId === 941100));
+});
+
+test('a higher paranoia level runs more rules and never scores less', () => {
+  const v = "it's a 'quoted' -- note; with (parens) and = signs";
+  const scores = [1, 2, 3, 4].map((pl) => engine.evaluate(req({ q: v }), { paranoiaLevel: pl }).score);
+  for (let i = 1; i < scores.length; i++) assert.ok((scores[i] as number) >= (scores[i - 1] as number), `${scores}`);
+});
+
+test('a password, secret, enum or opaque field is not inspected; markdown only for XSS', () => {
+  for (const kind of ['password', 'secret', 'enum', 'opaque', 'code'] as const) {
+    const v = engine.evaluate(req({}, { pw: SQLI }), { paranoiaLevel: 4, fieldKinds: new Map([['json.pw', kind]]) });
+    assert.equal(v.matches.filter((m) => m.field === 'ARGS:json.pw').length, 0, kind);
+  }
+  const md = engine.evaluate(req({}, { notes: SQLI }), { paranoiaLevel: 1, fieldKinds: new Map([['json.notes', 'markdown']]) });
+  assert.equal(md.score, 0);
+  const xss = engine.evaluate(req({}, { notes: '<script>alert(1)</script>' }), { paranoiaLevel: 1, fieldKinds: new Map([['json.notes', 'markdown']]) });
+  assert.ok(xss.matches.some((m) => m.category === '941'));
+});
+
+test('an exclusion removes one rule from one field only', () => {
+  const v = engine.evaluate(req({ a: SQLI, b: SQLI }), { paranoiaLevel: 1 });
+  const ids = [...new Set(v.matches.map((m) => m.ruleId))];
+  const excluded = engine.evaluate(req({ a: SQLI }), { paranoiaLevel: 1, exclusions: ids.map((ruleId) => ({ ruleId, field: 'ARGS:a' })) });
+  assert.equal(excluded.score, 0);
+  const other = engine.evaluate(req({ b: SQLI }), { paranoiaLevel: 1, exclusions: ids.map((ruleId) => ({ ruleId, field: 'ARGS:a' })) });
+  assert.ok(other.score >= 5);
+});
+
+test('an excerpt is bounded, never the whole value, and redacts token-like and digit runs', () => {
+  assert.equal(excerptOf('short', 'short'), 'sh');
+  assert.ok(excerptOf('x'.repeat(500), 'x'.repeat(500)).length <= 40);
+  const token = 'A1b2C3d4E5f6G7h8I9j0K';
+  const ex = excerptOf(`token=${token.repeat(2)} and more text here ok`, `token=${token}`);
+  assert.ok(!ex.includes(token) && ex.includes('[redacted]'), ex);
+  assert.equal(excerptOf('card 4111 1111 1111 1111 please charge it now', 'card 4111 1111 1111 1111'), 'card [digits]');
+  const v = engine.evaluate(req({ q: SQLI }), { paranoiaLevel: 4 });
+  for (const m of v.matches) assert.ok(m.excerpt.length < SQLI.length && !m.excerpt.includes(SQLI));
+});
+
+test('a regex bomb is matched by re2, which takes no backtracking construct, so the input cannot blow up', async () => {
+  // Structural, not a timing: the engine only runs patterns through re2 (linear in the input);
+  // a pattern needing backtracking (a backreference) is refused when the engine is built.
+  const { WafEngine } = await import('./engine.ts');
+  const rule = (argument: string) => ({
+    format: 1 as const,
+    source: 't',
+    skipped: [],
+    rules: [{ id: 1, category: '942', pl: 1, severity: 'CRITICAL', score: 5, scoreVariable: 'sql_injection_score', message: '', tags: [], links: [{ targets: [{ collection: 'ARGS', exclude: [] }], operator: 'rx', argument, negated: false, transforms: [], multiMatch: false }] }],
+  });
+  assert.throws(() => new WafEngine(rule('(a+)+\\1')));
+  // The classic catastrophic pattern and input: a backtracking engine takes exponential time here.
+  const bomb = new WafEngine(rule('^(a+)+$'));
+  const v = bomb.evaluate(req({ q: `${'a'.repeat(100_000)}!` }), { paranoiaLevel: 1 });
+  assert.equal(v.score, 0);
+  // And the whole CRS set on a large hostile input answers (bounded by the body limit in the server).
+  const big = engine.evaluate(req({ q: `${"'".repeat(20_000)}${'(('.repeat(20_000)}` }), { paranoiaLevel: 4 });
+  assert.ok(big.score >= 0);
+});
