@@ -76,8 +76,8 @@ export function samlSettingsFromMetadata(xml: string): { entryPoint: string; idp
   const key = keys.find((k) => /use="signing"/.test(k[1] as string)) ?? keys.find((k) => !/use=/.test(k[1] as string));
   const b64 = key ? /<(?:\w+:)?X509Certificate>([^<]+)</.exec(key[2] as string)?.[1]?.replace(/\s+/g, '') : undefined;
   if (!b64) throw bad('signing certificate (KeyDescriptor X509Certificate)');
-  const unescape = (v: string) => v.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>');
-  return { entryPoint: unescape(location), idpIssuer: unescape(entity), idpCertificate: `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n` };
+  const xmlText = (v: string) => v.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  return { entryPoint: xmlText(location), idpIssuer: xmlText(entity), idpCertificate: `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n` };
 }
 
 /** `accord idp ...`: a tenant's identity providers (OIDC, LDAP), group mappings, re-sync. */
