@@ -173,6 +173,14 @@ for (const engine of engines()) {
       assert.equal((await audits('auth.federated.login')).at(-1)?.reason, 'assertion-replayed');
     });
 
+    test("a response posted from another browser than the one that started the flow is refused (login CSRF)", async () => {
+      const post = await toPostForm(browser(), '/t/acme/production/auth/idp/corp/login?mode=bearer');
+      const r = await browser().submit(post, {}, toAcs);
+      assert.equal(r.status, 401);
+      assert.equal(JSON.parse(r.body).code, 'IAM_FEDERATION_FAILED');
+      assert.equal((await audits('auth.federated.login')).at(-1)?.reason, 'state-not-bound-to-browser');
+    });
+
     test('a response nobody asked for (IdP-initiated, no RelayState) is refused while that is off', async () => {
       const post = await toPostForm(browser(), '/t/acme/production/auth/idp/corp/login?mode=bearer');
       const response = /name="SAMLResponse" value="([^"]+)"/.exec(post.body)?.[1] as string;
