@@ -1,6 +1,7 @@
 // Federated sign-ins per kind against the local peers, the peers' cost included: OpenID Connect
 // (the whole browser flow: start, the OP's authorize and login form with its password check,
-// the callback with the code exchange, JWKS-verified ID token and userinfo), LDAP (search with a
+// the callback with the code exchange, JWKS-verified ID token and userinfo), SAML (the same
+// browser flow against samlify: AuthnRequest, login form, signed assertion posted to the ACS), LDAP (search with a
 // service account, the user's bind over LDAPS, nested group lookups), and, as the baseline in the
 // same run, the built-in password sign-in (argon2id). Each sign-in also re-syncs the user's
 // grants from two mapped groups. In-process server (inject) on PGlite in memory; sequential, so
@@ -19,6 +20,7 @@ import { createTenant } from '../src/tenancy/index.ts';
 import { Browser } from '../test/harness/browser.ts';
 import { testKeyring } from '../test/harness/keys.ts';
 import { startTestOp } from '../test/harness/oidc-provider.ts';
+import { startTestSamlIdp } from '../test/harness/saml-idp.ts';
 import { SERVICE_DN, startTestDirectory, SUFFIX } from '../test/harness/slapd.ts';
 import { machine, positiveInt } from './lib.ts';
 
@@ -43,6 +45,7 @@ export async function run(): Promise<void> {
     users: { carol: { password: 'carol secret pw', mail: 'carol@corp.test', cn: 'Carol' } },
     groups: { 'expense-users': [`uid=carol,ou=people,${SUFFIX}`], developers: [`uid=carol,ou=people,${SUFFIX}`], engineering: [`cn=developers,ou=groups,${SUFFIX}`] },
   });
+  const saml = await startTestSamlIdp({ users: { sam: { password: 'sam at the idp', email: 'sam@corp.test', name: 'Sam', groups: ['expense-users', 'developers'] } } });
   const database = await openDatabase({ dataDir: 'unused', inMemory: true });
   try {
     await migrate(database.db);
@@ -65,7 +68,9 @@ export async function run(): Promise<void> {
     };
     await call('POST', '/api/v1/tenants/acme/idps', { name: 'corp', kind: 'oidc', settings: { issuer: op.issuer, clientId: op.clientId, userinfo: true, scopes: ['openid', 'email', 'profile', 'groups'], caCertificate: op.caPem }, secret: op.clientSecret, stages: ['production'] });
     await call('POST', '/api/v1/tenants/acme/idps', { name: 'directory', kind: 'ldap', settings: { url: dir.ldapsUrl, caCertificate: dir.caPem, bindDn: SERVICE_DN, userBase: `ou=people,${SUFFIX}`, groupBase: `ou=groups,${SUFFIX}`, nestedGroups: true }, secret: dir.servicePassword, stages: ['production'] });
-    for (const idp of ['corp', 'directory']) {
+    await call('POST', '/api/v1/tenants/acme/idps', { name: 'saml', kind: 'saml', settings: { entryPoint: saml.ssoUrl, idpIssuer: saml.entityId, idpCertificate: saml.signingCertPem }, stages: ['production'] });
+    saml.registerSp((await app.inject({ method: 'GET', url: '/api/v1/federation/acme/saml/saml/metadata' })).body);
+    for (const idp of ['corp', 'directory', 'saml']) {
       await call('POST', `/api/v1/tenants/acme/idps/${idp}/mappings`, { group: 'expense-users', app: 'expenses', appRole: 'Employee', stage: 'production' });
       await call('POST', `/api/v1/tenants/acme/idps/${idp}/mappings`, { group: idp === 'corp' ? 'developers' : 'engineering', role: 'developer' });
     }
@@ -76,6 +81,13 @@ export async function run(): Promise<void> {
       let page = await b.go(`${ORIGIN}/t/acme/production/auth/idp/corp/login?mode=bearer`);
       page = await b.submit(page, { login: 'alice', password: 'alice in wonderland' });
       if (page.status !== 200) throw new Error(`OIDC sign-in failed: ${page.status} ${page.body}`);
+    };
+    const samlOnce = async () => {
+      const b = new Browser({ app, origin: ORIGIN, ca: [saml.caPem] });
+      let page = await b.go(`${ORIGIN}/t/acme/production/auth/idp/saml/login?mode=bearer`);
+      page = await b.submit(page, { login: 'sam', password: 'sam at the idp' });
+      page = await b.submit(page, {});
+      if (page.status !== 200) throw new Error(`SAML sign-in failed: ${page.status} ${page.body}`);
     };
     const ldapOnce = async () => {
       const r = await app.inject({ method: 'POST', url: '/t/acme/production/auth/idp/directory/login', payload: { username: 'carol', password: 'carol secret pw', mode: 'bearer' } });
@@ -98,9 +110,10 @@ export async function run(): Promise<void> {
     };
     const results = {
       machine: machine(),
-      note: 'sequential sign-ins in one process: Accord (inject, PGlite in memory) plus the peer (oidc-provider over HTTPS, slapd over LDAPS) on the same machine; peer cost included',
+      note: 'sequential sign-ins in one process: Accord (inject, PGlite in memory) plus the peer (oidc-provider over HTTPS, samlify over HTTPS, slapd over LDAPS) on the same machine; peer cost included',
       signIns: n,
       oidc: { what: 'browser flow: start, authorize, login form (password check), callback, code exchange, ID token signature check, userinfo, JIT/re-sync of 2 mappings', ...(await measure(oidcOnce)) },
+      saml: { what: 'browser flow: AuthnRequest (redirect), login form (password check), signed assertion posted to the ACS, signature/audience/time/InResponseTo checks, replay-cache insert, JIT/re-sync of 2 mappings', ...(await measure(samlOnce)) },
       ldap: { what: 'service bind, user search, user bind over LDAPS, nested group lookup, re-sync of 2 mappings', ...(await measure(ldapOnce)) },
       password: { what: 'baseline: built-in end-user sign-in (argon2id m=19456 KiB, t=2, p=1)', ...(await measure(passwordOnce)) },
     };
@@ -110,6 +123,7 @@ export async function run(): Promise<void> {
   } finally {
     await database.close();
     await op.stop();
+    await saml.stop();
     await dir.stop();
   }
 }

@@ -45,7 +45,7 @@ const attachOptions = (c: Command) =>
     .option('--console', "attach to the tenant's console sign-in")
     .option('--stage <name>', "attach to a stage's end-user sign-in (repeatable)", collect);
 
-async function add(out: Parameters<Parameters<typeof action>[0]>[0], kind: 'oidc' | 'ldap', name: string, opts: AttachOpts, settings: Record<string, unknown>, secret: string | undefined) {
+async function add(out: Parameters<Parameters<typeof action>[0]>[0], kind: 'oidc' | 'ldap' | 'saml', name: string, opts: AttachOpts, settings: Record<string, unknown>, secret: string | undefined) {
   const { client } = sessionClient();
   const v = await client.call<ProviderOut>('POST', `/api/v1/tenants/${seg(opts.tenant)}/idps`, {
     name,
@@ -58,9 +58,31 @@ async function add(out: Parameters<Parameters<typeof action>[0]>[0], kind: 'oidc
   out.result(v, (p: ProviderOut) => `Identity provider ${p.name} (${p.kind}) added to ${opts.tenant}, attached to ${attachText(p)}. Check it with: accord idp test ${p.name} --tenant ${opts.tenant}`);
 }
 
+
+/**
+ * The three settings a SAML provider needs, read from the IdP's metadata XML: its entityID, the
+ * SSO URL of the HTTP-Redirect binding and its signing certificate. The server validates the
+ * result (https URL, certificate parses) as it does for settings given one by one.
+ */
+export function samlSettingsFromMetadata(xml: string): { entryPoint: string; idpIssuer: string; idpCertificate: string } {
+  const bad = (what: string) => new AccordError('CLI_USAGE', { message: `The IdP metadata has no ${what}.` });
+  const entity = /<(?:\w+:)?EntityDescriptor\b[^>]*\sentityID="([^"]+)"/.exec(xml)?.[1];
+  if (!entity) throw bad('EntityDescriptor entityID');
+  const sso = [...xml.matchAll(/<(?:\w+:)?SingleSignOnService\b([^>]*)>/g)].map((m) => m[1] as string).find((a) => /Binding="urn:oasis:names:tc:SAML:2\.0:bindings:HTTP-Redirect"/.test(a));
+  const location = sso ? /\sLocation="([^"]+)"/.exec(sso)?.[1] : undefined;
+  if (!location) throw bad('SingleSignOnService with the HTTP-Redirect binding');
+  // The signing key: a KeyDescriptor use="signing", or one without use (for both).
+  const keys = [...xml.matchAll(/<(?:\w+:)?KeyDescriptor\b([^>]*)>([\s\S]*?)<\/(?:\w+:)?KeyDescriptor>/g)];
+  const key = keys.find((k) => /use="signing"/.test(k[1] as string)) ?? keys.find((k) => !/use=/.test(k[1] as string));
+  const b64 = key ? /<(?:\w+:)?X509Certificate>([^<]+)</.exec(key[2] as string)?.[1]?.replace(/\s+/g, '') : undefined;
+  if (!b64) throw bad('signing certificate (KeyDescriptor X509Certificate)');
+  const xmlText = (v: string) => v.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  return { entryPoint: xmlText(location), idpIssuer: xmlText(entity), idpCertificate: `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n` };
+}
+
 /** `accord idp ...`: a tenant's identity providers (OIDC, LDAP), group mappings, re-sync. */
 export function registerIdpCommands(program: Command): void {
-  const idp = program.command('idp').description("a tenant's identity providers (OpenID Connect, LDAP / Active Directory) and group → role mappings");
+  const idp = program.command('idp').description("a tenant's identity providers (OpenID Connect, SAML 2.0, LDAP / Active Directory) and group → role mappings");
   const addCmd = idp.command('add').description('add an identity provider');
   withJson(
     attachOptions(
@@ -129,6 +151,33 @@ export function registerIdpCommands(program: Command): void {
         ...(Object.keys(attributes).length ? { attributes } : {}),
       };
       await add(out, 'ldap', name, o, settings, o.bindPasswordFile ? readArgFile(o.bindPasswordFile, '--bind-password-file', { trimNewline: true }) : undefined);
+    }),
+  );
+  withJson(
+    attachOptions(
+      addCmd
+        .command('saml <name>')
+        .description(
+          'a SAML 2.0 IdP (SP-initiated, signed assertions required); give the IdP <publicUrl>/api/v1/federation/<tenant>/<name>/saml/metadata (entity id, ACS)',
+        )
+        .option('--metadata-file <file>', "the IdP's metadata XML (entity id, SSO URL, signing certificate)")
+        .option('--entity-id <id>', "the IdP's entity id (Issuer), without --metadata-file")
+        .option('--sso-url <url>', "the IdP's SSO URL for the HTTP-Redirect binding (https), without --metadata-file")
+        .option('--cert-file <file>', "PEM of the IdP's signing certificate, without --metadata-file")
+        .option('--clock-skew <seconds>', 'clock skew tolerated on assertion times (default 30)')
+        .option('--attr-email <name>', 'attribute holding the email (default email)')
+        .option('--attr-name <name>', 'attribute holding the display name (default name)')
+        .option('--attr-groups <name>', 'attribute holding the groups (default groups)'),
+    ),
+  ).action(
+    action(async (out, name: string, o: AttachOpts & { metadataFile?: string; entityId?: string; ssoUrl?: string; certFile?: string; clockSkew?: string; attrEmail?: string; attrName?: string; attrGroups?: string }) => {
+      let base: { entryPoint: string; idpIssuer: string; idpCertificate: string };
+      if (o.metadataFile) base = samlSettingsFromMetadata(readArgFile(o.metadataFile, '--metadata-file'));
+      else if (o.entityId && o.ssoUrl && o.certFile) base = { entryPoint: o.ssoUrl, idpIssuer: o.entityId, idpCertificate: readArgFile(o.certFile, '--cert-file') };
+      else throw new AccordError('CLI_USAGE', { message: 'Give --metadata-file, or --entity-id, --sso-url and --cert-file.' });
+      const attributes = { ...(o.attrEmail ? { email: o.attrEmail } : {}), ...(o.attrName ? { name: o.attrName } : {}), ...(o.attrGroups ? { groups: o.attrGroups } : {}) };
+      const settings = { ...base, ...(o.clockSkew ? { clockSkewSeconds: Number(o.clockSkew) } : {}), ...(Object.keys(attributes).length ? { attributes } : {}) };
+      await add(out, 'saml', name, o, settings, undefined);
     }),
   );
   withJson(idp.command('list').description('identity providers, where they are attached, their mappings (never a secret)').requiredOption('--tenant <name>', 'tenant')).action(

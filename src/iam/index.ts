@@ -15,3 +15,4 @@ export { identityRoutes } from './identity-routes.ts';
 export { pruneIdentity } from './housekeeping.ts';
 export { lockoutPolicyFromConfig as checkIamConfig } from './sign-in/lockout.ts';
 export { DUPLICATE_PARAMETER } from './clients/oauth.ts';
+export { SAML_ACS_ROUTE } from './federation/index.ts';

@@ -24,6 +24,7 @@ import {
   identityRoutes,
   isPermission,
   readCookie,
+  SAML_ACS_ROUTE,
   sessionPolicy,
 } from '../iam/index.ts';
 import type { DataPlane } from '../kernel/index.ts';
@@ -80,8 +81,9 @@ declare module 'fastify' {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-// The only routes that take form bodies (OAuth2 clients send them); JSON everywhere else.
-const FORM_ROUTES = new Set(['/oauth/token']);
+// The only routes that take form bodies (OAuth2 clients send them, and browsers post SAML
+// responses with the HTTP-POST binding); JSON everywhere else.
+const FORM_ROUTES = new Set(['/oauth/token', SAML_ACS_ROUTE]);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 

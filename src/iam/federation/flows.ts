@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Trx } from '../../db/index.ts';
+import type { DbOrTrx, Trx } from '../../db/index.ts';
 import type { Audience } from '../sign-in/login.ts';
 import { FederationRefusal } from './provisioning.ts';
 
@@ -51,6 +51,26 @@ export async function consumeFlow(trx: Trx, idpId: string, state: string | undef
   if (a.length !== b.length || !timingSafeEqual(a, b)) throw new FederationRefusal('state-not-bound-to-browser');
   await trx.updateTable('accord.federation_flows').set({ used_at: now }).where('id', '=', row.id).execute();
   return { nonce: row.nonce, codeVerifier: row.code_verifier, audience: row.audience as unknown as Audience, mode: row.mode };
+}
+
+/**
+ * The request id a SAML flow's AuthnRequest carried, looked up without spending the flow: the
+ * response is checked against it before the flow (bound to the browser) is consumed.
+ */
+export async function peekFlow(trx: DbOrTrx, idpId: string, state: string | undefined): Promise<{ requestId: string }> {
+  if (!state || state.length > 200) throw new FederationRefusal('state-missing (IdP-initiated sign-in is off)');
+  const row = await trx.selectFrom('accord.federation_flows').select(['idp_id', 'nonce']).where('state_hash', '=', hash(state)).executeTakeFirst();
+  if (!row || row.idp_id !== idpId) throw new FederationRefusal('state-unknown');
+  return { requestId: row.nonce };
+}
+
+/**
+ * The replay cache: an assertion id is accepted once per provider. The insert is its own
+ * statement so a second use conflicts on the primary key, on any node.
+ */
+export async function rememberAssertion(trx: Trx, idpId: string, assertionId: string, expiresAt: Date): Promise<void> {
+  const r = await trx.insertInto('accord.saml_assertion_ids').values({ idp_id: idpId, assertion_id: assertionId, expires_at: expiresAt }).onConflict((oc) => oc.doNothing()).returning('assertion_id').executeTakeFirst();
+  if (!r) throw new FederationRefusal('assertion-replayed');
 }
 
 /** Housekeeping: flows past their expiry are of no use to anyone. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { AuditSource } from '../../audit-chain/index.ts';
 import { AccordError } from '../../errors/index.ts';
@@ -9,10 +10,11 @@ import { readCookie } from '../sessions/cookies.ts';
 import type { Audience, SignInResult } from '../sign-in/login.ts';
 import { SignInOut, signInReply } from '../sign-in/routes.ts';
 import { scopeOf } from '../users/standing.ts';
-import { consumeFlow, FLOW_COOKIE, flowCookie, saveFlow } from './flows.ts';
+import { consumeFlow, FLOW_COOKIE, flowCookie, peekFlow, rememberAssertion, saveFlow } from './flows.ts';
 import { ldapLogin, ldapTest } from './ldap.ts';
 import { describeError, oidcCallback, oidcStart, oidcTest } from './oidc.ts';
 import { addMapping, addProvider, getProvider, listProviders, type Provider, providerFor, removeMapping, removeProvider, setBuiltinSignIn } from './providers.ts';
+import { samlCallback, samlMetadata, samlStart, samlTest } from './saml.ts';
 import { type FederatedIdentity, federatedSignIn, federationFailed, federationFailure, FederationRefusal, resyncProvider } from './provisioning.ts';
 
 const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
@@ -74,10 +76,14 @@ async function finish(iam: IamServices, source: AuditSource, p: Provider, identi
 async function start(iam: IamServices, ctx: { reply: FastifyReply; source: AuditSource }, tenant: ScopeTenant, idpName: string, audience: Audience, mode: 'bearer' | 'cookie' | undefined) {
   const p = await providerFor(iam.db, tenant, idpName, audience);
   if (p.kind === 'ldap') throw new AccordError('IAM_IDP_NOT_FOUND', { message: 'An LDAP provider signs in with POST (username and password), not a redirect.', details: { name: idpName } });
-  if (p.kind !== 'oidc') throw new AccordError('IAM_IDP_NOT_FOUND', { message: 'SAML sign-in is not available yet.', details: { name: idpName } });
-  let s: Awaited<ReturnType<typeof oidcStart>>;
+  let s: { url: string; state: string; nonce: string; codeVerifier: string };
   try {
-    s = await oidcStart(iam.key, p, oidcRedirectUri(iam.publicOrigin, tenant.name, p.name));
+    if (p.kind === 'saml') {
+      // The flow's state travels as RelayState; the AuthnRequest id is kept where OIDC keeps its nonce.
+      const state = randomBytes(32).toString('base64url');
+      const r = await samlStart(p, iam.publicOrigin, state);
+      s = { url: r.url, state, nonce: r.requestId, codeVerifier: '' };
+    } else s = await oidcStart(iam.key, p, oidcRedirectUri(iam.publicOrigin, tenant.name, p.name));
   } catch (err) {
     return refused(iam, ctx.source, p, `provider-unreachable: ${describeError(err)}`);
   }
@@ -152,7 +158,7 @@ export function federationRoutes(iam: IamServices): RouteDefinition[] {
       schema: { summary: 'Check that an identity provider answers and is configured right (discovery, keys, TLS, bind)', tags: ['federation'], params: IdpParams, response: { 200: TestOut } },
       handler: async ({ tenant, params, source }) => {
         const p = await getProvider(db, tenant, params.idp);
-        const result = p.kind === 'oidc' ? await oidcTest(iam.key, p) : p.kind === 'ldap' ? await ldapTest(iam.key, p) : { ok: false, checks: [{ name: 'kind', ok: false, detail: 'SAML is not available yet' }] };
+        const result = p.kind === 'oidc' ? await oidcTest(iam.key, p) : p.kind === 'ldap' ? await ldapTest(iam.key, p) : await samlTest(p);
         await unitOfWork(db, source, ({ audit }) =>
           audit({ tenantId: p.tenantId, action: 'idp.tested', target: { type: 'identity-provider', id: p.id }, outcome: result.ok ? 'success' : 'failure', details: { idp: p.name, checks: result.checks } }),
         );
@@ -303,5 +309,57 @@ export function federationRoutes(iam: IamServices): RouteDefinition[] {
         return signInReply(reply, result, flow.mode);
       },
     }),
+    route({
+      method: 'GET',
+      url: '/api/v1/federation/:tenant/:idp/saml/metadata',
+      access: access.public,
+      schema: { summary: "SAML service-provider metadata of a tenant's SAML provider (entity id, ACS, signed assertions wanted)", tags: ['federation'], params: IdpParams },
+      handler: async ({ tenant, params, reply }) => {
+        const p = await getProvider(db, tenant, params.idp);
+        if (p.kind !== 'saml') throw new AccordError('IAM_IDP_NOT_FOUND', { details: { name: params.idp } });
+        return reply.type('application/samlmetadata+xml').send(samlMetadata(p, iam.publicOrigin));
+      },
+    }),
+    route({
+      method: 'POST',
+      url: SAML_ACS_ROUTE,
+      access: access.public,
+      schema: {
+        summary: 'SAML assertion consumer service (HTTP-POST binding): completes the sign-in the flow was started for',
+        tags: ['federation'],
+        params: IdpParams,
+        body: Type.Object({ SAMLResponse: Type.String({ minLength: 1, maxLength: 200_000 }), RelayState: Type.Optional(Type.String({ maxLength: 400 })) }, { additionalProperties: false }),
+        response: { 200: SignInOut },
+      },
+      handler: async ({ tenant, params, body, headers, source, reply }) => {
+        const p = await getProvider(db, tenant, params.idp);
+        if (p.kind !== 'saml') throw new AccordError('IAM_IDP_NOT_FOUND', { details: { name: params.idp } });
+        let flow: Awaited<ReturnType<typeof consumeFlow>>;
+        let identity: FederatedIdentity;
+        try {
+          // Check the response against the request it claims to answer, then spend the assertion
+          // id (a replay is refused even where the flow is gone), then the browser-bound flow.
+          const { requestId } = await peekFlow(db, p.id, body.RelayState);
+          const assertion = await samlCallback(p, iam.publicOrigin, body.SAMLResponse, requestId);
+          await unitOfWork(db, source, ({ trx }) => rememberAssertion(trx, p.id, assertion.assertionId, assertion.expiresAt));
+          flow = await unitOfWork(db, source, ({ trx }) => consumeFlow(trx, p.id, body.RelayState, readCookie({ headers }, FLOW_COOKIE)));
+          identity = assertion.identity;
+        } catch (err) {
+          if (err instanceof FederationRefusal) return refused(iam, source, p, err.reason);
+          throw err;
+        }
+        try {
+          await providerFor(db, tenant, p.name, flow.audience);
+        } catch {
+          return refused(iam, source, p, 'provider-not-attached');
+        }
+        const result = await finish(iam, source, p, identity, flow.audience);
+        if (flow.mode === 'bearer') reply.header('set-cookie', flowCookie('', 0));
+        return signInReply(reply, result, flow.mode);
+      },
+    }),
   ];
 }
+
+/** The ACS route's URL pattern: the one place besides OAuth2 where a form-encoded body is accepted. */
+export const SAML_ACS_ROUTE = '/api/v1/federation/:tenant/:idp/saml/acs';

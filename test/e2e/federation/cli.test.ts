@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Browser } from '../../harness/browser.ts';
 import { cli, EMAIL, fails, ok, PASSWORD, type Ready, ServerProcess } from '../../harness/cli.ts';
 import { startTestOp, type TestOp } from '../../harness/oidc-provider.ts';
+import { startTestSamlIdp } from '../../harness/saml-idp.ts';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -113,6 +114,36 @@ describe('identity providers through the CLI', { concurrency: false }, () => {
     assert.deepEqual(JSON.parse(me).appRoles, [{ app: 'expenses', role: 'Employee' }]);
     const resync = ok<{ user: string }[]>(await as('admin', 'idp', 'resync', 'corp', '--tenant', 'acme', '--json'));
     assert.equal(resync.length, 1);
+  });
+
+  test('idp add saml reads the IdP metadata file; idp test passes; a real browser signs in to production through the POST binding', async () => {
+    const saml = await startTestSamlIdp({ users: { sam: { password: 'sam at the idp', email: 'sam@corp.test', name: 'Sam', groups: ['expense-users'] } } });
+    try {
+      await writeFile(join(dir, 'idp-metadata.xml'), saml.metadata);
+      await writeFile(join(dir, 'no-sso.xml'), saml.metadata.replace(/<[^>]*SingleSignOnService\b[^>]*>/g, ''));
+      fails(await as('admin', 'idp', 'add', 'saml', 'broken', '--tenant', 'acme', '--metadata-file', join(dir, 'no-sso.xml'), '--json'), 'CLI_USAGE');
+      fails(await as('admin', 'idp', 'add', 'saml', 'broken', '--tenant', 'acme', '--entity-id', saml.entityId, '--json'), 'CLI_USAGE');
+      const added = ok<{ kind: string; settings: { entryPoint: string; idpIssuer: string } }>(await as('admin', 'idp', 'add', 'saml', 'corp-saml', '--tenant', 'acme', '--metadata-file', join(dir, 'idp-metadata.xml'), '--stage', 'production', '--json'));
+      assert.equal(added.kind, 'saml');
+      assert.equal(added.settings.entryPoint, saml.ssoUrl);
+      assert.equal(added.settings.idpIssuer, saml.entityId);
+      const tested = await as('admin', 'idp', 'test', 'corp-saml', '--tenant', 'acme');
+      assert.equal(tested.code, 0, tested.stdout + tested.stderr);
+      ok(await as('admin', 'idp', 'map', 'corp-saml', '--tenant', 'acme', '--group', 'expense-users', '--app', 'expenses', '--app-role', 'Employee', '--stage', 'production', '--json'));
+      const ca = await readFile(ready.caFile, 'utf8');
+      const b = new Browser({ origin, ca: [ca, saml.caPem] });
+      const meta = await b.go(`${origin}/api/v1/federation/acme/corp-saml/saml/metadata`);
+      assert.equal(meta.status, 200, meta.body);
+      saml.registerSp(meta.body);
+      let page = await b.go(`${origin}/t/acme/production/auth/idp/corp-saml/login?mode=bearer`);
+      page = await b.submit(page, { login: 'sam', password: 'sam at the idp' });
+      page = await b.submit(page, {});
+      assert.equal(page.status, 200, page.body);
+      assert.equal(typeof JSON.parse(page.body).accessToken, 'string');
+      ok(await as('admin', 'idp', 'remove', 'corp-saml', '--tenant', 'acme', '--json'));
+    } finally {
+      await saml.stop();
+    }
   });
 
   test('idp builtin-sign-in turns password sign-in off and on; idp remove takes the mappings and their grants', async () => {
