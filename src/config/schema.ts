@@ -96,6 +96,10 @@ export const ConfigSchema = Type.Object(
       default: ['20:300', '50:3600'],
       description: 'Sign-in lock steps per source IP (IPv6: per /64), failures:lockSeconds, ascending; empty disables.',
     }),
+    lockoutNet: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
+      default: ['60:900', '150:3600'],
+      description: 'Sign-in lock steps per source IPv4 /24, failures:lockSeconds, ascending; empty disables.',
+    }),
     lockoutWindowSeconds: Type.Integer({ minimum: 60, maximum: 7 * 86400, default: 3600, description: 'Failed sign-ins are counted over this many seconds.' }),
     sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default idle timeout of sessions (tenants and stages may set their own).' }),
     sessionAbsoluteTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default absolute timeout of sessions.' }),
@@ -119,4 +123,4 @@ export type Config = Readonly<Static<typeof ConfigSchema>>;
 export const secretKeys = ['databaseUrl', 'bootstrapPassword', 'rootKeyPassphrase', 'pkcs11Pin'] as const;
 
 /** Keys holding a list; in the environment they are comma-separated. */
-export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp', 'trustedProxies'] as const;
+export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp', 'lockoutNet', 'trustedProxies'] as const;

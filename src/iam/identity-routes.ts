@@ -10,6 +10,7 @@ import { roleRoutes } from './roles/routes.ts';
 import { iamRoutes } from './sign-in/routes.ts';
 import type { IamServices } from './services.ts';
 import { sessionRoutes } from './sessions/routes.ts';
+import { unlockRoutes } from './sign-in/unlock.ts';
 import { userRoutes } from './users/routes.ts';
 
 /** Every route of the identity capability, in one list for the server to register. */
@@ -26,5 +27,6 @@ export function identityRoutes(iam: IamServices): RouteDefinition[] {
     ...reviewRoutes(iam),
     ...policyRoutes(iam),
     ...endUserRoutes(iam),
+    ...unlockRoutes({ db: iam.db }),
   ];
 }
