@@ -5,6 +5,7 @@ import { registerAppCommands } from './apps.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerMfaCommands } from './mfa.ts';
+import { registerNetCommands } from './net.ts';
 import { registerOperatorCommands } from './operator.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerRoleCommands } from './roles.ts';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerAccessCommands(program);
   registerAppCommands(program);
   registerOperatorCommands(program);
+  registerNetCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

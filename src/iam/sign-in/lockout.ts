@@ -15,7 +15,7 @@ import { normaliseEmail } from '../users/users.ts';
  * subjects' row locks, it refuses when locked and otherwise counts the attempt as a failure
  * (locking when that reaches a threshold) BEFORE the password is checked. N concurrent guesses
  * against a limit of 3 therefore check at most 3 passwords; a right password then takes its
- * reservation back (`recordSuccess`).
+ * reservation back (`releaseReservation`, also done by `recordSuccess`).
  *
  * Other callers (second factors, password change) keep the older order:
  *   1. `checkLockout` before verifying the secret; when locked, refuse with IAM_LOCKED whatever
@@ -374,7 +374,7 @@ export type Reservation =
       readonly locks: readonly LockEvent[];
       /** The locks this reservation set, by scope. */
       readonly until: ReadonlyMap<LockoutScope, Date>;
-      /** The failure rows it recorded, by scope (a right password takes the IP's and /24's back). */
+      /** The failure rows it recorded, by scope (a right password takes them back). */
       readonly ids: ReadonlyMap<LockoutScope, number>;
     };
 
@@ -417,22 +417,32 @@ export async function reserveAttempt(trx: Trx, subjects: LockoutSubjects, policy
  */
 export async function recordSuccess(trx: Trx, subjects: LockoutSubjects, now: Date, reservation?: Reservation): Promise<void> {
   const t = tables(trx);
+  await releaseReservation(trx, subjects, reservation);
   const own = subjects.device ? { kind: 'device' as const, subject: subjects.device } : { kind: 'account' as const, subject: subjects.account };
   await t.deleteFrom('accord.auth_failures').where('kind', '=', own.kind).where('subject', '=', own.subject).execute();
-  // A lock this attempt's own reservation set (it was the attempt that reached the threshold,
-  // and its password was right) goes too; one set by another attempt stays.
-  const mine = reservation?.admitted ? reservation.until.get(own.kind) : undefined;
   await t
     .deleteFrom('accord.auth_locks')
     .where('kind', '=', own.kind)
     .where('subject', '=', own.subject)
-    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now), ...(mine ? [eb('locked_until', '=', mine)] : [])]))
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
     .execute();
-  // The IP's and the /24's failures stay, except the one this attempt reserved: a right password
-  // was not a guess.
-  if (reservation?.admitted) {
-    const ids = [reservation.ids.get('ip'), reservation.ids.get('net')].filter((x): x is number => x !== undefined);
-    if (ids.length > 0) await t.deleteFrom('accord.auth_failures').where('id', 'in', ids).execute();
+}
+
+/**
+ * Takes back what a reservation recorded once its password proved right (a right password was
+ * not a guess): its failure rows, and the locks it set itself (it was the attempt that reached a
+ * threshold). Locks set by other attempts stay. Call it whether or not a second factor follows;
+ * the second factor's failures are counted on their own.
+ */
+export async function releaseReservation(trx: Trx, subjects: LockoutSubjects, reservation: Reservation | undefined): Promise<void> {
+  if (!reservation?.admitted) return;
+  const t = tables(trx);
+  const ids = [...reservation.ids.values()];
+  if (ids.length > 0) await t.deleteFrom('accord.auth_failures').where('id', 'in', ids).execute();
+  for (const p of pairs(subjects)) {
+    const until = reservation.until.get(p.kind);
+    if (!until) continue;
+    await t.updateTable('accord.auth_locks').set({ locked_until: null }).where('kind', '=', p.kind).where('subject', '=', p.subject).where('locked_until', '=', until).execute();
   }
 }
 

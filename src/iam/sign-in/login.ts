@@ -4,7 +4,7 @@ import { AccordError } from '../../errors/index.ts';
 import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
 import { asUser } from '../sessions/acting-as.ts';
 import { issueDeviceToken, verifyDeviceToken } from './device.ts';
-import { accountSubject, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, type Reservation, recordSuccess, reserveAttempt } from './lockout.ts';
+import { accountSubject, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, type Reservation, recordSuccess, releaseReservation, reserveAttempt } from './lockout.ts';
 import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
 import { verifyPassword } from '../account/passwords.ts';
 import { type IssuedSession, openSession, revokeSession, type SessionPolicy, sessionPolicy, type TokenIssuer } from '../sessions/sessions.ts';
@@ -131,11 +131,13 @@ export async function login(
   const user: UserRef = { id: found.id, email: found.email, tenantId: found.tenant_id, tenant: found.tenant_name };
   const factors = await mfaFactors(db, user.id);
   if (factors.length > 0) {
-    // The password was right, but the sign-in is not done: failures are not cleared until the
-    // second factor passes, and that factor's failures count against the same lock.
+    // The password was right, but the sign-in is not done: earlier failures are not cleared until
+    // the second factor passes, and that factor's failures count against the same lock.
     const challenge = newToken('acm');
     const expiresAt = new Date(now.getTime() + MFA_CHALLENGE_SECONDS * 1000);
     await unitOfWork(db, asUser(source, user), async ({ trx, audit }) => {
+      // The password was right: its reservation is taken back; the factor counts on its own.
+      await releaseReservation(trx, subjects, reservation);
       await trx
         .insertInto('accord.user_tokens')
         .values({ user_id: user.id, purpose: 'mfa-challenge', token_hash: challenge.hash, expires_at: expiresAt, data: JSON.stringify({ audience }) })
