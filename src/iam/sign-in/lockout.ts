@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ColumnType, Generated, Kysely } from 'kysely';
+import { type ColumnType, type Generated, type Kysely, sql } from 'kysely';
 import type { AuditEvent } from '../../audit-chain/index.ts';
 import type { Catalog, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
@@ -237,11 +237,13 @@ export function ipSubject(ip: string | null | undefined): string | null {
 
 /** The subjects of a sign-in attempt; `device` is the id of a verified device cookie of this account. */
 export function lockoutSubjects(input: { tenantId: string | null; email: string; ip: string | null | undefined; device?: string | null | undefined }): LockoutSubjects {
+  const account = accountSubject(input.tenantId, input.email);
   return {
-    account: accountSubject(input.tenantId, input.email),
+    account,
     ip: ipSubject(input.ip),
     net: ipv4Network24(input.ip) ?? null,
-    ...(input.device ? { device: input.device } : {}),
+    // Prefixed with the account, so unlocking the account finds its devices' locks too.
+    ...(input.device ? { device: `${account}#${input.device}` } : {}),
   };
 }
 
@@ -459,6 +461,12 @@ export async function unlockAccount(trx: Trx, account: string, now: Date): Promi
     .returning('locked_until')
     .execute();
   const f = await t.deleteFrom('accord.auth_failures').where('kind', '=', 'account').where('subject', '=', account).executeTakeFirst();
+  // The account's devices too (their subjects start with the account): an unlock is a fresh start.
+  const prefix = `${account}#`;
+  const ofDevices = sql<boolean>`left(subject, ${prefix.length}) = ${prefix}`;
+  const devices = await t.deleteFrom('accord.auth_locks').where('kind', '=', 'device').where(ofDevices).returning('locked_until').execute();
+  await t.deleteFrom('accord.auth_failures').where('kind', '=', 'device').where(ofDevices).execute();
+  locked.push(...devices);
   return { wasLocked: locked.some((r) => r.locked_until !== null && r.locked_until > now), failures: Number(f.numDeletedRows) };
 }
 

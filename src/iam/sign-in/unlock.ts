@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { AuditSource } from '../../audit-chain/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
-import { access, type RouteDefinition, route } from '../../http/index.ts';
+import { type AuthContext, access, type RouteDefinition, route } from '../../http/index.ts';
+import { requireStanding, scopeOf, type TenantScope } from '../users/standing.ts';
 import { unitOfWork } from '../../kernel/index.ts';
 import { accountSubject, unlockAccount } from './lockout.ts';
 import { normaliseEmail } from '../users/users.ts';
@@ -22,12 +23,20 @@ export interface UnlockResult {
  * not buy more guesses), so a tenant's administrator may unlock only an email that has an
  * account in their tenant (`tenantId`); the platform (null) may unlock any.
  */
-export async function unlockSignIn(db: Db, source: AuditSource, input: { email: string; tenantId: string | null }, now = new Date()): Promise<UnlockResult> {
+export async function unlockSignIn(
+  db: Db,
+  source: AuditSource,
+  input: { email: string; tenantId: string | null; tenant?: { actor: AuthContext; scope: TenantScope } },
+  now = new Date(),
+): Promise<UnlockResult> {
   const email = normaliseEmail(input.email);
   return unitOfWork(db, source, async ({ trx, audit }) => {
     if (input.tenantId !== null) {
       const user = await trx.selectFrom('accord.users').select('id').where('tenant_id', '=', input.tenantId).where('email', '=', email).executeTakeFirst();
       if (!user) throw new AccordError('IAM_USER_NOT_FOUND', { details: { email } });
+      // As for every action on another user: not on someone with powers the caller lacks (an
+      // unlock hands the guessing back to whoever locked them).
+      if (input.tenant) await requireStanding(trx, input.tenant.actor, input.tenant.scope, { user: user.id });
     }
     const subject = accountSubject(null, email);
     const r = await unlockAccount(trx, subject, now);
@@ -53,7 +62,7 @@ export function unlockRoutes(deps: { db: Db }): RouteDefinition[] {
         params: Type.Object({ tenant: Type.String({ maxLength: 63 }), email: Email }),
         response: { 200: UnlockOut },
       },
-      handler: async ({ tenant, params, source }) => unlockSignIn(db, source, { email: params.email, tenantId: tenant.id }),
+      handler: async ({ tenant, params, source, auth }) => unlockSignIn(db, source, { email: params.email, tenantId: tenant.id, tenant: { actor: auth, scope: scopeOf(tenant) } }),
     }),
     route({
       method: 'POST',
