@@ -61,6 +61,8 @@ export class PerimeterState {
   #snapshot: PerimeterSnapshot | undefined;
   #checkedAt = 0;
   #pending: Promise<PerimeterSnapshot> | undefined;
+  /** Bumped by `invalidate`: a reload begun before it must not install what it read. */
+  #generation = 0;
   #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
 
   constructor(db: DbOrTrx, opts: { refreshMs: number; platformLimits: RateLimitPolicy; nodeShare: number }) {
@@ -79,17 +81,22 @@ export class PerimeterState {
 
   /** Forgets the cached version: the next request reloads (after a change made through this node). */
   invalidate(): void {
+    this.#generation++;
     this.#checkedAt = 0;
     this.#snapshot = undefined;
+    this.#pending = undefined;
   }
 
   /** The settings in force, reloaded when the version counter has moved. */
   async snapshot(now = Date.now()): Promise<PerimeterSnapshot> {
     const s = this.#snapshot;
     if (s && this.#refreshMs > 0 && now - this.#checkedAt < this.#refreshMs) return s;
-    this.#pending ??= this.#refresh(now).finally(() => {
-      this.#pending = undefined;
-    });
+    if (!this.#pending) {
+      const p: Promise<PerimeterSnapshot> = this.#refresh(now, this.#generation).finally(() => {
+        if (this.#pending === p) this.#pending = undefined;
+      });
+      this.#pending = p;
+    }
     return this.#pending;
   }
 
@@ -104,7 +111,7 @@ export class PerimeterState {
     return limiter.take(subjects, now);
   }
 
-  async #refresh(now: number): Promise<PerimeterSnapshot> {
+  async #refresh(now: number, generation: number): Promise<PerimeterSnapshot> {
     const current = this.#snapshot;
     if (current && (await perimeterVersion(this.#db)) === current.version) {
       this.#checkedAt = now;
@@ -140,12 +147,14 @@ export class PerimeterState {
       limiters.set(e.stageId, { key: limitsKey, limiter });
       stages.set(key, Object.freeze({ stageId: e.stageId, lists: lists(e.allow, e.deny), limits, limiter, corsOrigins: new Set(e.cors) }));
     }
-    this.#limiters = limiters;
     const snapshot: PerimeterSnapshot = Object.freeze({
       version: loaded.version,
       control: control.allow.length + control.deny.length > 0 ? lists(control.allow, control.deny) : OPEN,
       stages,
     });
+    // A change made through this node since this reload began: its caller reads again.
+    if (generation !== this.#generation) return snapshot;
+    this.#limiters = limiters;
     this.#snapshot = snapshot;
     this.#checkedAt = now;
     return snapshot;

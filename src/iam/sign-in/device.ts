@@ -74,10 +74,9 @@ export function presentedDevice(from: { readonly headers: IncomingHttpHeaders })
   return readCookie(from, DEVICE_COOKIE);
 }
 
-/** Sets the device cookie next to whatever cookies the answer already sets. */
+/** Adds the device cookie to whatever cookies the answer already sets. */
 export function setDeviceCookie(reply: FastifyReply, token: string): void {
   const cookie = `${DEVICE_COOKIE}=${token}; Path=/; Max-Age=${DEVICE_TTL_SECONDS}; HttpOnly; Secure; SameSite=Strict`;
-  const existing = reply.getHeader('set-cookie');
-  const list = existing === undefined ? [] : Array.isArray(existing) ? existing.map(String) : [String(existing)];
-  reply.header('set-cookie', [...list, cookie]);
+  // Fastify appends set-cookie values rather than replacing them.
+  reply.header('set-cookie', cookie);
 }
