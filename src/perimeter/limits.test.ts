@@ -16,7 +16,7 @@ test('the request head is refused past the URL length, the header count or one h
 test('a JSON body is refused past the depth or the total key count, arrays counting as levels', () => {
   checkJsonShape(limits, { a: { b: [1, 2] } });
   checkJsonShape(limits, 'just a string');
-  assert.throws(() => checkJsonShape(limits, { a: { b: { c: 1 } } }), (e) => isAccordError(e, 'REQUEST_JSON_TOO_COMPLEX') && e.details?.limit === 3);
+  assert.throws(() => checkJsonShape(limits, { a: { b: { c: { d: 1 } } } }), (e) => isAccordError(e, 'REQUEST_JSON_TOO_COMPLEX') && e.details?.limit === 3);
   assert.throws(() => checkJsonShape(limits, [[[[]]]]), (e) => isAccordError(e, 'REQUEST_JSON_TOO_COMPLEX'));
   assert.throws(() => checkJsonShape(limits, { a: 1, b: 2, c: { d: 1, e: 2, f: 3 } }), (e) => isAccordError(e, 'REQUEST_JSON_TOO_COMPLEX') && e.details?.limit === 5);
   // Deep enough to overflow a recursive walk: the check itself stays up.
