@@ -12,6 +12,7 @@ declare module 'autocannon' {
     errors: number;
     requests: { average: number; total: number };
     latency: { p50: number; p99: number; average: number };
+    statusCodeStats?: Record<string, { count: number }>;
   }
   export default function autocannon(opts: Options): Promise<Result>;
 }

@@ -17,7 +17,7 @@ const TLS_HINTS: Record<string, string> = {
 };
 
 /** A client for one server, trusting the given CA (or the system store). */
-export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>, opts: { timeoutMs?: number } = {}): ApiClient {
+export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token' | 'deviceToken'>, opts: { timeoutMs?: number } = {}): ApiClient {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const base = new URL(profile.url);
   if (base.protocol !== 'https:') throw cliError('CLI_USAGE', `The URL must use https: ${profile.url}`);
@@ -37,6 +37,8 @@ export function apiClient(profile: Pick<Profile, 'url' | 'ca' | 'token'>, opts: 
               'user-agent': 'accord-cli/0.1',
               ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
               ...(profile.token ? { authorization: `Bearer ${profile.token}` } : {}),
+              // Only sign-in reads it; sent on sign-in steps alone, it reveals nothing elsewhere.
+              ...(profile.deviceToken && path.startsWith('/api/v1/auth/') ? { 'accord-device': profile.deviceToken } : {}),
             },
           },
           (res) => {

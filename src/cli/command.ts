@@ -47,10 +47,11 @@ export interface SignInAnswer {
   mfaToken?: string;
   methods?: string[];
   user: { id: string; email: string; tenant: string | null };
+  deviceToken?: string;
 }
 
 /** Saves a session answer into the profile (keeping URL and CA). */
-export function saveSession(base: Pick<Profile, 'url' | 'ca'>, s: SignInAnswer): Profile {
+export function saveSession(base: Pick<Profile, 'url' | 'ca' | 'deviceToken'>, s: SignInAnswer): Profile {
   const profile: Profile = {
     url: base.url,
     ...(base.ca ? { ca: base.ca } : {}),
@@ -60,6 +61,7 @@ export function saveSession(base: Pick<Profile, 'url' | 'ca'>, s: SignInAnswer):
     ...(s.accessExpiresAt ? { expiresAt: s.accessExpiresAt } : {}),
     ...(s.sessionExpiresAt ? { sessionExpiresAt: s.sessionExpiresAt } : {}),
     ...(s.status === 'mfa-enrolment-required' ? { enrolmentOnly: true } : {}),
+    ...(s.deviceToken ? { deviceToken: s.deviceToken } : base.deviceToken ? { deviceToken: base.deviceToken } : {}),
   };
   saveProfile(profile);
   return profile;

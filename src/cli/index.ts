@@ -6,6 +6,8 @@ import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerIdpCommands } from './idp.ts';
 import { registerMfaCommands } from './mfa.ts';
+import { registerNetCommands } from './net.ts';
+import { registerOperatorCommands } from './operator.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerRoleCommands } from './roles.ts';
 import { registerKeyCommands } from './keys.ts';
@@ -39,6 +41,8 @@ export function buildProgram(): Command {
   registerAccessCommands(program);
   registerAppCommands(program);
   registerWafCommands(program);
+  registerOperatorCommands(program);
+  registerNetCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

@@ -18,6 +18,8 @@ export interface Profile {
   readonly sessionExpiresAt?: string;
   /** Set when the session may only enrol an MFA factor. */
   readonly enrolmentOnly?: boolean;
+  /** The device token of the last sign-in: a lock set by strangers does not stop this device. */
+  readonly deviceToken?: string;
 }
 
 export function configDir(): string {

@@ -10,13 +10,15 @@ interface ServerOptions {
 }
 
 /** URL and CA from flags, else from the saved profile (same URL only: a CA is per server). */
-function server(opts: ServerOptions): { url: string; ca?: string } {
+function server(opts: ServerOptions): { url: string; ca?: string; deviceToken?: string } {
   const saved = loadProfile();
   const url = opts.url ?? saved?.url;
   if (!url) throw cliError('CLI_USAGE', 'Give --url (no saved profile to take it from).');
-  if (opts.caFile) return { url, ca: readArgFile(opts.caFile, '--ca-file') };
-  if (saved?.ca && saved.url === url) return { url, ca: saved.ca };
-  return { url };
+  // The device token of an earlier sign-in to this server goes along (see docs/iam.md).
+  const device = saved?.deviceToken && saved.url === url ? { deviceToken: saved.deviceToken } : {};
+  if (opts.caFile) return { url, ca: readArgFile(opts.caFile, '--ca-file'), ...device };
+  if (saved?.ca && saved.url === url) return { url, ca: saved.ca, ...device };
+  return { url, ...device };
 }
 
 /** `accord setup`, `accord login`, `accord logout`. */

@@ -13,6 +13,12 @@ interface UserOut {
   grants: { role: string; stage: string | null }[];
 }
 
+interface UnlockOut {
+  email: string;
+  wasLocked: boolean;
+  failures: number;
+}
+
 /** `accord user ...` and `accord role ...`. */
 export function registerUserCommands(program: Command): void {
   const user = program.command('user').description("a tenant's users (IAM-1)");
@@ -55,6 +61,20 @@ export function registerUserCommands(program: Command): void {
       }),
     );
   }
+  withJson(
+    user
+      .command('unlock <email>')
+      .description("end an email's sign-in lock and forget its failed attempts (without --tenant: an operator, any email)")
+      .option('--tenant <name>', "the tenant whose user it is (a tenant administrator's unlock)"),
+  ).action(
+    action(async (out, email: string, opts: { tenant?: string }) => {
+      const { client } = sessionClient();
+      const r = opts.tenant
+        ? await client.call<UnlockOut>('POST', `/api/v1/tenants/${seg(opts.tenant)}/users/${seg(email)}/unlock`)
+        : await client.call<UnlockOut>('POST', '/api/v1/platform/unlock', { email });
+      out.result(r, (v: UnlockOut) => `${v.email}: ${v.wasLocked ? 'lock ended' : 'was not locked'}, ${v.failures} failed attempt(s) forgotten.`);
+    }),
+  );
   withJson(user.command('delete <email>').description('delete a user with their grants and sessions').requiredOption('--tenant <name>', 'tenant')).action(
     action(async (out, email: string, opts: { tenant: string }) => {
       const { client } = sessionClient();

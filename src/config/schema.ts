@@ -87,6 +87,18 @@ export const ConfigSchema = Type.Object(
     pkcs11Module: Type.Optional(Type.String({ minLength: 1, description: 'PKCS#11 module path, e.g. /usr/lib/softhsm/libsofthsm2.so.' })),
     pkcs11TokenLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Label of the HSM token holding the root key.' })),
     pkcs11Pin: Type.Optional(Type.String({ minLength: 1, description: 'User PIN of the token (use the _FILE form).' })),
+    rateLimitIp: Type.String({ pattern: '^([0-9]+/[0-9]+|off)$', default: '120/60', description: 'Anonymous requests per source address (IPv6: per /64): limit/windowSeconds (a token bucket, bursts up to limit), or off.' }),
+    rateLimitUser: Type.String({ pattern: '^([0-9]+/[0-9]+|off)$', default: '600/60', description: 'Requests per signed-in user (console or end user): limit/windowSeconds, or off.' }),
+    rateLimitClient: Type.String({ pattern: '^([0-9]+/[0-9]+|off)$', default: '1200/60', description: 'Requests per API client: limit/windowSeconds, or off.' }),
+    rateLimitTenant: Type.String({ pattern: '^([0-9]+/[0-9]+|off)$', default: '3000/60', description: 'Requests per tenant, all its callers together: limit/windowSeconds, or off.' }),
+    rateLimitNodeShare: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Number of nodes sharing the quotas: each node admits 1/N of every quota (rate limits are counted per node).' }),
+    perimeterRefreshMilliseconds: Type.Integer({ minimum: 0, maximum: 60_000, default: 250, description: 'How often a node reads the perimeter version counter (IP lists, stage limits, CORS); changes made through a node apply there at once; 0: on every request.' }),
+    denialSummarySeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 60, description: 'Anonymous refusals are counted per source and reason over this window and written as one summary each.' }),
+    maxHeaderCount: Type.Integer({ minimum: 16, maximum: 1000, default: 100, description: 'Header fields allowed in one request (more: 431).' }),
+    maxHeaderBytes: Type.Integer({ minimum: 256, maximum: 16_384, default: 8192, description: 'Bytes allowed in one header field, name and value (more: 431; all headers together stay under 16 KiB, Node\'s limit).' }),
+    maxUrlLength: Type.Integer({ minimum: 256, maximum: 65_536, default: 4096, description: 'Characters allowed in the request target, query included (more: 414).' }),
+    maxJsonDepth: Type.Integer({ minimum: 2, maximum: 1000, default: 32, description: 'Nesting depth allowed in a JSON body (more: 400).' }),
+    maxJsonKeys: Type.Integer({ minimum: 16, maximum: 1_000_000, default: 10_000, description: 'Object keys allowed in a JSON body, all levels together (more: 400).' }),
     lockoutAccount: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
       minItems: 1,
       default: ['3:30', '6:1800'],
@@ -95,6 +107,10 @@ export const ConfigSchema = Type.Object(
     lockoutIp: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
       default: ['20:300', '50:3600'],
       description: 'Sign-in lock steps per source IP (IPv6: per /64), failures:lockSeconds, ascending; empty disables.',
+    }),
+    lockoutNet: Type.Array(Type.String({ pattern: '^[0-9]+:[0-9]+$' }), {
+      default: ['60:900', '150:3600'],
+      description: 'Sign-in lock steps per source IPv4 /24, failures:lockSeconds, ascending; empty disables.',
     }),
     lockoutWindowSeconds: Type.Integer({ minimum: 60, maximum: 7 * 86400, default: 3600, description: 'Failed sign-ins are counted over this many seconds.' }),
     sessionIdleTimeoutSeconds: Type.Integer({ minimum: 60, maximum: 45 * 86400, default: 12 * 3600, description: 'Default idle timeout of sessions (tenants and stages may set their own).' }),
@@ -119,4 +135,4 @@ export type Config = Readonly<Static<typeof ConfigSchema>>;
 export const secretKeys = ['databaseUrl', 'bootstrapPassword', 'rootKeyPassphrase', 'pkcs11Pin'] as const;
 
 /** Keys holding a list; in the environment they are comma-separated. */
-export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp', 'trustedProxies'] as const;
+export const listKeys = ['tlsHostnames', 'lockoutAccount', 'lockoutIp', 'lockoutNet', 'trustedProxies'] as const;

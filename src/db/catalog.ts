@@ -335,14 +335,17 @@ export interface JobsTable {
 
 export interface AuthFailuresTable {
   id: Generated<number>;
-  kind: 'account' | 'ip';
-  /** account: `<tenant id or 'platform'>:<lower-case email>`; ip: the address (IPv6: its /64). */
+  kind: 'account' | 'ip' | 'net' | 'device';
+  /**
+   * account: `<tenant id or 'platform'>:<lower-case email>`; ip: the address (IPv6: its /64);
+   * net: the IPv4 /24; device: `<device id>` of a device cookie (migration 008).
+   */
   subject: string;
   occurred_at: Date;
 }
 
 export interface AuthLocksTable {
-  kind: 'account' | 'ip';
+  kind: 'account' | 'ip' | 'net' | 'device';
   subject: string;
   /** null or past: not locked (the row is also the subject's mutex while failures are recorded). */
   locked_until: Date | null;
@@ -452,6 +455,30 @@ export interface WafEventsTable {
   source_ip: string | null;
 }
 
+export interface IpRulesTable {
+  id: Generated<string>;
+  /** null: the control plane (platform-wide); else the stage whose data plane and sign-in it guards. */
+  stage_id: string | null;
+  action: 'allow' | 'deny';
+  cidr: string;
+  note: ColumnType<string, string | undefined, string>;
+  created_at: CreatedAt;
+}
+
+export interface StagePerimeterTable {
+  stage_id: string;
+  /** Partial quotas per kind (`{ ip: { limit, windowSeconds } }`); kinds left out take the platform's. */
+  rate_limits: ColumnType<unknown, string | undefined, string>;
+  /** Origins allowed to call the stage's data plane from a browser (CORS); none by default. */
+  cors_origins: ColumnType<unknown, string | undefined, string>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface PerimeterVersionTable {
+  id: number;
+  version: ColumnType<string, string | number, string | number>;
+}
+
 /** The whole platform catalog as Kysely sees it. */
 export interface Catalog {
   'accord.tenants': TenantsTable;
@@ -498,6 +525,9 @@ export interface Catalog {
   'accord.waf_settings': WafSettingsTable;
   'accord.waf_exclusions': WafExclusionsTable;
   'accord.waf_events': WafEventsTable;
+  'accord.ip_rules': IpRulesTable;
+  'accord.stage_perimeter': StagePerimeterTable;
+  'accord.perimeter_version': PerimeterVersionTable;
 }
 
 /** An identity provider of a tenant (migration 012); settings are the kind's non-secret part. */

@@ -307,6 +307,16 @@ export const catalog = {
   APP_MIGRATION_LOCK_TIMEOUT: { status: 503, title: 'Lock timeout', message: "The stage's tables stayed locked; the deployment was not applied." },
   APP_SETTING_UNKNOWN: { status: 404, title: 'Unknown setting', message: 'The running revision declares no such setting.' },
   APP_SETTING_VALUE_INVALID: { status: 400, title: 'Invalid setting value', message: "The value does not fit the setting's type." },
+  // Perimeter: rate limits, address lists, CORS, request limits
+  PERIMETER_RATE_LIMITED: { status: 429, title: 'Too many requests', message: 'Too many requests; slow down and retry after the time given.' },
+  PERIMETER_ADDRESS_DENIED: { status: 403, title: 'Address not allowed', message: 'Requests from this address are not allowed here.' },
+  PERIMETER_RULE_INVALID: { status: 400, title: 'Invalid address rule', message: 'The address or CIDR range is not valid.' },
+  PERIMETER_RULE_EXISTS: { status: 409, title: 'Rule exists', message: 'This rule exists already.' },
+  PERIMETER_RULE_NOT_FOUND: { status: 404, title: 'Rule not found', message: 'No such address rule.' },
+  PERIMETER_SETTINGS_INVALID: { status: 400, title: 'Invalid perimeter settings', message: 'The rate-limit or CORS settings are not valid.' },
+  PERIMETER_CORS_REFUSED: { status: 403, title: 'Origin not allowed', message: 'This origin may not call this stage.' },
+  REQUEST_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large', message: 'The request has too many or too large headers.' },
+  REQUEST_JSON_TOO_COMPLEX: { status: 400, title: 'JSON too complex', message: 'The JSON body is nested too deeply or has too many keys.' },
   // CLI-side errors (never sent by the server, printed by the CLI with the same shape)
   CLI_USAGE: { status: 400, title: 'Usage error', message: 'The command line is not valid.' },
   CLI_FILE_UNREADABLE: { status: 400, title: 'Unreadable file', message: 'A file given on the command line cannot be read.' },

@@ -45,7 +45,7 @@ for (const engine of engines()) {
       const left = (await db.selectFrom('accord.sessions').select('id').execute()).map((r) => r.id).sort();
       assert.deepEqual(left, [ids.live, ids.recent].sort());
       assert.equal((await db.selectFrom('accord.refresh_tokens').select('id').execute()).length, 2, "the old session's refresh token went with it");
-      assert.equal((await db.selectFrom('accord.auth_failures').select('id').execute()).length, 2, 'the recent failure stays, per account and per IP');
+      assert.equal((await db.selectFrom('accord.auth_failures').select('id').execute()).length, 3, 'the recent failure stays, per account, per IP and per IPv4 /24');
     });
   });
 }

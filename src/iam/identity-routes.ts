@@ -11,6 +11,7 @@ import { roleRoutes } from './roles/routes.ts';
 import { iamRoutes } from './sign-in/routes.ts';
 import type { IamServices } from './services.ts';
 import { sessionRoutes } from './sessions/routes.ts';
+import { unlockRoutes } from './sign-in/unlock.ts';
 import { userRoutes } from './users/routes.ts';
 
 /** Every route of the identity capability, in one list for the server to register. */
@@ -29,5 +30,6 @@ export function identityRoutes(iam: IamServices): RouteDefinition[] {
     ...endUserRoutes(iam),
     ...federationRoutes(iam),
     ...scimRoutes(iam),
+    ...unlockRoutes({ db: iam.db }),
   ];
 }

@@ -14,5 +14,7 @@ export { createTenantUser, grantTenantRole, listTenantUsers, revokeTenantRole, s
 export { identityRoutes } from './identity-routes.ts';
 export { pruneIdentity } from './housekeeping.ts';
 export { lockoutPolicyFromConfig as checkIamConfig } from './sign-in/lockout.ts';
+export { type UnlockResult, unlockSignIn } from './sign-in/unlock.ts';
+export { DEVICE_COOKIE, DEVICE_HEADER } from './sign-in/device.ts';
 export { DUPLICATE_PARAMETER } from './clients/oauth.ts';
 export { SAML_ACS_ROUTE } from './federation/index.ts';

@@ -36,6 +36,9 @@ import { capConnections, fastifyTimeouts, httpsOptions } from './listener.ts';
 import { RefusalAuditor } from './refusals.ts';
 import { RequestLog } from './logger.ts';
 import { installMetrics } from './metrics.ts';
+import { perimeterRoutes } from '../perimeter/index.ts';
+import { installPerimeter, type PerimeterWiring } from './perimeter.ts';
+import { surfaceRoute } from './surface.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -77,6 +80,8 @@ declare module 'fastify' {
     grantUsage: GrantUsage;
     /** What `registerRoutes` needs to build route contexts (benchmarks and tests add routes with it). */
     routeKit: RouteKit;
+    /** The perimeter's state and hooks (src/server/perimeter.ts). */
+    perimeter: PerimeterWiring;
   }
 }
 
@@ -186,6 +191,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const metrics = installMetrics(app);
   const auditor = new RefusalAuditor(database.db, metrics);
   refusals = auditor;
+  // --- perimeter (issue 10): request limits, IP lists, CORS, rate limits, denial summaries ---
+  const perimeter = installPerimeter(app, { config, db: database.db, logger: opts.logger });
+  app.decorate('perimeter', perimeter);
+  // --- end perimeter ---
 
   const iam = iamServices(database.db, config, opts.iamKey ?? (await IamKey.open(database.db, opts.keyring.kms)), opts.publicUrl);
   app.decorate('iam', iam);
@@ -210,6 +219,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
     const ua = req.headers['user-agent'];
     const base = { requestId: req.id, sourceIp: req.ip ?? null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+    req.meta = { ...base, auth: undefined };
+    // The perimeter first (request head, IP lists, CORS): a refused caller costs no token check.
+    const screened = await perimeter.screen(req, reply);
+    if (screened) return screened;
     // A bearer header wins; browsers send the access cookie instead.
     const fromHeader = bearer(req);
     const token = fromHeader ?? readCookie(req, ACCESS_COOKIE);
@@ -234,6 +247,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
     req.meta = { ...base, auth: result.auth };
   });
+  // Rate limits once the caller is known (per user / API client, else per source address).
+  app.addHook('onRequest', (req, reply) => perimeter.limit(req, reply));
   // The input rule first (src/http/input-rule.ts): the authorizer, the audit trail and the
   // handler all see the same, well-formed text. The rule is the same on every route.
   app.addHook('preValidation', async (req) => {
@@ -254,7 +269,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     } catch (err) {
       // An expired access token is the normal end of its five minutes (clients refresh and retry):
       // recording each one would bury the refusals that matter.
-      if (isAccordError(err) && err.code !== 'IAM_TOKEN_EXPIRED') {
+      if (isAccordError(err) && err.code !== 'IAM_TOKEN_EXPIRED' && !req.meta.auth) {
+        // Anonymous refusals are counted per source and window (one summary each, on the
+        // platform chain): a flood of 401s must not write one record per request.
+        perimeter.noteDenial(req, err.code);
+      } else if (isAccordError(err) && err.code !== 'IAM_TOKEN_EXPIRED') {
         // On the chain of the tenant the path names, when it exists, so its admins see who was
         // refused there (outsiders included: they learn nothing from a chain they cannot read).
         const tenantParam = acc.kind === 'permission' || acc.kind === 'end-user' ? acc.tenantParam : undefined;
@@ -284,6 +303,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
     ...lifecycleRoutes({ db: database.db, engine: database.engine, keyring: opts.keyring }),
     ...wafRoutes({ db: database.db, settings: waf.settings, ruleIds: new Set(crsRuleSet().rules.map((r) => r.id)) }),
+    // --- perimeter ---
+    ...perimeterRoutes({ db: database.db, platformLimits: () => ({ ...perimeter.state.platformLimits }), changed: () => perimeter.state.invalidate() }),
+    surfaceRoute({ app, config, db: database.db, perimeter, cert: opts.https?.cert }),
+    // --- end perimeter ---
   ];
   const kit: RouteKit = {
     db: database.db,

@@ -6,6 +6,7 @@ import * as m004 from './004-lockout.ts';
 import * as m005 from './005-identity.ts';
 import * as m006 from './006-audit-sealing.ts';
 import * as m007 from './007-stage-sessions.ts';
+import * as m008 from './008-perimeter.ts';
 import * as m009 from './009-apps.ts';
 import * as m010 from './010-app-lifecycle.ts';
 import * as m012 from './012-federation.ts';
@@ -20,7 +21,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '005-identity': m005,
   '006-audit-sealing': m006,
   '007-stage-sessions': m007,
-  // 008 is reserved for the perimeter (rate limits, IP lists), built beside this.
+  '008-perimeter': m008,
   '009-apps': m009,
   '010-app-lifecycle': m010,
   // 011 is reserved for work built beside this.

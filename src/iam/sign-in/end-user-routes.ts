@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { access, type RouteDefinition, route, type ScopeStage, type ScopeTenant } from '../../http/index.ts';
 import { clearSessionCookies } from '../sessions/cookies.ts';
+import { presentedDevice } from './device.ts';
 import { type Audience, login, logout } from './login.ts';
 import { completeMfa, MfaIn, presentedRefresh, RefreshIn, SignInOut, signInReply } from './routes.ts';
 import type { IamServices } from '../services.ts';
@@ -32,7 +33,8 @@ export function endUserRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ email: Type.String({ format: 'email', maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: 1024 }), mode: Mode }, { additionalProperties: false }),
         response: { 200: SignInOut },
       },
-      handler: async ({ tenant, stage, body, source, reply }) => signInReply(reply, await login(iam.signIn, source, body, stageAudience(tenant, stage)), body.mode),
+      handler: async ({ tenant, stage, body, source, reply, headers }) =>
+        signInReply(reply, await login(iam.signIn, source, { ...body, device: presentedDevice({ headers }) }, stageAudience(tenant, stage)), body.mode),
     }),
     route({
       method: 'POST',

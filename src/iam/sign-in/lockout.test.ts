@@ -18,7 +18,7 @@ import {
   lockoutAuditEvent,
   lockoutPolicy,
   lockoutPolicyFromConfig,
-  lockoutSubjects,
+  lockoutSubjects as subjectsWithNet,
   pruneFailures,
   recordFailure,
   recordSuccess,
@@ -46,7 +46,15 @@ async function wrongPassword(db: Db, s: LockoutSubjects, now: Date, policy: Lock
 }
 
 /** Alice in a directory of the test's own, so tests can share one database without sharing counts. */
+// The /24 is counted too, with thresholds of its own (tested over HTTP in test/e2e/perimeter/lockout.test.ts);
+// these tests look at the account and the address alone.
+const lockoutSubjects = (input: Parameters<typeof subjectsWithNet>[0]): LockoutSubjects => ({ ...subjectsWithNet(input), net: null });
 const alice = (directory: string, ip: string | null): LockoutSubjects => lockoutSubjects({ tenantId: directory, email: 'alice@acme.test', ip });
+/** The account's and the address's counts (the /24's and devices' are tested elsewhere). */
+const accountAndIp = async (c: Promise<{ account: number; ip: number }>) => {
+  const { account, ip } = await c;
+  return { account, ip };
+};
 
 describe('lockout subjects and policy', () => {
   test('accounts are keyed by directory and case-insensitive email; absurdly long input is hashed', () => {
@@ -81,6 +89,10 @@ describe('lockout subjects and policy', () => {
         { failures: 20, lockSeconds: 300 },
         { failures: 50, lockSeconds: 3600 },
       ],
+      net: [
+        { failures: 60, lockSeconds: 900 },
+        { failures: 150, lockSeconds: 3600 },
+      ],
       windowSeconds: 3600,
     });
     assert.ok(Object.isFrozen(defaultLockoutPolicy) && Object.isFrozen(defaultLockoutPolicy.account[0]));
@@ -101,7 +113,7 @@ describe('lockout subjects and policy', () => {
   });
 
   test('the configuration form parses failures:seconds lists and reports bad values as CONFIG_INVALID', () => {
-    const p = lockoutPolicyFromConfig({ lockoutAccount: ['3:30', '6:1800'], lockoutIp: ['20:300', '50:3600'], lockoutWindowSeconds: 3600 });
+    const p = lockoutPolicyFromConfig({ lockoutAccount: ['3:30', '6:1800'], lockoutIp: ['20:300', '50:3600'], lockoutNet: ['60:900', '150:3600'], lockoutWindowSeconds: 3600 });
     assert.deepEqual(p, defaultLockoutPolicy);
     assert.deepEqual(lockoutPolicyFromConfig({ lockoutAccount: ['5:60'], lockoutIp: [], lockoutWindowSeconds: 600 }).ip, []);
     assert.throws(
@@ -168,7 +180,7 @@ for (const engine of engines()) {
       await fail(db, s, at(1));
       // 60 min 1 s after the second failure, both have left the window.
       assert.deepEqual(await fail(db, s, at(3602)), { locks: [] });
-      assert.deepEqual(await failureCounts(db, s, defaultLockoutPolicy, at(3602)), { account: 1, ip: 1 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, s, defaultLockoutPolicy, at(3602))), { account: 1, ip: 1 });
       // Within the window they do.
       const other = lockoutSubjects({ tenantId: 'window', email: 'carol@acme.test', ip: null });
       await fail(db, other, at(0));
@@ -224,11 +236,11 @@ for (const engine of engines()) {
       await fail(db, s, at(0));
       await fail(db, s, at(1));
       await db.transaction().execute((trx) => recordSuccess(trx, s, at(2)));
-      assert.deepEqual(await failureCounts(db, s, defaultLockoutPolicy, at(2)), { account: 0, ip: 2 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, s, defaultLockoutPolicy, at(2))), { account: 0, ip: 2 });
       assert.deepEqual(await fail(db, s, at(3)), { locks: [] });
       assert.deepEqual(await fail(db, s, at(4)), { locks: [] });
       assert.equal((await fail(db, s, at(5))).lockedNow?.scope, 'account');
-      assert.deepEqual(await failureCounts(db, s, defaultLockoutPolicy, at(5)), { account: 3, ip: 5 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, s, defaultLockoutPolicy, at(5))), { account: 3, ip: 5 });
     });
 
     test('an unknown account is locked exactly like a known one', async () => {
@@ -263,7 +275,7 @@ for (const engine of engines()) {
           }),
         ),
       );
-      assert.deepEqual(await failureCounts(db, s, policy, at(0)), { account: 10, ip: 10 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, s, policy, at(0))), { account: 10, ip: 10 });
       const seen = (scope: string) =>
         results
           .flatMap((r) => r.locks)
@@ -283,7 +295,7 @@ for (const engine of engines()) {
       assert.equal((await fail(db, s, at(1), policy)).lockedNow?.seconds, 10);
       assert.deepEqual(await checkLockout(db, s, at(1)), { locked: true, retryAfterSeconds: 10, scope: 'account' });
       assert.equal((await checkLockout(db, s, at(11))).locked, false);
-      assert.deepEqual(await failureCounts(db, s, policy, at(11)), { account: 2, ip: 0 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, s, policy, at(11))), { account: 2, ip: 0 });
       // Window of 120 s: failures at 0 and 1 no longer count at 122.
       assert.deepEqual(await fail(db, s, at(122), policy), { locks: [] });
     });
@@ -340,7 +352,7 @@ for (const engine of engines()) {
       // At 3601: alice's three failures left the window and her lock ended; dave's failure stays.
       const pruned = await pruneFailures(db, defaultLockoutPolicy, at(3602));
       assert.deepEqual(pruned, { failures: 6, locks: 3 });
-      assert.deepEqual(await failureCounts(db, other, defaultLockoutPolicy, at(3602)), { account: 1, ip: 0 });
+      assert.deepEqual(await accountAndIp(failureCounts(db, other, defaultLockoutPolicy, at(3602))), { account: 1, ip: 0 });
       // A lock still running survives pruning.
       for (let i = 0; i < 3; i++) await fail(db, other, at(3700 + i));
       await pruneFailures(db, defaultLockoutPolicy, at(3703));

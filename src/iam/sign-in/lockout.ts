@@ -1,19 +1,26 @@
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
-import type { ColumnType, Generated, Kysely } from 'kysely';
+import { type ColumnType, type Generated, type Kysely, sql } from 'kysely';
 import type { AuditEvent } from '../../audit-chain/index.ts';
 import type { Catalog, DbOrTrx, Trx } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
+import { ipv4Network24, sourceKey } from '../../perimeter/index.ts';
 import { normaliseEmail } from '../users/users.ts';
 
 /**
- * Brute-force protection for sign-in, per account and per source IP. State lives only in the
- * catalog (`accord.auth_failures`, `accord.auth_locks`), so every node sees the same locks.
+ * Brute-force protection for sign-in, per account, per source IP (IPv6 per /64), per IPv4 /24 and
+ * per trusted device. State lives only in the catalog (`accord.auth_failures`,
+ * `accord.auth_locks`), so every node sees the same locks.
  *
- * The caller's order, for each attempt:
- *   1. `checkLockout` before verifying the password; when locked, refuse with IAM_LOCKED whatever
- *      the password (and do not call `recordFailure`: the attempt never reached the password).
- *   2. On a wrong password (or unknown account, or disabled account): `recordFailure` in a unit
+ * Password sign-in reserves its attempt first (`reserveAttempt`): in one transaction, under the
+ * subjects' row locks, it refuses when locked and otherwise counts the attempt as a failure
+ * (locking when that reaches a threshold) BEFORE the password is checked. N concurrent guesses
+ * against a limit of 3 therefore check at most 3 passwords; a right password then takes its
+ * reservation back (`releaseReservation`, also done by `recordSuccess`).
+ *
+ * Other callers (second factors, password change) keep the older order:
+ *   1. `checkLockout` before verifying the secret; when locked, refuse with IAM_LOCKED whatever
+ *      the secret (and do not call `recordFailure`: the attempt never reached the secret).
+ *   2. On a wrong secret (or unknown account, or disabled account): `recordFailure` in a unit
  *      of work, then one `auth.lockout` audit event per entry of `locks` in the same unit (usually
  *      as events of its committed refusal, `w.refuse`). Call `recordFailure` first in the unit: it
  *      locks the subjects' rows, and taking row locks in one order everywhere keeps concurrent
@@ -29,20 +36,40 @@ export interface LockoutStep {
   readonly lockSeconds: number;
 }
 
-/** Thresholds per scope (ascending; an empty list disables that scope) and the counting window. */
+/**
+ * Thresholds per scope (ascending; an empty list disables that scope) and the counting window.
+ * A trusted device is counted with the account's steps, apart from the account.
+ */
 export interface LockoutPolicy {
   readonly account: readonly LockoutStep[];
   readonly ip: readonly LockoutStep[];
+  /** Per IPv4 /24 (a spray spread over a few neighbouring addresses); absent: none. */
+  readonly net?: readonly LockoutStep[];
   readonly windowSeconds: number;
 }
 
-export type LockoutScope = 'account' | 'ip';
+export type LockoutScope = 'account' | 'ip' | 'net' | 'device';
 
 /** What is counted: the account (`<directory>:<email>`, see `accountSubject`) and the source address. */
 export interface LockoutSubjects {
   readonly account: string;
   /** null: the source address is unknown; only the account is counted. */
   readonly ip: string | null;
+  /** The IPv4 /24 of the source (null for IPv6, whose /64 is already the `ip` subject). */
+  readonly net?: string | null;
+  /**
+   * A device that proved itself at an earlier sign-in of this account (a valid device cookie):
+   * its attempts are counted under the device instead of the account, so the account's lock,
+   * which strangers can set, does not stop it (OWASP's "device cookies").
+   */
+  readonly device?: string | null;
+}
+
+/** The steps that apply to a scope (a device is held to the account's). */
+function stepsOf(policy: LockoutPolicy, kind: LockoutScope): readonly LockoutStep[] {
+  if (kind === 'device') return policy.account;
+  if (kind === 'net') return policy.net ?? [];
+  return policy[kind];
 }
 
 /** The answer of `checkLockout`. `retryAfterSeconds` is whole seconds, at least 1 when locked. */
@@ -119,13 +146,16 @@ export function lockoutPolicy(input: LockoutPolicy, path = 'lockout'): LockoutPo
   return Object.freeze({
     account: steps(input.account, `${path}.account`),
     ip: steps(input.ip, `${path}.ip`),
+    net: steps(input.net ?? [], `${path}.net`),
     windowSeconds: input.windowSeconds,
   });
 }
 
 /**
  * The defaults, at least as strict as OutSystems O11: per account 3 failures → 30 s, 6 → 30 min;
- * per source IP 20 → 5 min, 50 → 1 h; failures counted over the last 60 minutes.
+ * per source IP 20 → 5 min, 50 → 1 h; per IPv4 /24 60 → 15 min, 150 → 1 h (three times the
+ * address's, so a handful of neighbours behind one NAT are not locked by one of them, while a
+ * spray over the /24 is); failures counted over the last 60 minutes.
  */
 export const defaultLockoutPolicy: LockoutPolicy = lockoutPolicy({
   account: [
@@ -135,6 +165,10 @@ export const defaultLockoutPolicy: LockoutPolicy = lockoutPolicy({
   ip: [
     { failures: 20, lockSeconds: 5 * 60 },
     { failures: 50, lockSeconds: 60 * 60 },
+  ],
+  net: [
+    { failures: 60, lockSeconds: 15 * 60 },
+    { failures: 150, lockSeconds: 60 * 60 },
   ],
   windowSeconds: 60 * 60,
 });
@@ -147,6 +181,7 @@ export const defaultLockoutPolicy: LockoutPolicy = lockoutPolicy({
 export function lockoutPolicyFromConfig(config: {
   readonly lockoutAccount: readonly string[];
   readonly lockoutIp: readonly string[];
+  readonly lockoutNet?: readonly string[];
   readonly lockoutWindowSeconds: number;
 }): LockoutPolicy {
   const parse = (list: readonly string[], key: string): LockoutStep[] =>
@@ -158,13 +193,14 @@ export function lockoutPolicyFromConfig(config: {
   const input = {
     account: parse(config.lockoutAccount, 'lockoutAccount'),
     ip: parse(config.lockoutIp, 'lockoutIp'),
+    net: parse(config.lockoutNet ?? [], 'lockoutNet'),
     windowSeconds: config.lockoutWindowSeconds,
   };
   try {
     return lockoutPolicy(input, 'lockout');
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const key = message.startsWith('lockout.account') ? 'lockoutAccount' : message.startsWith('lockout.ip') ? 'lockoutIp' : 'lockoutWindowSeconds';
+    const key = message.startsWith('lockout.account') ? 'lockoutAccount' : message.startsWith('lockout.ip') ? 'lockoutIp' : message.startsWith('lockout.net') ? 'lockoutNet' : 'lockoutWindowSeconds';
     throw configInvalid(`${key}: ${message}`, key);
   }
 }
@@ -190,67 +226,34 @@ export function accountSubject(tenantId: string | null, email: string): string {
 }
 
 /**
- * The IP subject. IPv4 as is (IPv4-mapped IPv6 folded into IPv4); IPv6 by its /64 prefix,
- * because one subscriber usually holds a whole /64 and could otherwise rotate through 2^64
- * addresses. null or empty: unknown.
+ * The IP subject: the perimeter's source key (IPv4 as is, IPv4-mapped IPv6 folded into IPv4,
+ * IPv6 by its /64, because one subscriber usually holds a whole /64 and could otherwise rotate
+ * through 2^64 addresses). null or empty: unknown.
  */
 export function ipSubject(ip: string | null | undefined): string | null {
-  if (ip === null || ip === undefined) return null;
-  let a = ip.trim();
-  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
-  const zone = a.indexOf('%');
-  if (zone >= 0) a = a.slice(0, zone);
-  if (a === '') return null;
-  const version = isIP(a);
-  if (version === 4) return a;
-  if (version === 6) {
-    const g = ipv6Groups(a);
-    if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-      const [hi, lo] = [g[6] ?? 0, g[7] ?? 0];
-      return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-    }
-    return `${g
-      .slice(0, 4)
-      .map((x) => x.toString(16))
-      .join(':')}::/64`;
-  }
-  // Not an address (a proxy passing garbage): still counted, bounded in size.
-  return a.slice(0, 100);
+  if (ip === null || ip === undefined || ip.trim() === '') return null;
+  return sourceKey(ip);
 }
 
-/** The eight 16-bit groups of an address `isIP` accepted as IPv6. */
-function ipv6Groups(address: string): number[] {
-  let s = address;
-  const tail: number[] = [];
-  const lastColon = s.lastIndexOf(':');
-  if (s.slice(lastColon + 1).includes('.')) {
-    const o = s
-      .slice(lastColon + 1)
-      .split('.')
-      .map(Number);
-    tail.push(((o[0] ?? 0) << 8) | (o[1] ?? 0), ((o[2] ?? 0) << 8) | (o[3] ?? 0));
-    s = s.slice(0, lastColon + 1);
-  }
-  const hex = (part: string): number[] =>
-    part
-      .split(':')
-      .filter((x) => x !== '')
-      .map((x) => Number.parseInt(x, 16));
-  const gap = s.indexOf('::');
-  if (gap < 0) return [...hex(s), ...tail];
-  const head = hex(s.slice(0, gap));
-  const rest = [...hex(s.slice(gap + 2)), ...tail];
-  return [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest];
+/** The subjects of a sign-in attempt; `device` is the id of a verified device cookie of this account. */
+export function lockoutSubjects(input: { tenantId: string | null; email: string; ip: string | null | undefined; device?: string | null | undefined }): LockoutSubjects {
+  const account = accountSubject(input.tenantId, input.email);
+  return {
+    account,
+    ip: ipSubject(input.ip),
+    net: ipv4Network24(input.ip) ?? null,
+    // Prefixed with the account, so unlocking the account finds its devices' locks too.
+    ...(input.device ? { device: `${account}#${input.device}` } : {}),
+  };
 }
 
-/** Both subjects of a sign-in attempt. */
-export function lockoutSubjects(input: { tenantId: string | null; email: string; ip: string | null | undefined }): LockoutSubjects {
-  return { account: accountSubject(input.tenantId, input.email), ip: ipSubject(input.ip) };
-}
-
+// The order rows are locked in, everywhere: account (or device), ip, net.
 function pairs(subjects: LockoutSubjects): { kind: LockoutScope; subject: string }[] {
-  const out: { kind: LockoutScope; subject: string }[] = [{ kind: 'account', subject: subjects.account }];
+  const out: { kind: LockoutScope; subject: string }[] = [
+    subjects.device ? { kind: 'device', subject: subjects.device } : { kind: 'account', subject: subjects.account },
+  ];
   if (subjects.ip !== null) out.push({ kind: 'ip', subject: subjects.ip });
+  if (subjects.net) out.push({ kind: 'net', subject: subjects.net });
   return out;
 }
 
@@ -299,7 +302,7 @@ function stepFor(steps: readonly LockoutStep[], count: number): { step: LockoutS
  */
 export async function recordFailure(trx: Trx, subjects: LockoutSubjects, policy: LockoutPolicy, now: Date): Promise<FailureResult> {
   const t = tables(trx);
-  const targets = pairs(subjects).filter((p) => policy[p.kind].length > 0);
+  const targets = pairs(subjects).filter((p) => stepsOf(policy, p.kind).length > 0);
   if (targets.length === 0) return { locks: [] };
   // The upsert locks each subject's row until commit (account first, then IP, in every
   // transaction), so concurrent failures of one subject on any node take turns here...
@@ -313,11 +316,17 @@ export async function recordFailure(trx: Trx, subjects: LockoutSubjects, policy:
     .values(targets.map((p) => ({ kind: p.kind, subject: p.subject, occurred_at: now })))
     .execute();
   // ...and this statement, with a snapshot taken after the lock, sees every earlier failure.
+  return lockWhereDue(trx, targets, policy, now);
+}
+
+/** Counts the subjects' failures and sets (or lengthens) the locks their thresholds call for. */
+async function lockWhereDue(trx: Trx, targets: readonly { kind: LockoutScope; subject: string }[], policy: LockoutPolicy, now: Date): Promise<FailureResult> {
+  const t = tables(trx);
   const counts = await countFailures(trx, targets, policy, now);
   const locks: LockEvent[] = [];
   for (const p of targets) {
     const failures = counts.get(p.kind) ?? 0;
-    const hit = stepFor(policy[p.kind], failures);
+    const hit = stepFor(stepsOf(policy, p.kind), failures);
     if (!hit) continue;
     const until = new Date(now.getTime() + hit.step.lockSeconds * 1000);
     const updated = await t
@@ -354,9 +363,53 @@ async function countFailures(
 }
 
 /** Failures of each subject within the window (for tests, support and the security console). */
-export async function failureCounts(db: DbOrTrx, subjects: LockoutSubjects, policy: LockoutPolicy, now: Date): Promise<{ account: number; ip: number }> {
-  const counts = await countFailures(db, pairs(subjects), policy, now);
-  return { account: counts.get('account') ?? 0, ip: counts.get('ip') ?? 0 };
+export async function failureCounts(db: DbOrTrx, subjects: LockoutSubjects, policy: LockoutPolicy, now: Date): Promise<{ account: number; ip: number; net: number; device: number }> {
+  const counts = await countFailures(db, [...pairs(subjects), ...(subjects.device ? [{ kind: 'account' as const, subject: subjects.account }] : [])], policy, now);
+  return { account: counts.get('account') ?? 0, ip: counts.get('ip') ?? 0, net: counts.get('net') ?? 0, device: counts.get('device') ?? 0 };
+}
+
+/** The answer of `reserveAttempt`. */
+export type Reservation =
+  | { readonly admitted: false; readonly lock: LockoutState & { locked: true } }
+  | {
+      readonly admitted: true;
+      readonly locks: readonly LockEvent[];
+      /** The locks this reservation set, by scope. */
+      readonly until: ReadonlyMap<LockoutScope, Date>;
+      /** The failure rows it recorded, by scope (a right password takes them back). */
+      readonly ids: ReadonlyMap<LockoutScope, number>;
+    };
+
+/**
+ * Reserves one sign-in attempt before its password is checked. Under the subjects' row locks
+ * (taken in the one order), it refuses when any subject is locked, and otherwise records the
+ * attempt as a failure and sets the locks its count calls for — so the next concurrent attempt,
+ * waiting on the same row, already sees them. Run it in a unit of work and audit `locks` there.
+ * A right password then calls `recordSuccess` with the reservation to take it back.
+ */
+export async function reserveAttempt(trx: Trx, subjects: LockoutSubjects, policy: LockoutPolicy, now: Date): Promise<Reservation> {
+  const t = tables(trx);
+  const all = pairs(subjects);
+  const targets = all.filter((p) => stepsOf(policy, p.kind).length > 0);
+  if (targets.length > 0) {
+    // The upsert locks each row until commit: concurrent attempts on one subject, on any node,
+    // pass here one after the other, each seeing what the one before it recorded.
+    await t
+      .insertInto('accord.auth_locks')
+      .values(targets.map((p) => ({ kind: p.kind, subject: p.subject, locked_until: null })))
+      .onConflict((oc) => oc.columns(['kind', 'subject']).doUpdateSet((eb) => ({ kind: eb.ref('excluded.kind') })))
+      .execute();
+  }
+  const lock = await checkLockout(trx, subjects, now);
+  if (lock.locked) return { admitted: false, lock };
+  if (targets.length === 0) return { admitted: true, locks: [], until: new Map(), ids: new Map() };
+  const rows = await t
+    .insertInto('accord.auth_failures')
+    .values(targets.map((p) => ({ kind: p.kind, subject: p.subject, occurred_at: now })))
+    .returning(['id', 'kind'])
+    .execute();
+  const { locks } = await lockWhereDue(trx, targets, policy, now);
+  return { admitted: true, locks, until: new Map(locks.map((l) => [l.scope, l.until])), ids: new Map(rows.map((r) => [r.kind, Number(r.id)])) };
 }
 
 /**
@@ -364,15 +417,57 @@ export async function failureCounts(db: DbOrTrx, subjects: LockoutSubjects, poli
  * password starts afresh). The IP's failures stay, or an attacker holding one valid account could
  * reset the IP count between guesses at others. A lock set meanwhile by a concurrent failure stays.
  */
-export async function recordSuccess(trx: Trx, subjects: LockoutSubjects, now: Date): Promise<void> {
+export async function recordSuccess(trx: Trx, subjects: LockoutSubjects, now: Date, reservation?: Reservation): Promise<void> {
   const t = tables(trx);
-  await t.deleteFrom('accord.auth_failures').where('kind', '=', 'account').where('subject', '=', subjects.account).execute();
+  await releaseReservation(trx, subjects, reservation);
+  const own = subjects.device ? { kind: 'device' as const, subject: subjects.device } : { kind: 'account' as const, subject: subjects.account };
+  await t.deleteFrom('accord.auth_failures').where('kind', '=', own.kind).where('subject', '=', own.subject).execute();
   await t
     .deleteFrom('accord.auth_locks')
-    .where('kind', '=', 'account')
-    .where('subject', '=', subjects.account)
+    .where('kind', '=', own.kind)
+    .where('subject', '=', own.subject)
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
     .execute();
+}
+
+/**
+ * Takes back what a reservation recorded once its password proved right (a right password was
+ * not a guess): its failure rows, and the locks it set itself (it was the attempt that reached a
+ * threshold). Locks set by other attempts stay. Call it whether or not a second factor follows;
+ * the second factor's failures are counted on their own.
+ */
+export async function releaseReservation(trx: Trx, subjects: LockoutSubjects, reservation: Reservation | undefined): Promise<void> {
+  if (!reservation?.admitted) return;
+  const t = tables(trx);
+  const ids = [...reservation.ids.values()];
+  if (ids.length > 0) await t.deleteFrom('accord.auth_failures').where('id', 'in', ids).execute();
+  for (const p of pairs(subjects)) {
+    const until = reservation.until.get(p.kind);
+    if (!until) continue;
+    await t.updateTable('accord.auth_locks').set({ locked_until: null }).where('kind', '=', p.kind).where('subject', '=', p.subject).where('locked_until', '=', until).execute();
+  }
+}
+
+/**
+ * Ends the account's lock and forgets its failures (an administrator's or the operator's
+ * unlock). Returns whether there was anything to end. Device, IP and /24 counters are untouched.
+ */
+export async function unlockAccount(trx: Trx, account: string, now: Date): Promise<{ wasLocked: boolean; failures: number }> {
+  const t = tables(trx);
+  const locked = await t
+    .deleteFrom('accord.auth_locks')
+    .where('kind', '=', 'account')
+    .where('subject', '=', account)
+    .returning('locked_until')
+    .execute();
+  const f = await t.deleteFrom('accord.auth_failures').where('kind', '=', 'account').where('subject', '=', account).executeTakeFirst();
+  // The account's devices too (their subjects start with the account): an unlock is a fresh start.
+  const prefix = `${account}#`;
+  const ofDevices = sql<boolean>`left(subject, ${prefix.length}) = ${prefix}`;
+  const devices = await t.deleteFrom('accord.auth_locks').where('kind', '=', 'device').where(ofDevices).returning('locked_until').execute();
+  await t.deleteFrom('accord.auth_failures').where('kind', '=', 'device').where(ofDevices).execute();
+  locked.push(...devices);
+  return { wasLocked: locked.some((r) => r.locked_until !== null && r.locked_until > now), failures: Number(f.numDeletedRows) };
 }
 
 /**
@@ -399,7 +494,7 @@ export function lockoutAuditEvent(lock: LockEvent, tenantId: string | null): Aud
   return {
     tenantId,
     action: 'auth.lockout',
-    target: { type: lock.scope === 'account' ? 'account' : 'ip', id: lock.subject },
+    target: { type: lock.scope === 'account' ? 'account' : lock.scope, id: lock.subject },
     outcome: 'success',
     details: { scope: lock.scope, seconds: lock.seconds, lockedUntil: lock.until.toISOString(), failures: lock.failures, level: lock.level },
   };

@@ -3,7 +3,8 @@ import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { refuse, unitOfWork, type Work } from '../../kernel/index.ts';
 import { asUser } from '../sessions/acting-as.ts';
-import { checkLockout, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure, recordSuccess } from './lockout.ts';
+import { issueDeviceToken, verifyDeviceToken } from './device.ts';
+import { accountSubject, type LockoutPolicy, lockedError, lockoutAuditEvent, lockoutSubjects, type Reservation, recordSuccess, releaseReservation, reserveAttempt } from './lockout.ts';
 import { mfaFactors, mfaRequired } from '../mfa/factors.ts';
 import { verifyPassword } from '../account/passwords.ts';
 import { builtinSignInDisabled } from '../federation/providers.ts';
@@ -31,10 +32,11 @@ export interface UserRef {
 /** Where a sign-in leads: the console, or the apps of one stage (end users). */
 export type Audience = { readonly kind: 'console' } | { readonly kind: 'end-user'; readonly tenantId: string; readonly stageId: string };
 
+/** `deviceToken`: the device cookie's value for this device and account (see device.ts). */
 export type SignInResult =
-  | { readonly status: 'signed-in'; readonly session: IssuedSession; readonly user: UserRef }
+  | { readonly status: 'signed-in'; readonly session: IssuedSession; readonly user: UserRef; readonly deviceToken?: string }
   | { readonly status: 'mfa-required'; readonly mfaToken: string; readonly methods: readonly string[]; readonly expiresAt: Date; readonly user: UserRef }
-  | { readonly status: 'mfa-enrolment-required'; readonly session: IssuedSession; readonly user: UserRef };
+  | { readonly status: 'mfa-enrolment-required'; readonly session: IssuedSession; readonly user: UserRef; readonly deviceToken?: string };
 
 const MFA_CHALLENGE_SECONDS = 5 * 60;
 /**
@@ -68,30 +70,42 @@ async function candidates(db: Db, email: string, tenant: string | undefined, aud
  * challenge instead of a session; a user who must use MFA and has none gets an enrolment-only
  * session. Every attempt is audited: on the account's tenant chain when it is known, else the
  * platform's.
+ *
+ * The attempt is reserved (counted) before any password is checked (`reserveAttempt`), so
+ * concurrent guesses cannot outrun the lock. `input.device` is a device token from an earlier
+ * successful sign-in: valid for this account, the attempt is counted under the device, not the
+ * account, and the account's lock does not stop it.
  */
 export async function login(
   deps: SignInDeps,
   source: AuditSource,
-  input: { email: string; password: string; tenant?: string | undefined },
+  input: { email: string; password: string; tenant?: string | undefined; device?: string | undefined },
   audience: Audience = { kind: 'console' },
   now = new Date(),
 ): Promise<SignInResult> {
   const { db } = deps;
   // One counter per email across directories: choosing another tenant must not buy more tries.
-  const subjects = lockoutSubjects({ tenantId: null, email: input.email, ip: source.sourceIp });
+  const device = verifyDeviceToken(deps.issuer.key, input.device, accountSubject(null, input.email), now);
+  const subjects = lockoutSubjects({ tenantId: null, email: input.email, ip: source.sourceIp, device: device?.deviceId });
   const anonymous = { ...source, actor: { type: 'anonymous' as const, id: null, label: input.email.toLowerCase(), roles: [] } };
-  const lock = await checkLockout(db, subjects, now);
-  if (lock.locked) {
-    // Refused without checking the password (a right one is refused too), and not counted, so
-    // retrying during a short lock does not escalate it.
-    return refuse(db, anonymous, lockedError(lock.retryAfterSeconds), {
-      tenantId: null,
-      action: 'auth.login',
-      outcome: 'denied',
-      reason: 'IAM_LOCKED',
-      details: { scope: lock.scope },
-    });
-  }
+  // Reserved in its own committed unit: the next concurrent attempt waits on the same rows and
+  // sees this one counted (and any lock it set) before it may check a password.
+  const reservation = await unitOfWork(db, anonymous, async (w) => {
+    const r = await reserveAttempt(w.trx, subjects, deps.lockout, now);
+    if (!r.admitted) {
+      // Refused without checking the password (a right one is refused too), and not counted, so
+      // retrying during a short lock does not escalate it.
+      return w.refuse(lockedError(r.lock.retryAfterSeconds), {
+        tenantId: null,
+        action: 'auth.login',
+        outcome: 'denied',
+        reason: 'IAM_LOCKED',
+        details: { scope: r.lock.scope, ...(device ? { device: true } : {}) },
+      });
+    }
+    for (const l of r.locks) await w.audit(lockoutAuditEvent(l, null));
+    return r;
+  });
   const accounts = await candidates(db, input.email, input.tenant, audience);
   const matches: typeof accounts = [];
   const checks = audience.kind === 'console' && input.tenant === undefined ? MAX_SIGN_IN_ACCOUNTS : 1;
@@ -110,30 +124,25 @@ export async function login(
   if (!found) {
     const known = matches[0] ?? accounts[0];
     const reason = builtinOff ? 'builtin-sign-in-disabled' : accounts.length === 0 ? 'unknown-user' : matches.length === 0 ? 'bad-password' : 'disabled';
-    return unitOfWork(db, anonymous, async (w) => {
-      // The lockout rows first, as everywhere: one lock order.
-      const failure = await recordFailure(w.trx, subjects, deps.lockout, now);
-      return w.refuse(
-        new AccordError('IAM_INVALID_CREDENTIALS'),
-        {
-          tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
-          action: 'auth.login',
-          ...(known && accounts.length === 1 ? { target: { type: 'user', id: known.id } } : {}),
-          outcome: 'failure',
-          reason,
-        },
-        ...failure.locks.map((l) => lockoutAuditEvent(l, null)),
-      );
+    // Already counted by the reservation (and its locks audited there).
+    return refuse(db, anonymous, new AccordError('IAM_INVALID_CREDENTIALS'), {
+      tenantId: accounts.length === 1 ? (known?.tenant_id ?? null) : null,
+      action: 'auth.login',
+      ...(known && accounts.length === 1 ? { target: { type: 'user', id: known.id } } : {}),
+      outcome: 'failure',
+      reason,
     });
   }
   const user: UserRef = { id: found.id, email: found.email, tenantId: found.tenant_id, tenant: found.tenant_name };
   const factors = await mfaFactors(db, user.id);
   if (factors.length > 0) {
-    // The password was right, but the sign-in is not done: failures are not cleared until the
-    // second factor passes, and that factor's failures count against the same lock.
+    // The password was right, but the sign-in is not done: earlier failures are not cleared until
+    // the second factor passes, and that factor's failures count against the same lock.
     const challenge = newToken('acm');
     const expiresAt = new Date(now.getTime() + MFA_CHALLENGE_SECONDS * 1000);
     await unitOfWork(db, asUser(source, user), async ({ trx, audit }) => {
+      // The password was right: its reservation is taken back; the factor counts on its own.
+      await releaseReservation(trx, subjects, reservation);
       await trx
         .insertInto('accord.user_tokens')
         .values({ user_id: user.id, purpose: 'mfa-challenge', token_hash: challenge.hash, expires_at: expiresAt, data: JSON.stringify({ audience }) })
@@ -142,7 +151,9 @@ export async function login(
     });
     return { status: 'mfa-required', mfaToken: challenge.token, methods: factors, expiresAt, user };
   }
-  return unitOfWork(db, source, (w) => completeSignIn(w, deps, user, ['password'], audience, now));
+  // A device token of another account with the same email (another directory) proves nothing here.
+  const deviceId = device && device.userId === user.id ? device.deviceId : undefined;
+  return unitOfWork(db, source, (w) => completeSignIn(w, deps, user, ['password'], audience, now, { reservation, deviceId }));
 }
 
 /**
@@ -158,9 +169,13 @@ export async function completeSignIn(
   methods: readonly string[],
   audience: Audience,
   now = new Date(),
+  attempt: { readonly reservation?: Reservation; readonly deviceId?: string | undefined } = {},
 ): Promise<SignInResult> {
   const { trx, source } = w;
-  await recordSuccess(trx, lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp }), now);
+  const subjects = lockoutSubjects({ tenantId: null, email: user.email, ip: source.sourceIp, device: attempt.deviceId });
+  await recordSuccess(trx, subjects, now, attempt.reservation);
+  // The device proved itself (again): its token is (re)issued for this account.
+  const device = issueDeviceToken(deps.issuer.key, { deviceId: attempt.deviceId, account: subjects.account, userId: user.id }, now);
   const enrolmentOnly = audience.kind === 'console' && methods.length === 1 && (await mfaRequired(trx, user.id, user.tenantId, deps.platformRequireMfa));
   const policy = await sessionPolicy(trx, deps.defaults, audience.kind === 'end-user' ? { tenantId: audience.tenantId, stageId: audience.stageId } : { tenantId: user.tenantId });
   const session = await openSession(
@@ -184,7 +199,7 @@ export async function completeSignIn(
     outcome: 'success',
     details: { methods, audience: audience.kind, ...(enrolmentOnly ? { enrolmentOnly: true } : {}) },
   });
-  return enrolmentOnly ? { status: 'mfa-enrolment-required', session, user } : { status: 'signed-in', session, user };
+  return enrolmentOnly ? { status: 'mfa-enrolment-required', session, user, deviceToken: device.token } : { status: 'signed-in', session, user, deviceToken: device.token };
 }
 
 /** Ends the caller's session. */

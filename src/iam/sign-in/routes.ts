@@ -12,6 +12,7 @@ import { clearSessionCookies, CSRF_HEADER, REFRESH_COOKIE, readCookie, setSessio
 import { checkLockout, lockedError, lockoutAuditEvent, lockoutSubjects, recordFailure } from './lockout.ts';
 import { type Audience, completeSignIn, login, logout, type SignInResult, type UserRef } from './login.ts';
 import { verifySecondFactor } from '../mfa/verify.ts';
+import { presentedDevice, setDeviceCookie } from './device.ts';
 import type { IamServices } from '../services.ts';
 import { refreshSession, sessionPolicy } from '../sessions/sessions.ts';
 import { csrfToken, hashToken } from '../sessions/tokens.ts';
@@ -34,6 +35,7 @@ export const SignInOut = Type.Object({
   methods: Type.Optional(Type.Array(Type.String())),
   mfaExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
   user: Type.Object({ id: Type.String(), email: Type.String(), tenant: Type.Union([Type.String(), Type.Null()]) }),
+  deviceToken: Type.Optional(Type.String({ description: 'Bearer mode: send it back in Accord-Device on later sign-ins (cookie mode sets it as a cookie).' })),
 });
 
 export const MfaIn = Type.Object(
@@ -68,9 +70,10 @@ export function signInReply(reply: FastifyReply, result: SignInResult, mode: 'be
   };
   if (mode === 'cookie') {
     setSessionCookies(reply, s, now);
+    if (result.deviceToken) setDeviceCookie(reply, result.deviceToken);
     return { ...common, csrfToken: s.csrfToken };
   }
-  return { ...common, accessToken: s.accessToken, refreshToken: s.refreshToken };
+  return { ...common, accessToken: s.accessToken, refreshToken: s.refreshToken, ...(result.deviceToken ? { deviceToken: result.deviceToken } : {}) };
 }
 
 /**
@@ -164,7 +167,7 @@ export function iamRoutes(iam: IamServices): RouteDefinition[] {
         body: Type.Object({ email: Email, password: Password, tenant: Type.Optional(Type.String({ maxLength: 63 })), mode: Mode }, { additionalProperties: false }),
         response: { 200: SignInOut },
       },
-      handler: async ({ body, source, reply }) => signInReply(reply, await login(iam.signIn, source, body), body.mode),
+      handler: async ({ body, source, reply, headers }) => signInReply(reply, await login(iam.signIn, source, { ...body, device: presentedDevice({ headers }) }), body.mode),
     }),
     route({
       method: 'POST',

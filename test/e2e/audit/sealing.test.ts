@@ -82,7 +82,8 @@ for (const engine of ['pglite', 'postgres'] as const) {
       const token = (login.body as { accessToken: string }).accessToken;
       const tenant = await call(first.ready, first.ca, 'POST', '/api/v1/tenants', { token, body: { name: 'acme' } });
       assert.equal(tenant.status, 201, JSON.stringify(tenant.body));
-      // Refused requests are audited too (access.denied), on the tenant's chain and the platform's.
+      // Anonymous refusals are counted into per-source summaries (issue 10), written when a window
+      // closes: they add no record here.
       for (const path of ['/api/v1/tenants/acme', '/api/v1/tenants', '/api/v1/audit']) {
         assert.equal((await call(first.ready, first.ca, 'GET', path)).status, 401);
       }
@@ -90,9 +91,9 @@ for (const engine of ['pglite', 'postgres'] as const) {
       const platformBefore = await search(first, token, '/api/v1/audit');
       const committed = [...acmeBefore, ...platformBefore];
       const unsealed = committed.filter((r) => r.seq === null);
-      // tenant.created, three stage.created, one access.denied on acme; setup, login, denials on the platform.
-      assert.ok(acmeBefore.filter((r) => r.seq === null).length >= 5, 'the tenant chain holds committed, unsealed events');
-      assert.ok(platformBefore.filter((r) => r.seq === null).length >= 4, 'the platform chain holds committed, unsealed events');
+      // tenant.created and three stage.created on acme; setup and login on the platform.
+      assert.ok(acmeBefore.filter((r) => r.seq === null).length >= 4, 'the tenant chain holds committed, unsealed events');
+      assert.ok(platformBefore.filter((r) => r.seq === null).length >= 2, 'the platform chain holds committed, unsealed events');
       assert.ok(unsealed.every((r) => r.hash === null));
 
       server?.child.kill('SIGKILL');

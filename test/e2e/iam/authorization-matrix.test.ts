@@ -97,6 +97,7 @@ const STANDING_CASES: Record<string, (f: Fixtures, role: string) => Promise<Stan
   'DELETE /api/v1/tenants/:tenant/users/:email/sessions': async (f, role) => ({ params: { email: await f.userHolding(role) } }),
   'DELETE /api/v1/tenants/:tenant/users/:email/mfa': async (f, role) => ({ params: { email: await f.userHolding(role) } }),
   'POST /api/v1/tenants/:tenant/users/:email/password-reset': async (f, role) => ({ params: { email: await f.userHolding(role) } }),
+  'POST /api/v1/tenants/:tenant/users/:email/unlock': async (f, role) => ({ params: { email: await f.userHolding(role) } }),
   // Inviting again an email still invited replaces its pending invitation: a way into the account.
   'POST /api/v1/tenants/:tenant/invitations': async (f, role) => ({ payload: { email: await f.invitedHolding(role) } }),
   'POST /api/v1/tenants/:tenant/grants': async (f, role) => ({ payload: { user: await f.userHolding(), role } }),
