@@ -363,6 +363,28 @@ export interface AppStageStateTable {
   deployed_by: string | null;
 }
 
+/** One blind-index key per stage, wrapped under a tenant KEK (migration 011). */
+export interface StageIndexKeysTable {
+  stage_id: string;
+  tenant_id: string;
+  kek_version: number;
+  wrapped: Buffer;
+  created_at: CreatedAt;
+}
+
+/** The first answer to a create with an Idempotency-Key (migration 011). */
+export interface DataIdempotencyTable {
+  stage_id: string;
+  app: string;
+  principal_id: string;
+  key: string;
+  request_hash: string;
+  state: 'in-flight' | 'done';
+  status: number | null;
+  response: unknown;
+  created_at: CreatedAt;
+}
+
 export interface AppDeploymentsTable {
   id: Generated<string>;
   tenant_id: string;
@@ -409,4 +431,6 @@ export interface Catalog {
   'accord.app_revisions': AppRevisionsTable;
   'accord.app_stage_state': AppStageStateTable;
   'accord.app_deployments': AppDeploymentsTable;
+  'accord.stage_index_keys': StageIndexKeysTable;
+  'accord.data_idempotency': DataIdempotencyTable;
 }

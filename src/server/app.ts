@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { CheckpointSigner } from '../audit-chain/index.ts';
+import { dataApiRoutes } from '../apps/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
@@ -52,6 +53,11 @@ export interface AppOptions {
   readonly publicUrl?: string;
   /** Where stage sessions run; servers built without one (in-process tests) have none. */
   readonly dataPlane?: DataPlane;
+  /**
+   * Test-only: the data API's generated SQL leaves the app's rules out, so row-level security
+   * alone stands between callers and rows (the suite proving the database enforces them).
+   */
+  readonly testOnlyDataApiRulesOff?: boolean;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -254,6 +260,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...tenancyRoutes({ db: database.db, keyring: opts.keyring }),
     ...keyRoutes({ db: database.db, keyring: opts.keyring }),
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
+    // The generated data API of every app on every stage (/t/{tenant}/{stage}/apps/{app}/...).
+    ...dataApiRoutes({ db: database.db, keyring: opts.keyring, cursorMac: (data) => iam.key.mac('data-cursor', data), ...(opts.testOnlyDataApiRulesOff ? { testOnlyAppRulesOff: true } : {}) }),
   ];
   const kit: RouteKit = {
     db: database.db,

@@ -7,6 +7,7 @@ import * as m005 from './005-identity.ts';
 import * as m006 from './006-audit-sealing.ts';
 import * as m007 from './007-stage-sessions.ts';
 import * as m009 from './009-apps.ts';
+import * as m011 from './011-data-api.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -19,4 +20,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '007-stage-sessions': m007,
   // 008 is reserved for the perimeter (rate limits, IP lists), built beside this.
   '009-apps': m009,
+  // 010 is reserved for the app lifecycle, built beside this.
+  '011-data-api': m011,
 });

@@ -1,0 +1,6 @@
+// The generated data API: REST routes per app and stage compiled from the revision's IR, with
+// every rule enforced in the generated SQL and again by row-level security.
+export type { CursorMac } from './cursor.ts';
+export { type EntityPlan, entityPlan } from './plan.ts';
+export { type DataApiOptions, dataApiRoutes } from './routes.ts';
+export { type DataApiDeps, LIST_LIMITS } from './service.ts';

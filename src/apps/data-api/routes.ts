@@ -1,0 +1,154 @@
+// The generated data API's routes: /t/{tenant}/{stage}/apps/{app}/api/{Entity}[/{id}] and the
+// OpenAPI document of an app on a stage. End users of the stage act with their app roles there.
+import { Type } from '@sinclair/typebox';
+import { AccordError } from '../../errors/index.ts';
+import { access, type RouteContext, type RouteDefinition, route } from '../../http/index.ts';
+import type { StageSession } from '../../kernel/index.ts';
+import { deployedApp } from '../lifecycle/index.ts';
+import { loadStageKeys } from './crypt.ts';
+import { openApiOf } from './openapi.ts';
+import { createRecord, type DataApiDeps, deleteRecord, getRecord, type ListQuery, listRecords, parseIfMatch, type RequestScope, updateRecord } from './service.ts';
+
+export interface DataApiOptions extends DataApiDeps {
+  /** Test-only: the generated SQL leaves the rules out, so RLS alone stands (see RequestScope). */
+  readonly testOnlyAppRulesOff?: boolean;
+}
+
+const Name = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,62}$' });
+const AppParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name });
+const EntityParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name, entity: Name });
+const RecordParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name, entity: Name, id: Type.String({ maxLength: 64 }) });
+const Query = Type.Record(Type.String(), Type.Unknown());
+const Body = Type.Unknown();
+const RESERVED = new Set(['filter', 'sort', 'fields', 'limit', 'cursor', 'count']);
+
+type Ctx = RouteContext & { params: { app: string; entity?: string; id?: string } };
+
+async function inScope<T>(o: DataApiOptions, ctx: Ctx, fn: (s: StageSession, scope: RequestScope) => Promise<T>): Promise<T> {
+  const deployed = await deployedApp(o.db, ctx.stage.id, ctx.params.app);
+  if (!deployed) throw new AccordError('DATA_APP_NOT_FOUND', { details: { app: ctx.params.app } });
+  const principal = ctx.auth?.principalId;
+  if (!principal) throw new AccordError('IAM_UNAUTHENTICATED');
+  const grants = await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where('user_id', '=', principal).execute();
+  const roles = grants.map((g) => g.role);
+  const encrypted = deployed.ir.entities.some((e) => e.attributes.some((a) => a.encrypted));
+  const keys = encrypted ? await loadStageKeys(o.db, o.keyring, ctx.tenant.id, ctx.stage.id) : undefined;
+  const scope: RequestScope = {
+    deps: o,
+    app: deployed.ir,
+    revision: deployed.revision,
+    tenantId: ctx.tenant.id,
+    stageId: ctx.stage.id,
+    schema: ctx.stage.schema,
+    caller: { user: principal, roles, now: new Date() },
+    ...(keys ? { keys } : {}),
+    ...(o.testOnlyAppRulesOff ? { appRulesOff: true } : {}),
+  };
+  return ctx.asStage((s) => fn(s, scope), { roles });
+}
+
+function listQuery(q: Record<string, unknown>): ListQuery {
+  const one = (k: string): string | undefined => {
+    const v = q[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw new AccordError('DATA_QUERY_INVALID', { message: `${k} may be given once.`, details: { parameter: k } });
+    return v;
+  };
+  const params = new Map<string, string>();
+  for (const k of Object.keys(q)) if (!RESERVED.has(k)) params.set(k, one(k) as string);
+  const limitText = one('limit');
+  const limit = limitText === undefined ? undefined : /^\d{1,6}$/.test(limitText) ? Number(limitText) : Number.NaN;
+  const count = one('count');
+  if (count !== undefined && count !== 'none' && count !== 'estimated' && count !== 'exact') throw new AccordError('DATA_QUERY_INVALID', { message: 'count must be none, estimated or exact.', details: { parameter: 'count' } });
+  const out: { -readonly [K in keyof ListQuery]: ListQuery[K] } = { params };
+  const filter = one('filter');
+  const sort = one('sort');
+  const fields = one('fields');
+  const cursor = one('cursor');
+  if (filter !== undefined) out.filter = filter;
+  if (sort !== undefined) out.sort = sort;
+  if (fields !== undefined) out.fields = fields;
+  if (cursor !== undefined) out.cursor = cursor;
+  if (limit !== undefined) out.limit = limit;
+  if (count !== undefined) out.count = count;
+  return out;
+}
+
+const etag = (r: Record<string, unknown>) => `"${r._version}"`;
+const header = (ctx: RouteContext, name: string) => {
+  const v = ctx.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** The data API's routes. */
+export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
+  const base = '/t/:tenant/:stage/apps/:app';
+  return [
+    route({
+      method: 'GET',
+      url: `${base}/openapi.json`,
+      access: access.endUser(),
+      schema: { summary: 'The OpenAPI 3.1 document of an app on this stage', tags: ['data'], params: AppParams },
+      handler: async (ctx) => {
+        const deployed = await deployedApp(o.db, ctx.stage.id, ctx.params.app);
+        if (!deployed) throw new AccordError('DATA_APP_NOT_FOUND', { details: { app: ctx.params.app } });
+        return openApiOf(deployed.ir, deployed.revision, `/t/${ctx.tenant.name}/${ctx.stage.name}/apps/${deployed.app}`);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: `${base}/api/:entity`,
+      access: access.endUser(),
+      schema: { summary: 'List records (filter, sort, keyset cursor, fields, count)', tags: ['data'], params: EntityParams, querystring: Query },
+      handler: async (ctx) => inScope(o, ctx as Ctx, (s, scope) => listRecords(s, scope, ctx.params.entity, listQuery(ctx.query as Record<string, unknown>))),
+    }),
+    route({
+      method: 'GET',
+      url: `${base}/api/:entity/:id`,
+      access: access.endUser(),
+      schema: { summary: 'Read one record', tags: ['data'], params: RecordParams, querystring: Query },
+      handler: async (ctx) => {
+        const fields = (ctx.query as Record<string, unknown>).fields;
+        const r = await inScope(o, ctx as Ctx, (s, scope) => getRecord(s, scope, ctx.params.entity, ctx.params.id, typeof fields === 'string' ? fields : undefined));
+        ctx.reply.header('etag', etag(r));
+        return r;
+      },
+    }),
+    route({
+      method: 'POST',
+      url: `${base}/api/:entity`,
+      access: access.endUser(),
+      status: 201,
+      schema: { summary: 'Create a record (Idempotency-Key supported)', tags: ['data'], params: EntityParams, body: Body },
+      handler: async (ctx) => {
+        const r = await inScope(o, ctx as Ctx, (s, scope) => createRecord(s, scope, ctx.params.entity, ctx.body));
+        if (r._version !== undefined) ctx.reply.header('etag', etag(r));
+        ctx.reply.header('location', `/t/${ctx.tenant.name}/${ctx.stage.name}/apps/${ctx.params.app}/api/${ctx.params.entity}/${r.id}`);
+        return r;
+      },
+    }),
+    route({
+      method: 'PATCH',
+      url: `${base}/api/:entity/:id`,
+      access: access.endUser(),
+      schema: { summary: 'Change a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams, body: Body },
+      handler: async (ctx) => {
+        const ifMatch = parseIfMatch(header(ctx, 'if-match'));
+        const r = await inScope(o, ctx as Ctx, (s, scope) => updateRecord(s, scope, ctx.params.entity, ctx.params.id, ctx.body, ifMatch));
+        if (r._version !== undefined) ctx.reply.header('etag', etag(r));
+        return r;
+      },
+    }),
+    route({
+      method: 'DELETE',
+      url: `${base}/api/:entity/:id`,
+      access: access.endUser(),
+      status: 204,
+      schema: { summary: 'Delete a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams },
+      handler: async (ctx) => {
+        const ifMatch = parseIfMatch(header(ctx, 'if-match'));
+        await inScope(o, ctx as Ctx, (s, scope) => deleteRecord(s, scope, ctx.params.entity, ctx.params.id, ifMatch));
+      },
+    }),
+  ];
+}
