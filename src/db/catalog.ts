@@ -382,7 +382,8 @@ export interface DataIdempotencyTable {
   state: 'in-flight' | 'done';
   status: number | null;
   response: unknown;
-  created_at: CreatedAt;
+  /** Reset when an expired or abandoned key is claimed again. */
+  created_at: ColumnType<Date, Date | undefined, Date>;
 }
 
 export interface AppDeploymentsTable {

@@ -6,6 +6,7 @@ import { access, type RouteContext, type RouteDefinition, route } from '../../ht
 import type { StageSession } from '../../kernel/index.ts';
 import { deployedApp } from '../lifecycle/index.ts';
 import { loadStageKeys } from './crypt.ts';
+import { idempotent } from './idempotency.ts';
 import { openApiOf } from './openapi.ts';
 import { createRecord, type DataApiDeps, deleteRecord, getRecord, type ListQuery, listRecords, parseIfMatch, type RequestScope, updateRecord } from './service.ts';
 
@@ -121,7 +122,15 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
       status: 201,
       schema: { summary: 'Create a record (Idempotency-Key supported)', tags: ['data'], params: EntityParams, body: Body },
       handler: async (ctx) => {
-        const r = await inScope(o, ctx as Ctx, (s, scope) => createRecord(s, scope, ctx.params.entity, ctx.body));
+        const key = header(ctx, 'idempotency-key');
+        const run = () => inScope(o, ctx as Ctx, (s, scope) => createRecord(s, scope, ctx.params.entity, ctx.body));
+        let r: Record<string, unknown>;
+        if (key === undefined) r = await run();
+        else {
+          const done = await idempotent(o.db, { stageId: ctx.stage.id, app: ctx.params.app, principalId: (ctx.auth as { principalId: string }).principalId }, key, ctx.params.entity, ctx.body, run);
+          if (done.replayed) ctx.reply.header('idempotent-replayed', 'true');
+          r = done.value;
+        }
         if (r._version !== undefined) ctx.reply.header('etag', etag(r));
         ctx.reply.header('location', `/t/${ctx.tenant.name}/${ctx.stage.name}/apps/${ctx.params.app}/api/${ctx.params.entity}/${r.id}`);
         return r;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -247,6 +248,50 @@ for (const engine of engines()) {
       assert.equal(c.status, 200);
       assert.equal(c.body.iban, undefined);
       assert.equal(c.body.notes, 'client visit');
+    });
+  });
+}
+
+for (const engine of engines()) {
+  describe(`idempotent creates on ${engine.name}`, () => {
+    let p: Platform;
+    let bob: ReturnType<typeof client>;
+    before(async () => {
+      p = await startPlatform(engine);
+      const [prod] = (await tenantWithApp(p, 'acme', expensesManifest())).filter((s) => s.stage === 'production') as [TestStage];
+      bob = client(p, prod, 'expenses', (await endUser(p, prod, 'bob@acme.test', 'expenses', ['Employee'])).token);
+    });
+    after(async () => p?.close());
+
+    test('the same key and body replay the first answer; another body is a 422; nothing is created twice', async () => {
+      const body = { title: 'Taxi', amount: '30' };
+      const first = await bob.create('Claim', body, { 'idempotency-key': 'k-1' });
+      assert.equal(first.status, 201, JSON.stringify(first.body));
+      const again = await bob.create('Claim', body, { 'idempotency-key': 'k-1' });
+      assert.equal(again.status, 201);
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+      assert.deepEqual(again.body, first.body);
+      const other = await bob.create('Claim', { title: 'Taxi', amount: '31' }, { 'idempotency-key': 'k-1' });
+      assert.equal(other.status, 422);
+      assert.equal(other.body.code, 'DATA_IDEMPOTENCY_MISMATCH');
+      assert.equal((await bob.list('Claim')).body.items.length, 1);
+    });
+
+    test('a refused create does not use up its key', async () => {
+      const bad = await bob.create('Claim', { title: 'x', amount: 'nope' }, { 'idempotency-key': 'k-2' });
+      assert.equal(bad.status, 400);
+      const good = await bob.create('Claim', { title: 'x', amount: '2' }, { 'idempotency-key': 'k-2' });
+      assert.equal(good.status, 201);
+    });
+
+    test('a key still in flight answers 409', async () => {
+      await p.database.db
+        .insertInto('accord.data_idempotency')
+        .values({ stage_id: (await p.database.db.selectFrom('accord.stages').select('id').where('name', '=', 'production').executeTakeFirstOrThrow()).id, app: 'expenses', principal_id: (await p.database.db.selectFrom('accord.users').select('id').where('email', '=', 'bob@acme.test').executeTakeFirstOrThrow()).id, key: 'k-3', request_hash: createHash('sha256').update(JSON.stringify(['Claim', { title: 'y', amount: '1' }])).digest('hex'), state: 'in-flight', status: null, response: null })
+        .execute();
+      const r = await bob.create('Claim', { title: 'y', amount: '1' }, { 'idempotency-key': 'k-3' });
+      assert.equal(r.status, 409);
+      assert.equal(r.body.code, 'DATA_IDEMPOTENCY_IN_FLIGHT');
     });
   });
 }
