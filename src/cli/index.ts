@@ -4,6 +4,7 @@ import { registerAccountCommands } from './account.ts';
 import { registerAppCommands } from './apps.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
+import { registerDataCommands } from './data.ts';
 import { registerMfaCommands } from './mfa.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerRoleCommands } from './roles.ts';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerClientCommands(program);
   registerAccessCommands(program);
   registerAppCommands(program);
+  registerDataCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { CheckpointSigner } from '../audit-chain/index.ts';
-import { dataApiRoutes } from '../apps/index.ts';
+import { dataApiRoutes, inventoryRoutes } from '../apps/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
@@ -262,6 +262,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...auditRoutes({ db: database.db, config, signer: opts.signer }),
     // The generated data API of every app on every stage (/t/{tenant}/{stage}/apps/{app}/...).
     ...dataApiRoutes({ db: database.db, keyring: opts.keyring, cursorMac: (data) => iam.key.mac('data-cursor', data), ...(opts.testOnlyDataApiRulesOff ? { testOnlyAppRulesOff: true } : {}) }),
+    ...inventoryRoutes({ db: database.db }),
   ];
   const kit: RouteKit = {
     db: database.db,

@@ -2,5 +2,6 @@
 // every rule enforced in the generated SQL and again by row-level security.
 export type { CursorMac } from './cursor.ts';
 export { type EntityPlan, entityPlan } from './plan.ts';
-export { type DataApiOptions, dataApiRoutes } from './routes.ts';
+export { type InventoryEntry, dataInventory } from './inventory.ts';
+export { type DataApiOptions, dataApiRoutes, inventoryRoutes } from './routes.ts';
 export { type DataApiDeps, LIST_LIMITS } from './service.ts';

@@ -7,6 +7,7 @@ import type { StageSession } from '../../kernel/index.ts';
 import { deployedApp } from '../lifecycle/index.ts';
 import { loadStageKeys } from './crypt.ts';
 import { idempotent } from './idempotency.ts';
+import { dataInventory } from './inventory.ts';
 import { openApiOf } from './openapi.ts';
 import { createRecord, type DataApiDeps, deleteRecord, getRecord, type ListQuery, listRecords, parseIfMatch, type RequestScope, updateRecord } from './service.ts';
 
@@ -80,6 +81,19 @@ const header = (ctx: RouteContext, name: string) => {
   const v = ctx.headers[name];
   return Array.isArray(v) ? v[0] : v;
 };
+
+/** The tenant's data inventory on the control plane (`accord data inventory`). */
+export function inventoryRoutes(o: Pick<DataApiDeps, 'db'>): RouteDefinition[] {
+  return [
+    route({
+      method: 'GET',
+      url: '/api/v1/tenants/:tenant/data/inventory',
+      access: access.permission('tenant:read', { tenantParam: 'tenant' }),
+      schema: { summary: "The tenant's data inventory: classification, encryption and readers of every attribute of every deployed app", tags: ['data'], params: Type.Object({ tenant: Type.String({ maxLength: 63 }) }) },
+      handler: async (ctx) => ({ tenant: ctx.tenant.name, entries: await dataInventory(o.db, ctx.tenant.id) }),
+    }),
+  ];
+}
 
 /** The data API's routes. */
 export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { createUser, grantRole } from '../../../src/iam/index.ts';
 import { engines, superuserUrl } from '../../harness/engines.ts';
+import { sessionToken } from '../../harness/iam.ts';
 import { client, endUser, expensesManifest, type Platform, startPlatform, type TestStage, tenantWithApp } from '../../harness/data-api.ts';
 
 // The issue's acceptance walkthrough over HTTP, on both engines: bob and dave are Employees,
@@ -233,6 +235,28 @@ for (const engine of engines()) {
     test('fields=* gives what the caller may read; a field rule hides the IBAN from other rows', async () => {
       const r = await bob.list('Claim', { fields: 'title,amount' });
       assert.deepEqual(Object.keys(r.body.items[0]).sort(), ['_createdAt', '_updatedAt', '_version', 'amount', 'id', 'title']);
+    });
+
+    test('the data inventory lists each attribute with its classification, encryption and readers', async () => {
+      const token = await p.database.db.transaction().execute(async (trx) => {
+        const id = await createUser(trx, { tenantId: prod.tenantId, email: 'auditor@acme.test', password: 'correct horse battery staple' });
+        await grantRole(trx, { userId: id, role: 'auditor', tenantId: prod.tenantId, stageId: null });
+        return sessionToken(trx, id);
+      });
+      const res = await p.app.inject({ method: 'GET', url: '/api/v1/tenants/acme/data/inventory', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.statusCode, 200, res.body);
+      const claim = res.json().entries.find((e: { entity: string; stage: string }) => e.entity === 'Claim' && e.stage === 'production');
+      const iban = claim.attributes.find((a: { name: string }) => a.name === 'iban');
+      assert.equal(iban.classification, 'restricted');
+      assert.equal(iban.encrypted, true);
+      assert.equal(iban.searchable, true);
+      assert.deepEqual(iban.readers, [
+        { role: 'Employee', rows: 'own', field: 'own' },
+        { role: 'Manager', rows: null, field: null },
+      ]);
+      assert.ok(claim.estimatedRows === null || typeof claim.estimatedRows === 'number');
+      const endUserTry = await p.app.inject({ method: 'GET', url: '/api/v1/tenants/acme/data/inventory', headers: { authorization: `Bearer ${(await endUser(p, prod, 'x@acme.test', 'expenses', [])).token}` } });
+      assert.equal(endUserTry.statusCode, 403);
     });
 
     test('the OpenAPI document describes the app', async () => {
