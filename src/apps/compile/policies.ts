@@ -30,8 +30,21 @@ export interface PolicyOptions {
   readonly runtimeRole: string;
 }
 
-/** The kernel's stage-session settings (src/kernel/stage-session.ts). */
-export const POLICY_SETTINGS = Object.freeze({ user: 'accord.user_id', roles: 'accord.roles' });
+/** The kernel's stage-session settings (src/kernel/stage-session.ts), and the retention job's clock. */
+export const POLICY_SETTINGS = Object.freeze({ user: 'accord.user_id', roles: 'accord.roles', kind: 'accord.principal_kind', retentionNow: 'accord.retention_now' });
+
+/**
+ * Rows past an entity's retention: its `from` attribute (or the creation time) is more than `days`
+ * before the retention job's clock (a setting, so tests can freeze it; the statement time when unset).
+ */
+export function expiredSql(e: EntityIR, table?: string): string | null {
+  if (!e.retention) return null;
+  const q = (c: string) => (table ? `${quoteIdent(table)}.${quoteIdent(c)}` : quoteIdent(c));
+  const fromAttr = e.retention.from ? e.attributes.find((a) => a.name === e.retention?.from) : undefined;
+  const from = fromAttr ? `coalesce(${q(fromAttr.column)}::timestamptz, ${q('_created_at')})` : q('_created_at');
+  const days = Math.trunc(e.retention.days);
+  return `${from} < (select coalesce(nullif(current_setting('${POLICY_SETTINGS.retentionNow}', true), '')::timestamptz, statement_timestamp())) - interval '${days} days'`;
+}
 
 // A compiler with no connection: renders a RawBuilder to text and parameters.
 const renderer = new Kysely<unknown>({
@@ -107,7 +120,7 @@ export function compilePolicies(app: AppIR, opts: PolicyOptions): readonly DdlSt
     stmt('enable-rls', `${e.table}_rls`, `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`);
     // FORCE: the rules hold even for the table's owner (a migration or a mistake running as it).
     stmt('enable-rls', `${e.table}_rls_force`, `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`);
-    for (const op of ['select', 'insert', 'update', 'delete']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
+    for (const op of ['select', 'insert', 'update', 'delete', 'retention_select', 'retention_delete']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
     const a = e.access;
     stmt('create-policy', name('select'), `CREATE POLICY ${quoteIdent(name('select'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${rt} USING (${policySql(e, a.read, 'where')})`);
     stmt('create-policy', name('insert'), `CREATE POLICY ${quoteIdent(name('insert'))} ON ${t} AS PERMISSIVE FOR INSERT TO ${rt} WITH CHECK (${policySql(e, a.create, 'check')})`);
@@ -117,6 +130,13 @@ export function compilePolicies(app: AppIR, opts: PolicyOptions): readonly DdlSt
       `CREATE POLICY ${quoteIdent(name('update'))} ON ${t} AS PERMISSIVE FOR UPDATE TO ${rt} USING (${policySql(e, a.update, 'where')}) WITH CHECK (${policySql(e, a.update, 'check')})`,
     );
     stmt('create-policy', name('delete'), `CREATE POLICY ${quoteIdent(name('delete'))} ON ${t} AS PERMISSIVE FOR DELETE TO ${rt} USING (${policySql(e, a.delete, 'where')})`);
+    // The retention job (a system session, no user, no role) may see and delete expired rows only.
+    const expired = expiredSql(e);
+    if (expired) {
+      const system = `(select current_setting('${POLICY_SETTINGS.kind}', true)) = 'system'`;
+      stmt('create-policy', name('retention_select'), `CREATE POLICY ${quoteIdent(name('retention_select'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${rt} USING (${system} AND ${expired})`);
+      stmt('create-policy', name('retention_delete'), `CREATE POLICY ${quoteIdent(name('retention_delete'))} ON ${t} AS PERMISSIVE FOR DELETE TO ${rt} USING (${system} AND ${expired})`);
+    }
   }
   return out;
 }

@@ -5,3 +5,4 @@ export { type EntityPlan, entityPlan } from './plan.ts';
 export { type InventoryEntry, dataInventory } from './inventory.ts';
 export { type DataApiOptions, dataApiRoutes, inventoryRoutes } from './routes.ts';
 export { type DataApiDeps, LIST_LIMITS } from './service.ts';
+export { RETENTION_BATCH, RETENTION_JOB, retentionJobSteps } from './retention.ts';
