@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox';
 import { AccordError } from '../../errors/index.ts';
 import { access, type RouteContext, type RouteDefinition, route } from '../../http/index.ts';
 import type { StageSession } from '../../kernel/index.ts';
-import { deployedApp } from '../lifecycle/index.ts';
-import { loadStageKeys } from './crypt.ts';
+import { type DeployedApp, deployedApp } from '../lifecycle/index.ts';
+import { loadStageKeys, type StageKeys } from './crypt.ts';
 import { idempotent } from './idempotency.ts';
 import { dataInventory } from './inventory.ts';
 import { openApiOf } from './openapi.ts';
@@ -26,15 +26,38 @@ const RESERVED = new Set(['filter', 'sort', 'fields', 'limit', 'cursor', 'count'
 
 type Ctx = RouteContext & { params: { app: string; entity?: string; id?: string } };
 
+/**
+ * What every request would otherwise read from the catalog before its stage session — the
+ * revision running on the stage, the caller's app roles, the stage's keys — kept for one second
+ * per node. So a deploy, a revoked app role or a rotated key takes effect within a second (the
+ * principal cache of the IAM layer has the same bound for platform grants).
+ */
+const CACHE_MS = 1000;
+class Ttl<V> {
+  readonly #m = new Map<string, { at: number; v: Promise<V> }>();
+  get(key: string, load: () => Promise<V>): Promise<V> {
+    const now = Date.now();
+    const hit = this.#m.get(key);
+    if (hit && now - hit.at < CACHE_MS) return hit.v;
+    if (this.#m.size > 10_000) this.#m.clear();
+    const v = load();
+    this.#m.set(key, { at: now, v });
+    v.catch(() => this.#m.delete(key));
+    return v;
+  }
+}
+
 async function inScope<T>(o: DataApiOptions, ctx: Ctx, fn: (s: StageSession, scope: RequestScope) => Promise<T>): Promise<T> {
-  const deployed = await deployedApp(o.db, ctx.stage.id, ctx.params.app);
+  const c = caches.get(o) as NonNullable<ReturnType<typeof caches.get>>;
+  const deployed = await c.apps.get(`${ctx.stage.id}/${ctx.params.app}`, () => deployedApp(o.db, ctx.stage.id, ctx.params.app));
   if (!deployed) throw new AccordError('DATA_APP_NOT_FOUND', { details: { app: ctx.params.app } });
   const principal = ctx.auth?.principalId;
   if (!principal) throw new AccordError('IAM_UNAUTHENTICATED');
-  const grants = await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where('user_id', '=', principal).execute();
-  const roles = grants.map((g) => g.role);
+  const roles = await c.roles.get(`${ctx.stage.id}/${ctx.params.app}/${principal}`, async () =>
+    (await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where('user_id', '=', principal).execute()).map((g) => g.role),
+  );
   const encrypted = deployed.ir.entities.some((e) => e.attributes.some((a) => a.encrypted));
-  const keys = encrypted ? await loadStageKeys(o.db, o.keyring, ctx.tenant.id, ctx.stage.id) : undefined;
+  const keys = encrypted ? await c.keys.get(ctx.stage.id, () => loadStageKeys(o.db, o.keyring, ctx.tenant.id, ctx.stage.id)) : undefined;
   const scope: RequestScope = {
     deps: o,
     app: deployed.ir,
@@ -95,8 +118,11 @@ export function inventoryRoutes(o: Pick<DataApiDeps, 'db'>): RouteDefinition[] {
   ];
 }
 
+const caches = new WeakMap<DataApiOptions, { apps: Ttl<DeployedApp | null>; roles: Ttl<string[]>; keys: Ttl<StageKeys> }>();
+
 /** The data API's routes. */
 export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
+  caches.set(o, { apps: new Ttl(), roles: new Ttl(), keys: new Ttl() });
   const base = '/t/:tenant/:stage/apps/:app';
   return [
     route({
