@@ -31,7 +31,7 @@ export interface PolicyOptions {
 }
 
 /** The kernel's stage-session settings (src/kernel/stage-session.ts), and the retention job's clock. */
-export const POLICY_SETTINGS = Object.freeze({ user: 'accord.user_id', roles: 'accord.roles', kind: 'accord.principal_kind', retentionNow: 'accord.retention_now' });
+export const POLICY_SETTINGS = Object.freeze({ user: 'accord.user_id', roles: 'accord.roles', kind: 'accord.principal_kind', retentionNow: 'accord.retention_now', maintenance: 'accord.maintenance' });
 
 /**
  * Rows past an entity's retention: its `from` attribute (or the creation time) is more than `days`
@@ -120,7 +120,7 @@ export function compilePolicies(app: AppIR, opts: PolicyOptions): readonly DdlSt
     stmt('enable-rls', `${e.table}_rls`, `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`);
     // FORCE: the rules hold even for the table's owner (a migration or a mistake running as it).
     stmt('enable-rls', `${e.table}_rls_force`, `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`);
-    for (const op of ['select', 'insert', 'update', 'delete', 'retention_select', 'retention_delete']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
+    for (const op of ['select', 'insert', 'update', 'delete', 'retention_select', 'retention_delete', 'reencrypt_select', 'reencrypt_update']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
     const a = e.access;
     stmt('create-policy', name('select'), `CREATE POLICY ${quoteIdent(name('select'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${rt} USING (${policySql(e, a.read, 'where')})`);
     stmt('create-policy', name('insert'), `CREATE POLICY ${quoteIdent(name('insert'))} ON ${t} AS PERMISSIVE FOR INSERT TO ${rt} WITH CHECK (${policySql(e, a.create, 'check')})`);
@@ -130,6 +130,13 @@ export function compilePolicies(app: AppIR, opts: PolicyOptions): readonly DdlSt
       `CREATE POLICY ${quoteIdent(name('update'))} ON ${t} AS PERMISSIVE FOR UPDATE TO ${rt} USING (${policySql(e, a.update, 'where')}) WITH CHECK (${policySql(e, a.update, 'check')})`,
     );
     stmt('create-policy', name('delete'), `CREATE POLICY ${quoteIdent(name('delete'))} ON ${t} AS PERMISSIVE FOR DELETE TO ${rt} USING (${policySql(e, a.delete, 'where')})`);
+    // Key rotation re-encrypts encrypted attributes in a system session marked for it (a setting
+    // only that job sets); no other caller gets anything from these two policies.
+    if (e.attributes.some((x) => x.encrypted)) {
+      const reencrypt = `(select current_setting('${POLICY_SETTINGS.kind}', true)) = 'system' AND (select current_setting('${POLICY_SETTINGS.maintenance}', true)) = 'reencrypt'`;
+      stmt('create-policy', name('reencrypt_select'), `CREATE POLICY ${quoteIdent(name('reencrypt_select'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${rt} USING (${reencrypt})`);
+      stmt('create-policy', name('reencrypt_update'), `CREATE POLICY ${quoteIdent(name('reencrypt_update'))} ON ${t} AS PERMISSIVE FOR UPDATE TO ${rt} USING (${reencrypt}) WITH CHECK (${reencrypt})`);
+    }
     // The retention job (a system session, no user, no role) may see and delete expired rows only.
     const expired = expiredSql(e);
     if (expired) {

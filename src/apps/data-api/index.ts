@@ -6,3 +6,4 @@ export { type InventoryEntry, dataInventory } from './inventory.ts';
 export { type DataApiOptions, dataApiRoutes, inventoryRoutes } from './routes.ts';
 export { type DataApiDeps, LIST_LIMITS } from './service.ts';
 export { RETENTION_BATCH, RETENTION_JOB, retentionJobSteps } from './retention.ts';
+export { type AppDataReencrypter, appDataReencrypter } from './reencrypt.ts';

@@ -1,6 +1,7 @@
 // The generated data API's routes: /t/{tenant}/{stage}/apps/{app}/api/{Entity}[/{id}] and the
 // OpenAPI document of an app on a stage. End users of the stage act with their app roles there.
 import { Type } from '@sinclair/typebox';
+import { isCryptoError } from '../../crypto/field/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { access, type RouteContext, type RouteDefinition, route } from '../../http/index.ts';
 import type { StageSession } from '../../kernel/index.ts';
@@ -20,7 +21,25 @@ const Name = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,62}$' });
 const AppParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name });
 const EntityParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name, entity: Name });
 const RecordParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), stage: Type.String({ maxLength: 63 }), app: Name, entity: Name, id: Type.String({ maxLength: 64 }) });
-const Query = Type.Record(Type.String(), Type.Unknown());
+// The named parameters; any other is an attribute parameter (name=value, name.op=value).
+const Query = Type.Object(
+  {
+    filter: Type.Optional(Type.String({ maxLength: 2000 })),
+    sort: Type.Optional(Type.String({ maxLength: 1000 })),
+    fields: Type.Optional(Type.String({ maxLength: 4000 })),
+    limit: Type.Optional(Type.String({ maxLength: 7 })),
+    cursor: Type.Optional(Type.String({ maxLength: 4200 })),
+    count: Type.Optional(Type.String({ maxLength: 9 })),
+  },
+  { additionalProperties: true },
+);
+const RecordQuery = Type.Object({ fields: Type.Optional(Type.String({ maxLength: 4000 })) });
+// Role-independent on purpose: which attributes a record carries depends on the caller's rules
+// (the app's own OpenAPI document, openapi.json, describes each entity).
+const RecordOut = Type.Object({ id: Type.String({ format: 'uuid' }), _version: Type.Optional(Type.Integer()) }, { additionalProperties: true });
+const PageOut = Type.Object({ items: Type.Array(RecordOut), next: Type.Union([Type.String(), Type.Null()]), count: Type.Optional(Type.Integer()) });
+const DocOut = Type.Object({ openapi: Type.String() }, { additionalProperties: true });
+const InventoryOut = Type.Object({ tenant: Type.String(), entries: Type.Array(Type.Object({}, { additionalProperties: true })) });
 const Body = Type.Unknown();
 const RESERVED = new Set(['filter', 'sort', 'fields', 'limit', 'cursor', 'count']);
 
@@ -35,6 +54,9 @@ type Ctx = RouteContext & { params: { app: string; entity?: string; id?: string 
 const CACHE_MS = 1000;
 class Ttl<V> {
   readonly #m = new Map<string, { at: number; v: Promise<V> }>();
+  forget(key: string): void {
+    this.#m.delete(key);
+  }
   get(key: string, load: () => Promise<V>): Promise<V> {
     const now = Date.now();
     const hit = this.#m.get(key);
@@ -57,19 +79,30 @@ async function inScope<T>(o: DataApiOptions, ctx: Ctx, fn: (s: StageSession, sco
     (await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where('user_id', '=', principal).execute()).map((g) => g.role),
   );
   const encrypted = deployed.ir.entities.some((e) => e.attributes.some((a) => a.encrypted));
-  const keys = encrypted ? await c.keys.get(ctx.stage.id, () => loadStageKeys(o.db, o.keyring, ctx.tenant.id, ctx.stage.id)) : undefined;
-  const scope: RequestScope = {
-    deps: o,
-    app: deployed.ir,
-    revision: deployed.revision,
-    tenantId: ctx.tenant.id,
-    stageId: ctx.stage.id,
-    schema: ctx.stage.schema,
-    caller: { user: principal, roles, now: new Date() },
-    ...(keys ? { keys } : {}),
-    ...(o.testOnlyAppRulesOff ? { appRulesOff: true } : {}),
+  const run = (keys: StageKeys | undefined): Promise<T> => {
+    const scope: RequestScope = {
+      deps: o,
+      app: deployed.ir,
+      revision: deployed.revision,
+      tenantId: ctx.tenant.id,
+      stageId: ctx.stage.id,
+      schema: ctx.stage.schema,
+      caller: { user: principal, roles, now: new Date() },
+      ...(keys ? { keys } : {}),
+      ...(o.testOnlyAppRulesOff ? { appRulesOff: true } : {}),
+    };
+    return ctx.asStage((s) => fn(s, scope), { roles });
   };
-  return ctx.asStage((s) => fn(s, scope), { roles });
+  const attempt = async (): Promise<T> => run(encrypted ? await c.keys.get(ctx.stage.id, () => loadStageKeys(o.db, o.keyring, ctx.tenant.id, ctx.stage.id)) : undefined);
+  try {
+    return await attempt();
+  } catch (err) {
+    // A value under a DEK version newer than the cached keys (a rotation within the last second):
+    // the session rolled back; reload the keys and run the request once more.
+    if (!encrypted || !isCryptoError(err) || err.code !== 'CRYPTO_KEY_VERSION_UNKNOWN') throw err;
+    c.keys.forget(ctx.stage.id);
+    return attempt();
+  }
 }
 
 function listQuery(q: Record<string, unknown>): ListQuery {
@@ -112,7 +145,7 @@ export function inventoryRoutes(o: Pick<DataApiDeps, 'db'>): RouteDefinition[] {
       method: 'GET',
       url: '/api/v1/tenants/:tenant/data/inventory',
       access: access.permission('tenant:read', { tenantParam: 'tenant' }),
-      schema: { summary: "The tenant's data inventory: classification, encryption and readers of every attribute of every deployed app", tags: ['data'], params: Type.Object({ tenant: Type.String({ maxLength: 63 }) }) },
+      schema: { summary: "The tenant's data inventory: classification, encryption and readers of every attribute of every deployed app", tags: ['data'], params: Type.Object({ tenant: Type.String({ maxLength: 63 }) }), response: { 200: InventoryOut } },
       handler: async (ctx) => ({ tenant: ctx.tenant.name, entries: await dataInventory(o.db, ctx.tenant.id) }),
     }),
   ];
@@ -129,7 +162,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
       method: 'GET',
       url: `${base}/openapi.json`,
       access: access.endUser(),
-      schema: { summary: 'The OpenAPI 3.1 document of an app on this stage', tags: ['data'], params: AppParams },
+      schema: { summary: 'The OpenAPI 3.1 document of an app on this stage', tags: ['data'], params: AppParams, response: { 200: DocOut } },
       handler: async (ctx) => {
         const deployed = await deployedApp(o.db, ctx.stage.id, ctx.params.app);
         if (!deployed) throw new AccordError('DATA_APP_NOT_FOUND', { details: { app: ctx.params.app } });
@@ -140,17 +173,16 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
       method: 'GET',
       url: `${base}/api/:entity`,
       access: access.endUser(),
-      schema: { summary: 'List records (filter, sort, keyset cursor, fields, count)', tags: ['data'], params: EntityParams, querystring: Query },
+      schema: { summary: 'List records (filter, sort, keyset cursor, fields, count)', tags: ['data'], params: EntityParams, querystring: Query, response: { 200: PageOut } },
       handler: async (ctx) => inScope(o, ctx as Ctx, (s, scope) => listRecords(s, scope, ctx.params.entity, listQuery(ctx.query as Record<string, unknown>))),
     }),
     route({
       method: 'GET',
       url: `${base}/api/:entity/:id`,
       access: access.endUser(),
-      schema: { summary: 'Read one record', tags: ['data'], params: RecordParams, querystring: Query },
+      schema: { summary: 'Read one record', tags: ['data'], params: RecordParams, querystring: RecordQuery, response: { 200: RecordOut } },
       handler: async (ctx) => {
-        const fields = (ctx.query as Record<string, unknown>).fields;
-        const r = await inScope(o, ctx as Ctx, (s, scope) => getRecord(s, scope, ctx.params.entity, ctx.params.id, typeof fields === 'string' ? fields : undefined));
+        const r = await inScope(o, ctx as Ctx, (s, scope) => getRecord(s, scope, ctx.params.entity, ctx.params.id, ctx.query.fields));
         ctx.reply.header('etag', etag(r));
         return r;
       },
@@ -160,7 +192,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
       url: `${base}/api/:entity`,
       access: access.endUser(),
       status: 201,
-      schema: { summary: 'Create a record (Idempotency-Key supported)', tags: ['data'], params: EntityParams, body: Body },
+      schema: { summary: 'Create a record (Idempotency-Key supported)', tags: ['data'], params: EntityParams, body: Body, response: { 201: RecordOut } },
       handler: async (ctx) => {
         const key = header(ctx, 'idempotency-key');
         const run = () => inScope(o, ctx as Ctx, (s, scope) => createRecord(s, scope, ctx.params.entity, ctx.body));
@@ -180,7 +212,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
       method: 'PATCH',
       url: `${base}/api/:entity/:id`,
       access: access.endUser(),
-      schema: { summary: 'Change a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams, body: Body },
+      schema: { summary: 'Change a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams, body: Body, response: { 200: RecordOut } },
       handler: async (ctx) => {
         const ifMatch = parseIfMatch(header(ctx, 'if-match'));
         const r = await inScope(o, ctx as Ctx, (s, scope) => updateRecord(s, scope, ctx.params.entity, ctx.params.id, ctx.body, ifMatch));
