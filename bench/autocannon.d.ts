@@ -1,13 +1,15 @@
 // The part of autocannon's API the benchmarks use (the package ships no types).
 declare module 'autocannon' {
-  interface Options {
+  export interface Options {
     url: string;
     connections?: number;
     duration?: number;
     amount?: number;
     headers?: Record<string, string>;
+    method?: string;
+    body?: string;
   }
-  interface Result {
+  export interface Result {
     non2xx: number;
     errors: number;
     requests: { average: number; total: number };

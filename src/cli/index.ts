@@ -5,6 +5,7 @@ import { registerAppCommands } from './apps.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerIdpCommands } from './idp.ts';
+import { registerDataCommands } from './data.ts';
 import { registerMfaCommands } from './mfa.ts';
 import { registerNetCommands } from './net.ts';
 import { registerOperatorCommands } from './operator.ts';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerWafCommands(program);
   registerOperatorCommands(program);
   registerNetCommands(program);
+  registerDataCommands(program);
   const all = (c: Command): Command[] => c.commands.flatMap((x) => [x, ...all(x)]);
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

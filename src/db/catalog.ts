@@ -399,6 +399,29 @@ export interface AppSettingsTable {
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
+/** One blind-index key per stage, wrapped under a tenant KEK (migration 011). */
+export interface StageIndexKeysTable {
+  stage_id: string;
+  tenant_id: string;
+  kek_version: number;
+  wrapped: Buffer;
+  created_at: CreatedAt;
+}
+
+/** The first answer to a create with an Idempotency-Key (migration 011). */
+export interface DataIdempotencyTable {
+  stage_id: string;
+  app: string;
+  principal_id: string;
+  key: string;
+  request_hash: string;
+  state: 'in-flight' | 'done';
+  status: number | null;
+  response: unknown;
+  /** Reset when an expired or abandoned key is claimed again. */
+  created_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 export interface AppDeploymentsTable {
   id: Generated<string>;
   tenant_id: string;
@@ -528,6 +551,8 @@ export interface Catalog {
   'accord.ip_rules': IpRulesTable;
   'accord.stage_perimeter': StagePerimeterTable;
   'accord.perimeter_version': PerimeterVersionTable;
+  'accord.stage_index_keys': StageIndexKeysTable;
+  'accord.data_idempotency': DataIdempotencyTable;
 }
 
 /** An identity provider of a tenant (migration 012); settings are the kind's non-secret part. */

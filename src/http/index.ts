@@ -3,6 +3,7 @@ export type { AuthContext, GrantView, RequestMeta } from './context.ts';
 export {
   access,
   registerRoutes,
+  type AsStageOptions,
   type RouteAccess,
   type RouteContext,
   type RouteDefinition,

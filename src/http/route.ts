@@ -122,7 +122,16 @@ export interface RouteContext<S extends RouteSchema = RouteSchema, A extends Rou
    * role, the caller in transaction-local settings for row-level security, audit through the
    * narrow append path. Tenant data is read and written only here.
    */
-  asStage<T>(fn: (s: StageSession) => Promise<T>): Promise<T>;
+  asStage<T>(fn: (s: StageSession) => Promise<T>, opts?: AsStageOptions): Promise<T>;
+}
+
+/** How a route narrows its stage session. */
+export interface AsStageOptions {
+  /**
+   * The roles RLS policies see (`accord.roles`) instead of the caller's platform grants: the data
+   * API passes the caller's app roles of the app on the stage.
+   */
+  readonly roles?: readonly string[];
 }
 
 /** A route as the server registers it; built by `route()`, which ties the handler's types to its schemas. */
@@ -217,7 +226,7 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
             return scope.stage;
           },
           unit: (fn) => unitOfWork(kit.db, source, fn),
-          asStage: (fn) => {
+          asStage: (fn, opts) => {
             if (!kit.dataPlane) throw new Error('this server has no data plane; stage sessions are unavailable');
             const stage = ctx.stage;
             const auth = meta.auth;
@@ -227,7 +236,7 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
               {
                 kind: auth?.kind ?? 'system',
                 principalId: auth?.principalId ?? null,
-                roles: [...new Set(auth?.grants.map((g) => g.role) ?? [])],
+                roles: opts?.roles ? [...opts.roles] : [...new Set(auth?.grants.map((g) => g.role) ?? [])],
                 requestId: meta.requestId,
                 source,
               },

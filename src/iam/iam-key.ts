@@ -4,7 +4,7 @@ import { AccordError } from '../errors/index.ts';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 
 /** What a derived key is for; each purpose gets its own HKDF subkey. */
-export type IamKeyPurpose = 'access-token' | 'csrf' | 'mfa-secret' | 'recovery-code' | 'idp-secret' | 'device';
+export type IamKeyPurpose = 'access-token' | 'csrf' | 'mfa-secret' | 'recovery-code' | 'idp-secret' | 'device' | 'data-cursor';
 
 const KID = 'iam-1';
 const aadOf = (kid: string) => `accord/iam-key/${kid}`;
@@ -21,7 +21,7 @@ export class IamKey {
 
   private constructor(kid: string, key: Buffer) {
     this.kid = kid;
-    for (const p of ['access-token', 'csrf', 'mfa-secret', 'recovery-code', 'idp-secret', 'device'] as const) {
+    for (const p of ['access-token', 'csrf', 'mfa-secret', 'recovery-code', 'idp-secret', 'device', 'data-cursor'] as const) {
       this.#sub.set(p, Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `accord/iam/${p}`, 32)));
     }
     key.fill(0);

@@ -159,7 +159,25 @@ export async function readSecret(db: Db, keyring: Keyring, tenantId: string, sta
 }
 
 /** The rotation jobs' steps, bound to a keyring. */
-export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: string, err: unknown) => void = () => {}): Map<string, JobStep> {
+export function keyJobSteps(
+  keyring: Keyring,
+  source: AuditSource,
+  log: (msg: string, err: unknown) => void = () => {},
+  opts: {
+    /**
+     * Re-encrypts one batch of the stage's app data under the new DEK (the data API's, wired by the
+     * server); returns how many rows it changed, 0 when none is left. Old DEK versions are destroyed
+     * only after it returns 0.
+     */
+    reencryptAppData?: (db: Db, tenantId: string, stageId: string, toVersion: number, batch: number) => Promise<number>;
+    /**
+     * With app data: old DEK versions are destroyed no sooner than this long after the rotation
+     * (default 10 s), so a write that picked up the old active key just before the rotation (or
+     * from the data API's one-second key cache) has landed, and been re-encrypted, first.
+     */
+    destroyGraceMs?: number;
+  } = {},
+): Map<string, JobStep> {
   return new Map<string, JobStep>([
     [
       'keys.rewrap-tenant',
@@ -188,6 +206,16 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
       'keys.reencrypt-stage',
       async (db, job) => {
         const { tenantId, stageId, toVersion } = job.payload as { tenantId: string; stageId: string; toVersion: number };
+        // App data first, outside the unit of work (its stage sessions need the connection on PGlite).
+        if (opts.reencryptAppData) {
+          const n = await opts.reencryptAppData(db, tenantId, stageId, toVersion, BATCH);
+          if (n > 0) return { done: false, progress: { ...job.progress, appRows: Number(job.progress.appRows ?? 0) + n } };
+          const target = await db.selectFrom('accord.stage_deks').select('created_at').where('stage_id', '=', stageId).where('version', '=', toVersion).executeTakeFirst();
+          if (target && Date.now() - target.created_at.getTime() < (opts.destroyGraceMs ?? 10_000)) {
+            await new Promise((r) => setTimeout(r, 250));
+            return { done: false, progress: { ...job.progress, waiting: 'grace period before destroying old keys' } };
+          }
+        }
         return unitOfWork(db, source, async ({ trx, audit }) => {
           const pending = await trx
             .selectFrom('accord.stage_secrets')
@@ -208,12 +236,12 @@ export function keyJobSteps(keyring: Keyring, source: AuditSource, log: (msg: st
             await trx.updateTable('accord.stage_secrets').set({ envelope, key_version: toVersion }).where('stage_id', '=', stageId).where('name', '=', s.name).execute();
           }
           const done = Number(job.progress.reencrypted ?? 0) + pending.length;
-          if (pending.length > 0) return { done: false, progress: { reencrypted: done } };
+          if (pending.length > 0) return { done: false, progress: { ...job.progress, reencrypted: done } };
           const destroyed = await trx.deleteFrom('accord.stage_deks').where('stage_id', '=', stageId).where('version', '<', toVersion).returning('version').execute();
           if (destroyed.length > 0) {
             await audit({ tenantId, action: 'key.destroyed', target: { type: 'stage-dek', id: stageId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
           }
-          return { done: true, progress: { reencrypted: done, destroyedVersions: destroyed.map((d) => d.version) } };
+          return { done: true, progress: { ...job.progress, reencrypted: done, destroyedVersions: destroyed.map((d) => d.version) } };
         });
       },
     ],

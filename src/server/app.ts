@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { lifecycleRoutes } from '../apps/index.ts';
 import type { CheckpointSigner } from '../audit-chain/index.ts';
+import { dataApiRoutes, inventoryRoutes } from '../apps/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
@@ -62,6 +63,11 @@ export interface AppOptions {
   readonly wafEngine?: WafEngine;
   /** Field kinds the route schemas cannot give (the data API's, from the app manifest). */
   readonly wafFieldKinds?: FieldKindsProvider;
+  /**
+   * Test-only: the data API's generated SQL leaves the app's rules out, so row-level security
+   * alone stands between callers and rows (the suite proving the database enforces them).
+   */
+  readonly testOnlyDataApiRulesOff?: boolean;
 }
 
 /** A route as registered, with the access rule it declared (tests enumerate these). */
@@ -307,6 +313,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...perimeterRoutes({ db: database.db, platformLimits: () => ({ ...perimeter.state.platformLimits }), changed: () => perimeter.state.invalidate() }),
     surfaceRoute({ app, config, db: database.db, perimeter, cert: opts.https?.cert }),
     // --- end perimeter ---
+    // The generated data API of every app on every stage (/t/{tenant}/{stage}/apps/{app}/...).
+    ...dataApiRoutes({ db: database.db, keyring: opts.keyring, cursorMac: (data) => iam.key.mac('data-cursor', data), ...(opts.testOnlyDataApiRulesOff ? { testOnlyAppRulesOff: true } : {}) }),
+    ...inventoryRoutes({ db: database.db }),
   ];
   const kit: RouteKit = {
     db: database.db,

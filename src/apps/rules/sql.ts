@@ -60,8 +60,9 @@ export function settingBindings(o: { readonly user: string; readonly roles: stri
       if (scope === 'old') throw new TypeError('policies cannot read old.*');
       return sql.id(col(attribute));
     },
-    authUser: () => sql`(select current_setting(${sql.lit(o.user)}, true)::uuid)`,
-    authRoles: () => sql`(select string_to_array(current_setting(${sql.lit(o.roles)}, true), ','))`,
+    authUser: () => sql`(select nullif(current_setting(${sql.lit(o.user)}, true), '')::uuid)`,
+    // The cast makes it an expression: `= ANY((select …))` would compare with the subquery's rows.
+    authRoles: () => sql`(select string_to_array(current_setting(${sql.lit(o.roles)}, true), ','))::text[]`,
     now: () => (o.now ? sql`(select current_setting(${sql.lit(o.now)}, true)::timestamptz)` : sql`statement_timestamp()`),
   };
 }

@@ -9,6 +9,7 @@ import * as m007 from './007-stage-sessions.ts';
 import * as m008 from './008-perimeter.ts';
 import * as m009 from './009-apps.ts';
 import * as m010 from './010-app-lifecycle.ts';
+import * as m011 from './011-data-api.ts';
 import * as m012 from './012-federation.ts';
 import * as m013 from './013-waf.ts';
 
@@ -24,7 +25,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '008-perimeter': m008,
   '009-apps': m009,
   '010-app-lifecycle': m010,
-  // 011 is reserved for work built beside this.
+  '011-data-api': m011,
   '012-federation': m012,
   '013-waf': m013,
 });

@@ -1,0 +1,466 @@
+// The data API's operations on one entity for one caller, inside one stage session.
+import { randomUUID } from 'node:crypto';
+import { type RawBuilder, sql } from 'kysely';
+import type { Keyring } from '../../crypto/keyring/index.ts';
+import type { Db } from '../../db/index.ts';
+import { AccordError } from '../../errors/index.ts';
+import type { StageSession } from '../../kernel/index.ts';
+import type { AccessRuleIR, AppIR, AttributeIR, EntityIR } from '../compile/ir.ts';
+import { entityOf } from '../compile/ir.ts';
+import { attributesOf, evaluateRule, evaluateValue, type Expr } from '../rules/index.ts';
+import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.ts';
+import { type CryptScope, indexEntry, openValue, type StageKeys, sealValue } from './crypt.ts';
+import { type CompiledFilter, compileFilter, compileParams } from './filter.ts';
+import { both, type EntityPlan, entityPlan, isTrue } from './plan.ts';
+import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, visibleFields } from './query.ts';
+import { inputValue, type ValueProblem } from './values.ts';
+
+export interface DataApiDeps {
+  readonly db: Db;
+  readonly keyring: Keyring;
+  readonly cursorMac: CursorMac;
+}
+
+/** Everything one request needs about where it runs and who asks. */
+export interface RequestScope {
+  readonly deps: DataApiDeps;
+  readonly app: AppIR;
+  readonly revision: string;
+  readonly tenantId: string;
+  readonly stageId: string;
+  readonly schema: string;
+  readonly caller: Caller;
+  /** The stage's keys (loaded before the session) when the app has encrypted attributes. */
+  readonly keys?: StageKeys;
+  /**
+   * Test-only: leave the rules out of the generated SQL, so only row-level security stands
+   * between the caller and the rows (the suite that shows the database alone refuses them).
+   */
+  readonly appRulesOff?: boolean;
+}
+
+export const LIST_LIMITS = Object.freeze({ default: 20, max: 100 });
+const SENSITIVE = new Set(['confidential', 'restricted']);
+
+export function planFor(scope: RequestScope, entityName: string): EntityPlan {
+  const e = entityOf(scope.app, entityName);
+  if (!e) throw new AccordError('DATA_ENTITY_NOT_FOUND', { details: { entity: entityName } });
+  return entityPlan(scope.revision, e, scope.caller.roles);
+}
+
+const crypt = (scope: RequestScope, e: EntityIR): CryptScope => ({ tenantId: scope.tenantId, stageId: scope.stageId, entity: e.name });
+
+/** The rule condition as the generated SQL applies it (true when the test switch is on). */
+const rule = (scope: RequestScope, plan: EntityPlan, e: Expr | null): RawBuilder<unknown> => (scope.appRulesOff || e === null ? sql`true` : cond(plan, e, scope.caller));
+
+const keysOf = (scope: RequestScope): StageKeys => {
+  if (!scope.keys) throw new Error('the stage keys were not loaded for an app with encrypted attributes');
+  return scope.keys;
+};
+
+function decryptor(scope: RequestScope, plan: EntityPlan) {
+  const c = crypt(scope, plan.entity);
+  return (a: AttributeIR, id: string, v: Uint8Array) => openValue(keysOf(scope).all, c, a.name, id, v);
+}
+
+/** One audit event per request that returned confidential or restricted attributes. */
+async function auditRead(s: StageSession, scope: RequestScope, plan: EntityPlan, rows: readonly Row[], fields: readonly string[]) {
+  const sensitive = new Set<string>();
+  const ids: string[] = [];
+  for (const row of rows) {
+    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? ''));
+    if (seen.length === 0) continue;
+    for (const n of seen) sensitive.add(n);
+    ids.push(row.id as string);
+  }
+  if (ids.length === 0) return;
+  await s.audit({
+    action: 'data.read',
+    target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
+    outcome: 'success',
+    details: { app: scope.app.name, entity: plan.entity.name, ids: ids.slice(0, 1000), count: ids.length, fields: [...sensitive].sort() },
+  });
+}
+
+function chooseFields(plan: EntityPlan, fields: string | undefined): string[] {
+  const all = [...plan.readable.keys()];
+  if (fields === undefined || fields === '*' || fields === '') return all;
+  const names = fields.split(',').map((f) => f.trim());
+  for (const n of names) {
+    if (n === '*' ) return all;
+    if (n === 'id') continue;
+    if (!plan.entity.attributes.some((a) => a.name === n)) throw new AccordError('DATA_QUERY_INVALID', { message: `fields: ${plan.entity.name} has no attribute ${n}.`, details: { parameter: 'fields', field: n } });
+    if (!plan.readable.has(n)) throw new AccordError('DATA_QUERY_INVALID', { message: `fields: you may not read ${n}.`, details: { parameter: 'fields', field: n } });
+  }
+  return [...new Set(names.filter((n) => n !== 'id'))];
+}
+
+/** The filter's SQL: its expression, the conditions of the conditionally readable fields it names, blind indexes. */
+async function filterSql(scope: RequestScope, plan: EntityPlan, f: CompiledFilter): Promise<RawBuilder<unknown>[]> {
+  const out: RawBuilder<unknown>[] = [];
+  if (f.expr) {
+    out.push(cond(plan, f.expr, scope.caller));
+    // Filtering on a field readable only on some rows must not reveal it on the others.
+    for (const name of new Set(attributesOf(f.expr).map((a) => a.name))) {
+      const when = plan.readable.get(name)?.when;
+      if (when && !isTrue(when)) out.push(cond(plan, when, scope.caller));
+    }
+  }
+  if (f.blind.length) {
+    const key = keysOf(scope).index;
+    for (const b of f.blind) {
+      out.push(sql`${sql.ref(`${T}.${b.attribute.column}_bidx`)} = ${indexEntry(key, crypt(scope, plan.entity), b.attribute.name, b.value)}::bytea`);
+      const when = plan.readable.get(b.attribute.name)?.when;
+      if (when && !isTrue(when)) out.push(cond(plan, when, scope.caller));
+    }
+  }
+  return out;
+}
+
+export interface ListQuery {
+  readonly filter?: string;
+  readonly sort?: string;
+  readonly fields?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+  readonly count?: 'none' | 'estimated' | 'exact';
+  readonly params: ReadonlyMap<string, string>;
+}
+
+interface SortKey {
+  readonly name: string;
+  readonly desc: boolean;
+  readonly column: RawBuilder<unknown>;
+  readonly cast: string;
+}
+
+function sortKeys(plan: EntityPlan, sort: string | undefined): SortKey[] {
+  const keys: SortKey[] = [];
+  for (const raw of (sort ?? '').split(',').filter((x) => x.trim() !== '')) {
+    const t = raw.trim();
+    const desc = t.startsWith('-');
+    const name = desc || t.startsWith('+') ? t.slice(1) : t;
+    if (name === 'id') continue;
+    const f = plan.readable.get(name);
+    // Only attributes every readable row shows, never null (a keyset over nulls needs more), not encrypted.
+    if (!f || !isTrue(f.when) || f.attribute.encrypted || !f.attribute.required || f.attribute.type.kind === 'json') {
+      throw new AccordError('DATA_QUERY_INVALID', { message: `sort: ${name} is not a sortable attribute (readable on every row, required, not encrypted, not json).`, details: { parameter: 'sort', field: name } });
+    }
+    if (keys.some((k) => k.name === name)) continue;
+    const a = f.attribute;
+    keys.push({ name, desc, column: sql.ref(`${T}.${a.column}`), cast: castOf(a) });
+  }
+  // The unique tiebreaker: the id, in the direction of the last key.
+  keys.push({ name: 'id', desc: keys.at(-1)?.desc ?? false, column: sql.ref(`${T}.id`), cast: 'uuid' });
+  return keys;
+}
+
+function castOf(a: AttributeIR): string {
+  switch (a.type.kind) {
+    case 'integer':
+      return 'bigint';
+    case 'decimal':
+      return 'numeric';
+    case 'date':
+      return 'date';
+    case 'datetime':
+      return 'timestamptz';
+    case 'boolean':
+      return 'boolean';
+    case 'uuid':
+    case 'user':
+    case 'reference':
+      return 'uuid';
+    default:
+      return 'text';
+  }
+}
+
+/** (k1, k2, …) after the cursor's values, each key in its own direction. */
+function keysetAfter(keys: readonly SortKey[], values: readonly (string | null)[]): RawBuilder<unknown> {
+  const ors: RawBuilder<unknown>[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const ands: RawBuilder<unknown>[] = [];
+    for (let j = 0; j < i; j++) ands.push(sql`${(keys[j] as SortKey).column} = ${values[j]}::${sql.raw((keys[j] as SortKey).cast)}`);
+    const k = keys[i] as SortKey;
+    ands.push(sql`${k.column} ${sql.raw(k.desc ? '<' : '>')} ${values[i]}::${sql.raw(k.cast)}`);
+    ors.push(sql`(${sql.join(ands, sql` and `)})`);
+  }
+  return sql`(${sql.join(ors, sql` or `)})`;
+}
+
+export async function listRecords(s: StageSession, scope: RequestScope, entityName: string, q: ListQuery) {
+  const plan = planFor(scope, entityName);
+  if (plan.read === null) throw new AccordError('DATA_FORBIDDEN', { details: { entity: entityName, operation: 'read' } });
+  const limit = q.limit ?? LIST_LIMITS.default;
+  if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMITS.max) throw new AccordError('DATA_QUERY_INVALID', { message: `limit must be 1..${LIST_LIMITS.max}.`, details: { parameter: 'limit', max: LIST_LIMITS.max } });
+  const fields = chooseFields(plan, q.fields);
+  const filter = q.filter ? compileFilter(plan, q.filter) : { expr: null, blind: [] };
+  const params = compileParams(plan, q.params);
+  const keys = sortKeys(plan, q.sort);
+  const where: RawBuilder<unknown>[] = [rule(scope, plan, plan.read), ...(await filterSql(scope, plan, filter)), ...(await filterSql(scope, plan, params))];
+  const qh = queryHash([scope.stageId, scope.revision, entityName, scope.caller.user, plan.roles, q.filter ?? '', [...q.params], keys.map((k) => [k.name, k.desc]), fields]);
+  const keyset = q.cursor ? keysetAfter(keys, decodeCursor(scope.deps.cursorMac, qh, q.cursor, keys.length)) : sql`true`;
+  const order = sql.join(keys.map((k) => sql`${k.column} ${sql.raw(k.desc ? 'desc' : 'asc')}`));
+  const sortVals = keys.map((k, i) => sql`${k.column}::text as ${sql.id(`s_${i}`)}`);
+  const whereSql = sql.join(where, sql` and `);
+  const rows = await run(
+    s,
+    sql`select ${selectList(plan, fields, scope.caller, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${whereSql} and ${keyset} order by ${order} limit ${limit + 1}`,
+  );
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  const next = rows.length > limit && last ? encodeCursor(scope.deps.cursorMac, qh, keys.map((_, i) => (last[`s_${i}`] as string | null) ?? null)) : null;
+  const decrypt = decryptor(scope, plan);
+  const items = page.map((r) => recordOf(plan, fields, r, decrypt));
+  let count: number | undefined;
+  if (q.count === 'exact') {
+    const c = await run(s, sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
+    count = Number(c[0]?.n ?? 0);
+  } else if (q.count === 'estimated') {
+    const c = await run(s, sql`explain (format json) select 1 from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
+    const planJson = c[0]?.['QUERY PLAN'];
+    const parsed = typeof planJson === 'string' ? JSON.parse(planJson) : planJson;
+    count = Math.round(Number(parsed?.[0]?.Plan?.['Plan Rows'] ?? 0));
+  }
+  await auditRead(s, scope, plan, page, fields);
+  return { items, next, ...(count === undefined ? {} : { count }) };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const notFound = () => new AccordError('DATA_NOT_FOUND');
+
+export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
+  const plan = planFor(scope, entityName);
+  if (plan.read === null) throw notFound();
+  if (!UUID.test(id)) throw notFound();
+  const fields = chooseFields(plan, fieldsParam);
+  const rows = await run(s, sql`select ${selectList(plan, fields, scope.caller)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, plan.read)}`);
+  const row = rows[0];
+  if (!row) throw notFound();
+  const record = recordOf(plan, fields, row, decryptor(scope, plan));
+  await auditRead(s, scope, plan, rows, fields);
+  return record;
+}
+
+// ---- writes ----
+
+const bodyInvalid = (errors: readonly ValueProblem[]) =>
+  new AccordError('DATA_BODY_INVALID', { message: `The record is not valid: ${errors.map((e) => `${e.field} ${e.problem}`).join('; ')}.`, details: { errors } });
+
+/** Validates a body's values; unknown attributes and type errors are reported together. */
+function parseBody(e: EntityIR, body: unknown): Map<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bodyInvalid([{ field: '/', problem: 'must be a JSON object' }]);
+  const errors: ValueProblem[] = [];
+  const out = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+    const a = e.attributes.find((x) => x.name === k);
+    if (!a) {
+      errors.push({ field: k, problem: 'is not an attribute of the entity' });
+      continue;
+    }
+    const r = inputValue(a, v);
+    if (r.ok) out.set(k, r.value);
+    else errors.push({ field: k, problem: r.problem });
+  }
+  if (errors.length) throw bodyInvalid(errors);
+  return out;
+}
+
+/** A value from the evaluator (presets) in the form the column and the evaluator take. */
+function fromEvaluator(a: AttributeIR, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'bigint') return v.toString();
+  if (a.type.kind === 'datetime' && typeof v === 'number') return new Date(v).toISOString();
+  return v;
+}
+
+function presetsOf(plan: EntityPlan, r: AccessRuleIR, scope: RequestScope): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  for (const p of r.presets) {
+    const a = plan.entity.attributes.find((x) => x.name === p.attribute) as AttributeIR;
+    m.set(p.attribute, fromEvaluator(a, evaluateValue(p.value.ast, plan.attrs, { row: {}, auth: { user: scope.caller.user, roles: scope.caller.roles }, now: scope.caller.now })));
+  }
+  return m;
+}
+
+/** Picks the first rule whose fields allow the body and whose check accepts the resulting row. */
+function chooseRule(plan: EntityPlan, rules: readonly AccessRuleIR[], body: ReadonlyMap<string, unknown>, scope: RequestScope, base: Record<string, unknown>, old?: Record<string, unknown>, op: 'create' | 'update' = 'create') {
+  let fieldsOk = false;
+  for (const r of rules) {
+    const allowed = r.fields ?? plan.entity.attributes.filter((a) => op === 'create' || !a.immutable).map((a) => a.name);
+    const presets = presetsOf(plan, r, scope);
+    if ([...body.keys()].some((k) => !allowed.includes(k) || presets.has(k))) continue;
+    fieldsOk = true;
+    const row: Record<string, unknown> = { ...base, ...Object.fromEntries(body), ...Object.fromEntries(presets) };
+    const ok = r.check === null || evaluateRule(r.check.ast, plan.attrs, { row, ...(old ? { old } : {}), auth: { user: scope.caller.user, roles: scope.caller.roles }, now: scope.caller.now });
+    if (ok) return { rule: r, row };
+  }
+  if (!fieldsOk) throw new AccordError('DATA_FIELD_FORBIDDEN', { details: { fields: [...body.keys()].sort() } });
+  throw new AccordError('DATA_CHECK_FAILED');
+}
+
+/** References must name rows the caller can read. */
+async function checkReferences(s: StageSession, scope: RequestScope, plan: EntityPlan, values: ReadonlyMap<string, unknown>) {
+  for (const [name, v] of values) {
+    const a = plan.entity.attributes.find((x) => x.name === name);
+    if (a?.type.kind !== 'reference' || v === null) continue;
+    const target = planFor(scope, a.type.entity);
+    const rows = target.read === null ? [] : await run(s, sql`select 1 as ok from ${tableRef(scope.schema, target.entity)} where ${sql.ref(`${T}.id`)} = ${v}::uuid and ${rule(scope, target, target.read)}`);
+    if (rows.length === 0) throw new AccordError('DATA_REFERENCE_INVALID', { details: { field: name } });
+  }
+}
+
+/** Database refusals → catalog errors that reveal nothing about rows the caller cannot read. */
+function mapDbError(plan: EntityPlan, err: unknown): never {
+  const code = (err as { code?: string })?.code;
+  if (code === '23505') {
+    const constraint = String((err as { constraint?: string }).constraint ?? '');
+    const field = plan.entity.attributes.find((a) => constraint === `${plan.entity.table}_${a.column}_key`.slice(0, 63))?.name;
+    throw new AccordError('DATA_CONFLICT', { message: field ? `Another record already has this ${field}.` : 'Another record already has one of these unique values.', details: field ? { field } : {} });
+  }
+  if (code === '23503') throw new AccordError('DATA_REFERENCE_INVALID');
+  if (code === '23514' || code === '23502' || code === '22P02' || code === '22003') throw new AccordError('DATA_BODY_INVALID', { message: 'The record breaks a constraint of the model.' });
+  // Row-level security refused what the data API let through: fail closed, as a failed check.
+  if (code === '42501') throw new AccordError('DATA_CHECK_FAILED');
+  throw err;
+}
+
+async function sealed(scope: RequestScope, plan: EntityPlan, id: string, values: ReadonlyMap<string, unknown>): Promise<Map<string, RawBuilder<unknown>>> {
+  const out = new Map<string, RawBuilder<unknown>>();
+  const enc = plan.entity.attributes.filter((a) => a.encrypted && values.has(a.name));
+  const dek = enc.length ? keysOf(scope).active : undefined;
+  const ikey = enc.some((a) => a.searchable) ? keysOf(scope).index : undefined;
+  for (const [name, v] of values) {
+    const a = plan.entity.attributes.find((x) => x.name === name) as AttributeIR;
+    if (a.encrypted && dek) {
+      out.set(a.column, v === null ? sql`NULL::bytea` : sql`${sealValue(dek, crypt(scope, plan.entity), a.name, id, v)}::bytea`);
+      if (a.searchable && ikey) out.set(`${a.column}_bidx`, v === null ? sql`NULL::bytea` : sql`${indexEntry(ikey, crypt(scope, plan.entity), a.name, String(v))}::bytea`);
+    } else out.set(a.column, param(a, v));
+  }
+  return out;
+}
+
+async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan, action: string, id: string, fields: readonly string[]) {
+  await s.audit({
+    action,
+    target: { type: 'app-record', id: `${scope.app.name}/${plan.entity.name}/${id}` },
+    outcome: 'success',
+    details: { app: scope.app.name, entity: plan.entity.name, ids: [id], fields: [...fields].sort() },
+  });
+}
+
+async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
+  if (plan.read === null) return { id };
+  const fields = [...plan.readable.keys()];
+  const rows = await run(s, sql`select ${selectList(plan, fields, scope.caller)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, plan.read)}`);
+  const row = rows[0];
+  if (!row) return { id };
+  await auditRead(s, scope, plan, rows, fields);
+  return recordOf(plan, fields, row, decryptor(scope, plan));
+}
+
+export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
+  const plan = planFor(scope, entityName);
+  if (plan.create.length === 0) throw new AccordError('DATA_FORBIDDEN', { details: { entity: entityName, operation: 'create' } });
+  const values = parseBody(plan.entity, body);
+  const defaults: Record<string, unknown> = {};
+  for (const a of plan.entity.attributes) defaults[a.name] = a.default ?? null;
+  const rules = scope.appRulesOff ? plan.create.map((r) => ({ ...r, check: null })) : plan.create;
+  const { row } = chooseRule(plan, rules, values, scope, defaults);
+  const missing = plan.entity.attributes.filter((a) => a.required && (row[a.name] === null || row[a.name] === undefined)).map((a) => ({ field: a.name, problem: 'is required' }));
+  if (missing.length) throw bodyInvalid(missing);
+  const all = new Map(plan.entity.attributes.map((a) => [a.name, row[a.name] ?? null] as const));
+  await checkReferences(s, scope, plan, values);
+  const id = randomUUID();
+  const cols = await sealed(scope, plan, id, all);
+  try {
+    await run(
+      s,
+      sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`,
+    );
+  } catch (err) {
+    mapDbError(plan, err);
+  }
+  await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
+  return readBack(s, scope, plan, id);
+}
+
+/** `"7"` or `W/"7"` → 7; `*` → undefined (any version). */
+export function parseIfMatch(h: string | undefined): number | undefined {
+  if (h === undefined || h.trim() === '*') return undefined;
+  const m = /^(?:W\/)?"(\d{1,18})"$/.exec(h.trim());
+  if (!m) throw new AccordError('DATA_PRECONDITION_FAILED', { message: 'If-Match must be an ETag this API gave out.' });
+  return Number(m[1]);
+}
+
+async function stored(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, where: Expr | null) {
+  if (!UUID.test(id) || plan.read === null) throw notFound();
+  const all = plan.entity.attributes.filter((a) => !a.encrypted);
+  const cols = [
+    sql.ref(`${T}.id`),
+    sql`${sql.ref(`${T}._version`)}::text as "_version"`,
+    ...all.map((a) => sql`${columnExpr(a)} as ${sql.id(`f_${a.name}`)}`),
+    sql`(${rule(scope, plan, where)}) is true as "may"`,
+  ];
+  const rows = await run(s, sql`select ${sql.join(cols)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, plan.read)}`);
+  const row = rows[0];
+  if (!row) throw notFound();
+  return row;
+}
+
+export async function updateRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, body: unknown, ifMatch: number | undefined) {
+  const plan = planFor(scope, entityName);
+  if (plan.update.length === 0) throw new AccordError('DATA_FORBIDDEN', { details: { entity: entityName, operation: 'update' } });
+  const values = parseBody(plan.entity, body);
+  const current = await stored(s, scope, plan, id, plan.updateWhere);
+  if (ifMatch !== undefined && Number(current._version) !== ifMatch) throw new AccordError('DATA_PRECONDITION_FAILED');
+  const immutable = [...values.keys()].filter((k) => plan.entity.attributes.find((a) => a.name === k)?.immutable);
+  if (immutable.length) throw bodyInvalid(immutable.map((f) => ({ field: f, problem: 'is immutable' })));
+  const old = storedRow(plan.entity, current);
+  // Which rules' `where` the stored row meets (in SQL, like the statement below will).
+  let applicable = plan.update;
+  if (!scope.appRulesOff) {
+    if (current.may !== true) throw new AccordError('DATA_FORBIDDEN', { message: 'Your app roles may not change this record in its current state.', details: { entity: entityName, operation: 'update' } });
+    const flags = await run(
+      s,
+      sql`select ${sql.join(plan.update.map((r, i) => sql`(${rule(scope, plan, r.where?.ast ?? null)}) is true as ${sql.id(`u_${i}`)}`))} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid`,
+    );
+    applicable = plan.update.filter((_, i) => flags[0]?.[`u_${i}`] === true);
+  } else applicable = plan.update.map((r) => ({ ...r, check: null }));
+  const { rule: chosen, row } = chooseRule(plan, applicable, values, scope, old, old, 'update');
+  const changes = new Map<string, unknown>(values);
+  for (const p of chosen.presets) changes.set(p.attribute, row[p.attribute]);
+  await checkReferences(s, scope, plan, values);
+  const cols = await sealed(scope, plan, id, changes);
+  const set = [...[...cols].map(([c, v]) => sql`${sql.id(c)} = ${v}`), sql`"_version" = "_version" + 1`, sql`"_updated_at" = now()`];
+  let updated: Row[];
+  try {
+    updated = await run(
+      s,
+      sql`update ${tableRef(scope.schema, plan.entity)} set ${sql.join(set)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${sql.ref(`${T}._version`)} = ${current._version}::bigint and ${rule(scope, plan, chosen.where?.ast ?? null)} returning ${sql.ref(`${T}.id`)}`,
+    );
+  } catch (err) {
+    mapDbError(plan, err);
+  }
+  // Changed between our read and the write (or, with the test switch on, refused by RLS).
+  if (updated.length === 0) throw scope.appRulesOff ? notFound() : new AccordError('DATA_PRECONDITION_FAILED');
+  await auditWrite(s, scope, plan, 'data.update', id, [...changes.keys()]);
+  return readBack(s, scope, plan, id);
+}
+
+export async function deleteRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, ifMatch: number | undefined) {
+  const plan = planFor(scope, entityName);
+  if (plan.delete.length === 0) throw new AccordError('DATA_FORBIDDEN', { details: { entity: entityName, operation: 'delete' } });
+  const current = await stored(s, scope, plan, id, plan.deleteWhere);
+  if (ifMatch !== undefined && Number(current._version) !== ifMatch) throw new AccordError('DATA_PRECONDITION_FAILED');
+  if (!scope.appRulesOff && current.may !== true) throw new AccordError('DATA_FORBIDDEN', { message: 'Your app roles may not delete this record in its current state.', details: { entity: entityName, operation: 'delete' } });
+  let gone: Row[];
+  try {
+    gone = await run(s, sql`delete from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, both(plan.deleteWhere, null))} returning ${sql.ref(`${T}.id`)}`);
+  } catch (err) {
+    mapDbError(plan, err);
+  }
+  if (gone.length === 0) throw notFound();
+  await auditWrite(s, scope, plan, 'data.delete', id, []);
+}
