@@ -1,11 +1,8 @@
-// The one test-only app installer (issue 12). Until the lifecycle's deploy lands, every data-API
-// test puts an app on a stage through here: compile the manifest, record the revision as running
-// on the stage, and create the tables and RLS policies as the stage's owning role, as deploy
-// will. Swapping this for the real deploy is a change in this file only.
-import { sql } from 'kysely';
-import { actionReader, type AppIR, compileDdl, compileManifestText, compilePolicies } from '../../src/apps/index.ts';
-import type { Db } from '../../src/db/index.ts';
-import { runtimeRoleOf } from '../../src/kernel/index.ts';
+// The data-API tests' app installer: compiles a manifest and deploys it with the lifecycle's own
+// deployRevision (tables, RLS policies, stage state, audit), straight onto the stage a test needs.
+import { actionReader, type AppIR, compileManifestText, deployRevision } from '../../src/apps/index.ts';
+import { systemSource } from '../../src/audit-chain/index.ts';
+import type { Db, EngineName } from '../../src/db/index.ts';
 
 export interface InstallTarget {
   readonly tenantId: string;
@@ -22,21 +19,22 @@ export function compileForTest(text: string, file = 'test.app.yaml', manifestPat
   return { ir: c.ir, revision: c.revision.hash };
 }
 
-/** Installs an app (manifest text) on a stage: revision, stage state, tables, policies. */
-export async function installApp(db: Db, stage: InstallTarget, text: string, opts: { file?: string; manifestPath?: string } = {}): Promise<AppIR> {
+/** Installs an app (manifest text) on a stage through the lifecycle's own deploy (any stage: tests put apps straight where they need them). */
+export async function installApp(db: Db, engine: EngineName, stage: InstallTarget, text: string, opts: { file?: string; manifestPath?: string } = {}): Promise<AppIR> {
   const { ir, revision } = compileForTest(text, opts.file, opts.manifestPath);
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('accord.app_revisions')
-      .values({ tenant_id: stage.tenantId, app: ir.name, id: revision, version: ir.version, ir: JSON.stringify(ir), manifest: text, created_by: null })
-      .onConflict((oc) => oc.columns(['tenant_id', 'app', 'id']).doNothing())
-      .execute();
-    await trx.insertInto('accord.app_stage_state').values({ stage_id: stage.stageId, app: ir.name, tenant_id: stage.tenantId, revision, deployed_by: null }).execute();
-    // As the owning role, so the runtime role gets its privileges by the schema's default privileges.
-    await sql`set local role ${sql.id(stage.role)}`.execute(trx);
-    for (const s of compileDdl(ir, { schema: stage.schema })) await sql.raw(s.sql).execute(trx);
-    for (const s of compilePolicies(ir, { schema: stage.schema, runtimeRole: runtimeRoleOf(stage.role) })) await sql.raw(s.sql).execute(trx);
-    await sql`reset role`.execute(trx);
+  const row = await db
+    .selectFrom('accord.stages as s')
+    .innerJoin('accord.tenants as t', 't.id', 's.tenant_id')
+    .select(['s.name', 's.position', 't.name as tenant'])
+    .where('s.id', '=', stage.stageId)
+    .executeTakeFirstOrThrow();
+  await deployRevision(db, {
+    engine,
+    source: systemSource,
+    tenant: { id: stage.tenantId, name: row.tenant },
+    stage: { id: stage.stageId, name: row.name, position: row.position, schema: stage.schema, role: stage.role },
+    revision: { hash: revision, ir, manifest: text, actions: {} },
+    kind: 'deploy',
   });
   return ir;
 }

@@ -73,7 +73,7 @@ export async function tenantWithApp(p: Platform, name: string, manifest: string,
   const out: TestStage[] = [];
   for (const s of t.stages) {
     const st = { tenantId: t.id, tenant: name, stageId: s.id, stage: s.name, schema: s.schema, role: s.role };
-    if (stages.includes(s.name)) await installApp(p.database.db, st, manifest);
+    if (stages.includes(s.name)) await installApp(p.database.db, p.database.engine, st, manifest);
     out.push(st);
   }
   return out;
