@@ -551,9 +551,20 @@ function pipelineKey(transforms: readonly string[]): string {
   return k;
 }
 
+/** A field's kind: by its exact name, else by a record's `prefix.*` entry (keys may hold dots). */
+function fieldKindOf(kinds: ReadonlyMap<string, FieldKind>, name: string): FieldKind | undefined {
+  const exact = kinds.get(name);
+  if (exact !== undefined) return exact;
+  for (let i = name.indexOf('.'); i > 0; i = name.indexOf('.', i + 1)) {
+    const k = kinds.get(`${name.slice(0, i)}.*`);
+    if (k !== undefined) return k;
+  }
+  return undefined;
+}
+
 function inspects(collection: string, name: string, rule: RuleDef, opts: EvaluateOptions): boolean {
   if (collection === 'ARGS') {
-    const kind = opts.fieldKinds?.get(name);
+    const kind = opts.fieldKinds ? fieldKindOf(opts.fieldKinds, name) : undefined;
     if (kind && kind !== 'text') {
       const cats = KIND_CATEGORIES[kind];
       if (cats !== 'all' && !cats.includes(rule.category)) return false;

@@ -10,6 +10,9 @@ const CREDENTIAL = /(password|secret|token|otp|recovery|credential|assertion|att
 
 function kindOf(name: string, s: Schema): FieldKind | undefined {
   if (s.writeOnly === true || s.format === 'password' || CREDENTIAL.test(name)) return 'secret';
+  // Source text the platform parses itself (an app manifest, an action's code): its language is
+  // not SQL or shell, and reading it for their keywords refuses every real app.
+  if (typeof s.contentMediaType === 'string') return /markdown/.test(s.contentMediaType) ? 'markdown' : 'code';
   if (Array.isArray(s.enum) || s.const !== undefined) return 'enum';
   if (Array.isArray(s.anyOf) && (s.anyOf as Schema[]).every((a) => a.const !== undefined)) return 'enum';
   if (s.type === 'integer' || s.type === 'number' || s.type === 'boolean') return 'opaque';
@@ -37,6 +40,15 @@ function walk(prefix: string, s: Schema | undefined, out: Map<string, FieldKind>
       const kind = kindOf(k, v);
       if (kind) out.set(name, kind);
       else walk(name, v, out, depth + 1);
+    }
+    return;
+  }
+  // A record (TypeBox `Record`): every value has the one schema, so the kind holds for any key.
+  const pattern = s.patternProperties as Record<string, Schema> | undefined;
+  if (pattern) {
+    for (const v of Object.values(pattern)) {
+      const kind = kindOf('', v);
+      if (kind) out.set(`${prefix}.*`, kind);
     }
     return;
   }

@@ -24,8 +24,14 @@ export interface StageWafSettings {
   readonly threshold: number;
 }
 
-/** The defaults: CRS's (blocking, PL1, inbound threshold 5: one critical rule blocks). */
-export const DEFAULT_SETTINGS: WafSettings = Object.freeze({ mode: 'block', paranoiaLevel: 1, threshold: 5, exclusions: Object.freeze([]) });
+/**
+ * The defaults: detect (ModSecurity's recommended `DetectionOnly` start), PL1, CRS's inbound
+ * threshold 5. Detect records every detection as a security event and lets the request pass:
+ * measured on realistic traffic, PL1 still refuses 7.7% of legitimate API requests even with the
+ * manifest's field kinds (docs/PERFORMANCE.md), far from the < 1% a default-on block needs, so a
+ * stage turns blocking on itself (`accord waf set --mode block`) once its events look clean.
+ */
+export const DEFAULT_SETTINGS: WafSettings = Object.freeze({ mode: 'detect', paranoiaLevel: 1, threshold: 5, exclusions: Object.freeze([]) });
 
 const CACHE_MS = 2000;
 

@@ -120,7 +120,12 @@ export function compilePolicies(app: AppIR, opts: PolicyOptions): readonly DdlSt
     stmt('enable-rls', `${e.table}_rls`, `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`);
     // FORCE: the rules hold even for the table's owner (a migration or a mistake running as it).
     stmt('enable-rls', `${e.table}_rls_force`, `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`);
-    for (const op of ['select', 'insert', 'update', 'delete', 'retention_select', 'retention_delete', 'reencrypt_select', 'reencrypt_update']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
+    for (const op of ['select', 'insert', 'update', 'delete', 'retention_select', 'retention_delete', 'reencrypt_select', 'reencrypt_update', 'migration_read']) stmt('create-policy', name(op), `DROP POLICY IF EXISTS ${quoteIdent(name(op))} ON ${t}`);
+    // The one exception for the owner: reading every row, because a deployment's prechecks
+    // (duplicates before a unique index, NULLs before required, values that would not fit a
+    // narrower type) must see the stage's real data. These statements run as the owning role, so
+    // CURRENT_USER is that role. The owner still may not write a row through DML.
+    stmt('create-policy', name('migration_read'), `CREATE POLICY ${quoteIdent(name('migration_read'))} ON ${t} AS PERMISSIVE FOR SELECT TO CURRENT_USER USING (true)`);
     const a = e.access;
     stmt('create-policy', name('select'), `CREATE POLICY ${quoteIdent(name('select'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${rt} USING (${policySql(e, a.read, 'where')})`);
     stmt('create-policy', name('insert'), `CREATE POLICY ${quoteIdent(name('insert'))} ON ${t} AS PERMISSIVE FOR INSERT TO ${rt} WITH CHECK (${policySql(e, a.create, 'check')})`);

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { engines } from '../../../test/harness/engines.ts';
 import { testKeyring } from '../../../test/harness/keys.ts';
 import { systemSource } from '../../audit-chain/index.ts';
-import type { Db, EngineName } from '../../db/index.ts';
+import type { Db, EngineName, Trx } from '../../db/index.ts';
 import { isAccordError } from '../../errors/index.ts';
 import { createTenant } from '../../tenancy/index.ts';
 import { compileManifestText } from '../manifest/load.ts';
@@ -62,8 +62,24 @@ for (const engine of engines()) {
     const deploy = (rev: RevisionInput, extra: { allowDataLoss?: boolean; kind?: 'deploy' | 'rollback' } = {}) =>
       deployRevision(db, { engine: engine.name as EngineName, source: systemSource, tenant, stage: dev, revision: rev, kind: extra.kind ?? 'deploy', ...(extra.allowDataLoss ? { allowDataLoss: true } : {}) });
     const q = (t: string) => `"${dev.schema}"."${t}"`;
+    // The tests read and write the stage's rows as the platform, beside the API: the tables FORCE
+    // row-level security even for their owner, so lift it for the one statement (PGlite runs as a
+    // superuser and bypasses it anyway).
+    const asData = <R>(query: { execute: (d: Trx) => Promise<R> }): Promise<R> =>
+      db.transaction().execute(async (trx) => {
+        const tables = (await sql<{ t: string }>`select tablename as t from pg_tables where schemaname = ${dev.schema}`.execute(trx)).rows.map((r) => r.t);
+        const force = async (on: boolean) => {
+          await sql`set local role ${sql.id(dev.role)}`.execute(trx);
+          for (const t of tables) await sql.raw(`alter table ${q(t)} ${on ? '' : 'no '}force row level security`).execute(trx);
+          await sql`reset role`.execute(trx);
+        };
+        await force(false);
+        const r = await query.execute(trx);
+        await force(true);
+        return r;
+      });
     const insertClaim = (title: string, notes: string | null) =>
-      sql.raw(`insert into ${q('Claim')} (title, amount, owner, notes) values ('${title}', 10, gen_random_uuid(), ${notes === null ? 'null' : `'\\x${Buffer.from(notes).toString('hex')}'::bytea`})`).execute(db);
+      asData(sql.raw(`insert into ${q('Claim')} (title, amount, owner, notes) values ('${title}', 10, gen_random_uuid(), ${notes === null ? 'null' : `'\\x${Buffer.from(notes).toString('hex')}'::bytea`})`));
     const currentRevision = async () => (await db.selectFrom('accord.app_stage_state').select('revision').where('stage_id', '=', dev.id).executeTakeFirst())?.revision;
 
     test('a first deployment creates the tables as the stage owner and records the revision, the state and an audit event together', async () => {
@@ -105,11 +121,11 @@ for (const engine of engines()) {
       assert.equal(r.label, 'R2');
       assert.ok((await columns(db, dev.schema, 'Claim')).includes('notes'), 'the column is kept');
       // The next revision inserts rows without the hidden column.
-      await sql.raw(`insert into ${q('Claim')} (title, amount, owner) values ('Hotel', 90, gen_random_uuid())`).execute(db);
+      await asData(sql.raw(`insert into ${q('Claim')} (title, amount, owner) values ('Hotel', 90, gen_random_uuid())`));
       const back = await deploy(R1, { kind: 'rollback' });
       assert.equal(back.label, 'R1');
       assert.equal(await currentRevision(), R1.hash);
-      const rows = await sql<{ notes: Buffer | null }>`select notes from ${sql.id(dev.schema, 'Claim')} where title = 'Taxi'`.execute(db);
+      const rows = await asData(sql<{ notes: Buffer | null }>`select notes from ${sql.id(dev.schema, 'Claim')} where title = 'Taxi'`);
       assert.equal(Buffer.from(rows.rows[0]?.notes as Buffer).toString(), 'receipt in drawer');
     });
 
@@ -125,11 +141,11 @@ for (const engine of engines()) {
     });
 
     test('a narrower decimal is refused when a value would not fit; a wider one applies without loss', async () => {
-      await sql.raw(`insert into ${q('Claim')} (title, amount, owner) values ('Flight', 12345.67, gen_random_uuid())`).execute(db);
+      await asData(sql.raw(`insert into ${q('Claim')} (title, amount, owner) values ('Flight', 12345.67, gen_random_uuid())`));
       assert.equal(await codeOf(deploy(revision(['precision: 12, scale: 2, required: true', 'precision: 5, scale: 2, required: true']))), 'APP_MIGRATION_PRECHECK_FAILED');
       const wide = await deploy(revision(['precision: 12, scale: 2, required: true', 'precision: 14, scale: 2, required: true']));
       assert.equal(wide.steps.find((s) => s.kind === 'alter-type')?.class, 'brief-lock');
-      const r = await sql<{ a: string }>`select amount::text as a from ${sql.id(dev.schema, 'Claim')} where title = 'Flight'`.execute(db);
+      const r = await asData(sql<{ a: string }>`select amount::text as a from ${sql.id(dev.schema, 'Claim')} where title = 'Flight'`);
       assert.equal(r.rows[0]?.a, '12345.67');
     });
 
@@ -145,12 +161,12 @@ for (const engine of engines()) {
       const r = await deploy(revision(['      category: { type: reference, entity: Category }\n', '      category: { type: reference, entity: Category }\n      priority: { type: integer, required: true, default: 3 }\n']));
       const step = r.steps.find((s) => s.kind === 'add-column' && s.name === 'priority');
       assert.equal(step?.class, 'online');
-      const rows = await sql<{ p: string }>`select distinct priority::text as p from ${sql.id(dev.schema, 'Claim')}`.execute(db);
+      const rows = await asData(sql<{ p: string }>`select distinct priority::text as p from ${sql.id(dev.schema, 'Claim')}`);
       assert.deepEqual(rows.rows, [{ p: '3' }]);
     });
 
     test('required, a tighter check and unique apply when the data allows them, each with its class', async () => {
-      await sql.raw(`delete from ${q('Claim')} where title = 'Taxi' and notes is null`).execute(db);
+      await asData(sql.raw(`delete from ${q('Claim')} where title = 'Taxi' and notes is null`));
       const r = await deploy(
         revision(
           ['currency: { type: text, default: EUR, pattern: "^[A-Z]{3}$" }', 'currency: { type: text, default: EUR, required: true, pattern: "^[A-Z]{3}$" }'],
@@ -175,17 +191,17 @@ for (const engine of engines()) {
     });
 
     test('relaxing them again drops the constraints, keeping every row', async () => {
-      const before = (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`.execute(db)).rows[0]?.n;
+      const before = (await asData(sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`)).rows[0]?.n;
       const r = await deploy(R1, { kind: 'rollback' });
       assert.ok(r.steps.some((s) => s.kind === 'drop-unique'));
       assert.ok(r.steps.some((s) => s.kind === 'drop-required'));
-      const after = (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`.execute(db)).rows[0]?.n;
+      const after = (await asData(sql<{ n: number }>`select count(*)::int as n from ${sql.id(dev.schema, 'Claim')}`)).rows[0]?.n;
       assert.equal(after, before);
       await insertClaim('Hotel', null);
     });
 
     test('removing an entity hides its table with its rows; rolling back serves it again', async () => {
-      await sql.raw(`insert into ${q('Category')} (name) values ('Travel')`).execute(db);
+      await asData(sql.raw(`insert into ${q('Category')} (name) values ('Travel')`));
       const r = await deploy(
         revision(
           ['      category: { type: reference, entity: Category }\n', ''],
@@ -202,7 +218,7 @@ for (const engine of engines()) {
         ],
       );
       await deploy(R1, { kind: 'rollback' });
-      const rows = await sql<{ name: string }>`select name from ${sql.id(dev.schema, 'Category')}`.execute(db);
+      const rows = await asData(sql<{ name: string }>`select name from ${sql.id(dev.schema, 'Category')}`);
       assert.deepEqual(rows.rows, [{ name: 'Travel' }]);
     });
 

@@ -12,9 +12,10 @@ const StageAppParams = Type.Object({ tenant: Type.String({ maxLength: 63 }), app
 // The manifest size limit (1 MiB) is the compiler's; the request body limit bounds the rest.
 const Upload = Type.Object(
   {
-    manifest: Type.String({ maxLength: 1024 * 1024 + 1 }),
+    // contentMediaType: the firewall reads manifests and action sources as code (src/waf/field-kinds.ts).
+    manifest: Type.String({ maxLength: 1024 * 1024 + 1, contentMediaType: 'application/yaml' }),
     file: Type.Optional(Type.String({ maxLength: 255 })),
-    actions: Type.Optional(Type.Record(Type.String({ maxLength: 255 }), Type.String({ maxLength: 1024 * 1024 }), { maxProperties: 200 })),
+    actions: Type.Optional(Type.Record(Type.String({ maxLength: 255 }), Type.String({ maxLength: 1024 * 1024, contentMediaType: 'text/javascript' }), { maxProperties: 200 })),
     allowDataLoss: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

@@ -46,10 +46,13 @@ for (const engine of engines()) {
     });
     after(async () => app?.close());
 
-    test('a stage starts in block mode at paranoia level 1 with threshold 5', async () => {
+    test('a stage starts in detect mode at paranoia level 1 with threshold 5, and its admin turns blocking on', async () => {
       const r = await call('GET', `${STAGE}/waf`, 'admin');
       assert.equal(r.statusCode, 200);
-      assert.deepEqual(r.json(), { mode: 'block', paranoiaLevel: 1, threshold: 5 });
+      assert.deepEqual(r.json(), { mode: 'detect', paranoiaLevel: 1, threshold: 5 });
+      const on = await call('PATCH', `${STAGE}/waf`, 'admin', { mode: 'block' });
+      assert.equal(on.statusCode, 200, on.body);
+      assert.equal((on.json() as { mode: string }).mode, 'block');
     });
 
     test('an SQL injection in a query value is refused with WAF_BLOCKED and a reference the security event carries', async () => {
@@ -81,6 +84,9 @@ for (const engine of engines()) {
       const r = await call('POST', '/api/v1/auth/login', undefined, { email: 'admin@acme.test', password: "x' OR 1=1 -- union select" });
       assert.notEqual(r.statusCode, 403, r.body);
       assert.notEqual((r.json() as { code?: string }).code, 'WAF_BLOCKED');
+      // The control plane runs in detect mode by default: the proof is that nothing was detected.
+      const detected = await database.db.selectFrom('accord.waf_events').select('id').where('route', '=', '/api/v1/auth/login').execute();
+      assert.deepEqual(detected, [], 'the password was not scanned');
     });
 
     test('benign text with ordinary punctuation passes in block mode', async () => {
@@ -93,7 +99,7 @@ for (const engine of engines()) {
       assert.equal(r.statusCode, 200, r.body);
       assert.equal((r.json() as { mode: string }).mode, 'detect');
       const audited = await database.db.selectFrom('accord.audit_events').select('action').where('action', '=', 'waf.settings.changed').execute();
-      assert.equal(audited.length, 1);
+      assert.equal(audited.length, 2, 'block, then detect');
       const before = (await events()).length;
       const pass = await call('GET', `${STAGE}/policy?filter=${encodeURIComponent(SQLI)}`, 'admin');
       assert.equal(pass.statusCode, 200, pass.body);
