@@ -8,8 +8,11 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     method?: string;
     body?: string;
+    /** Run the load generator in this many worker threads (off the caller's event loop). */
+    workers?: number;
   }
   export interface Result {
+    url: string;
     non2xx: number;
     errors: number;
     requests: { average: number; total: number };

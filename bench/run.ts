@@ -14,6 +14,8 @@ if (!name || !available.includes(name)) {
   process.exit(2);
 }
 
+// The harness's clean-up then does without node:test (test/harness/at-end.ts).
+process.env.ACCORD_BENCH = '1';
 const mod = (await import(`./${name}.ts`)) as { run?: () => Promise<void> };
 if (typeof mod.run !== 'function') {
   console.error(`bench/${name}.ts exports no run() function.`);

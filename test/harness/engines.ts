@@ -1,7 +1,7 @@
 
-import { after } from 'node:test';
 import { type Database, type EngineName, migrate, openDatabase } from '../../src/db/index.ts';
 import { createOwnedDatabase, getTestPostgres, type PostgresServer } from './postgres.ts';
+import { atEnd } from './at-end.ts';
 
 /** One storage engine as the suites see it: every integration suite runs once per engine. */
 export interface TestEngine {
@@ -21,7 +21,7 @@ export function testServer(): Promise<PostgresServer> {
 }
 const opened: Database[] = [];
 
-after(async () => {
+atEnd(async () => {
   for (const d of opened.splice(0)) await d.close().catch(() => {});
   if (server) await (await server).stop();
 });

@@ -1,15 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import { Keyring } from '../../src/crypto/keyring/index.ts';
 import { type KmsProvider, openKms } from '../../src/crypto/kms/index.ts';
+import { atEnd } from './at-end.ts';
 
 const opened: KmsProvider[] = [];
 const dirs: string[] = [];
 // Registered when the harness is imported, so it runs at the end of the test file (a hook
 // registered inside a test would run when that test ends).
-after(async () => {
+atEnd(async () => {
   for (const kms of opened.splice(0)) await kms.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
