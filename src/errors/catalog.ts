@@ -327,6 +327,7 @@ export const catalog = {
   DATA_FILTER_INVALID: { status: 400, title: 'Invalid filter', message: 'The filter is not valid.' },
   DATA_FILTER_ENCRYPTED: { status: 400, title: 'Filter on encrypted field', message: 'An encrypted field can only be compared for equality.' },
   DATA_QUERY_INVALID: { status: 400, title: 'Invalid query', message: 'A query parameter is not valid.' },
+  DATA_COUNT_FORBIDDEN: { status: 403, title: 'Exact count not allowed', message: 'Your app roles may not ask for an exact count; use count=estimated.' },
   DATA_CURSOR_INVALID: { status: 400, title: 'Invalid cursor', message: 'The cursor is not valid for this query.' },
   DATA_BODY_INVALID: { status: 400, title: 'Invalid record', message: 'The record is not valid.' },
   DATA_REFERENCE_INVALID: { status: 400, title: 'Invalid reference', message: 'A reference names no record you can see.' },

@@ -105,6 +105,12 @@ export interface RoleIR {
   readonly kind: 'role';
   readonly name: string;
   readonly description: string | null;
+  // The list keys are present only when the manifest declares them, so the IR (and the revision
+  // hash) of an app that uses neither stays what it was before they existed.
+  /** The largest list `limit` the role may ask for; absent: the default ceiling (100). */
+  readonly listLimit?: number;
+  /** Present (true) when the role may ask lists for `count=exact`. */
+  readonly exactCount?: true;
 }
 
 export interface InputIR {

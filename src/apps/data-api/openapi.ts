@@ -2,6 +2,7 @@
 // of each entity (every attribute; a caller sees only what its rules let it read) and the
 // error answers (problem+json with a catalog code).
 import type { AppIR, AttributeIR } from '../compile/ir.ts';
+import { DEFAULT_LIST_CEILING } from './plan.ts';
 
 function schemaOf(a: AttributeIR): Record<string, unknown> {
   const s: Record<string, unknown> = {};
@@ -48,6 +49,32 @@ function schemaOf(a: AttributeIR): Record<string, unknown> {
   return s;
 }
 
+/**
+ * `limit` and `count` as the app's roles shape them: the maximum is the largest ceiling of any
+ * role (the document is role-independent); which role allows what is in the description.
+ */
+function listParameters(app: AppIR): Record<string, unknown>[] {
+  const ceiling = (r: AppIR['roles'][number]) => r.listLimit ?? DEFAULT_LIST_CEILING;
+  const max = Math.max(DEFAULT_LIST_CEILING, ...app.roles.map(ceiling));
+  const counting = app.roles.filter((r) => r.exactCount === true).map((r) => r.name);
+  return [
+    {
+      name: 'limit',
+      in: 'query',
+      required: false,
+      description: `Page size, default 20 (or the ceiling when lower). Ceiling per app role: ${app.roles.map((r) => `${r.name} ${ceiling(r)}`).join(', ')}; a caller with several roles gets the largest; above it: 400 DATA_QUERY_INVALID.`,
+      schema: { type: 'integer', minimum: 1, maximum: max },
+    },
+    {
+      name: 'count',
+      in: 'query',
+      required: false,
+      description: `none (default), estimated (every reader) or exact (${counting.length ? `roles ${counting.join(', ')}` : 'no role of this app'}; otherwise 403 DATA_COUNT_FORBIDDEN).`,
+      schema: { type: 'string', enum: ['none', 'estimated', 'exact'] },
+    },
+  ];
+}
+
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
 
 /** The document. */
@@ -68,8 +95,8 @@ export function openApiOf(app: AppIR, revision: string, base: string): Record<st
     paths[`${base}/api/${e.name}`] = {
       get: {
         operationId: `list${e.name}`,
-        parameters: ['filter', 'sort', 'fields', 'cursor', 'limit', 'count'].map((n) => ({ name: n, in: 'query', required: false, schema: { type: n === 'limit' ? 'integer' : 'string' } })),
-        responses: { 200: { description: 'A page', content: json({ type: 'object', properties: { items: { type: 'array', items: ref }, next: { type: ['string', 'null'] }, count: { type: 'integer' } } }) }, ...errors },
+        parameters: [...['filter', 'sort', 'fields', 'cursor'].map((n) => ({ name: n, in: 'query', required: false, schema: { type: 'string' } })), ...listParameters(app)],
+        responses: { 200: { description: 'A page', content: json({ type: 'object', properties: { items: { type: 'array', items: ref }, next: { type: ['string', 'null'] }, count: { type: 'integer' } } }) }, ...errors, 403: problem('DATA_FORBIDDEN; DATA_COUNT_FORBIDDEN (count=exact without a role that may count)') },
       },
       post: {
         operationId: `create${e.name}`,

@@ -3,7 +3,7 @@
 // of writes with their checks, fields and presets, and which attributes the caller may read, on
 // which rows. The data API turns this into SQL (query.ts); the database holds the same rules as RLS
 // policies (compile/policies.ts) made from the same AST.
-import type { AccessRuleIR, AttributeIR, EntityIR } from '../compile/ir.ts';
+import type { AccessRuleIR, AppIR, AttributeIR, EntityIR } from '../compile/ir.ts';
 import { entityRuleAttributes } from '../compile/attributes.ts';
 import { and, type Expr, lit, or, type RuleAttributes } from '../rules/index.ts';
 
@@ -87,3 +87,39 @@ export function both(a: Expr | null, b: Expr | null): Expr | null {
 
 /** Whether an expression is the literal true. */
 export const isTrue = (e: Expr): boolean => e.kind === 'bool' && e.value;
+
+/** The default list ceiling of a role that declares none (and the page size cap before roles had one). */
+export const DEFAULT_LIST_CEILING = 100;
+
+/** What a caller's app roles allow of a list request, beyond the rules. */
+export interface ListPolicy {
+  /** The largest `limit`: the largest ceiling among the caller's roles. */
+  readonly maxLimit: number;
+  /** Whether one of the caller's roles may ask for `count=exact`. */
+  readonly exactCount: boolean;
+}
+
+const listPolicies = new Map<string, ListPolicy>();
+
+/**
+ * The list policy of a role set in a revision. Roles the app does not declare count for nothing
+ * (a grant can outlive the role in a later revision); the most generous declared role wins, as
+ * read rules of several roles are OR-ed.
+ */
+export function listPolicy(revision: string, app: AppIR, roles: readonly string[]): ListPolicy {
+  const key = `${revision}\u0000${[...new Set(roles)].sort().join(',')}`;
+  const hit = listPolicies.get(key);
+  if (hit) return hit;
+  let maxLimit = 0;
+  let exactCount = false;
+  for (const r of app.roles) {
+    if (!roles.includes(r.name)) continue;
+    maxLimit = Math.max(maxLimit, r.listLimit ?? DEFAULT_LIST_CEILING);
+    if (r.exactCount === true) exactCount = true;
+  }
+  // No declared role: the default ceiling (the read rules refuse such a caller anyway).
+  const policy: ListPolicy = Object.freeze({ maxLimit: maxLimit || DEFAULT_LIST_CEILING, exactCount });
+  if (listPolicies.size >= CACHE_MAX) listPolicies.delete(listPolicies.keys().next().value as string);
+  listPolicies.set(key, policy);
+  return policy;
+}

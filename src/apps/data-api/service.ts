@@ -11,7 +11,7 @@ import { attributesOf, evaluateRule, evaluateValue, type Expr } from '../rules/i
 import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.ts';
 import { type CryptScope, indexEntry, openValue, type StageKeys, sealValue } from './crypt.ts';
 import { type CompiledFilter, compileFilter, compileParams } from './filter.ts';
-import { both, type EntityPlan, entityPlan, isTrue } from './plan.ts';
+import { both, type EntityPlan, entityPlan, isTrue, listPolicy } from './plan.ts';
 import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, visibleFields } from './query.ts';
 import { inputValue, type ValueProblem } from './values.ts';
 
@@ -192,8 +192,10 @@ function keysetAfter(keys: readonly SortKey[], values: readonly (string | null)[
 export async function listRecords(s: StageSession, scope: RequestScope, entityName: string, q: ListQuery) {
   const plan = planFor(scope, entityName);
   if (plan.read === null) throw new AccordError('DATA_FORBIDDEN', { details: { entity: entityName, operation: 'read' } });
-  const limit = q.limit ?? LIST_LIMITS.default;
-  if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMITS.max) throw new AccordError('DATA_QUERY_INVALID', { message: `limit must be 1..${LIST_LIMITS.max}.`, details: { parameter: 'limit', max: LIST_LIMITS.max } });
+  const lp = listPolicy(scope.revision, scope.app, plan.roles);
+  const limit = q.limit ?? Math.min(LIST_LIMITS.default, lp.maxLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > lp.maxLimit) throw new AccordError('DATA_QUERY_INVALID', { message: `limit must be 1..${lp.maxLimit} (the list ceiling of your app roles).`, details: { parameter: 'limit', max: lp.maxLimit } });
+  if (q.count === 'exact' && !lp.exactCount) throw new AccordError('DATA_COUNT_FORBIDDEN', { details: { entity: entityName } });
   const fields = chooseFields(plan, q.fields);
   const filter = q.filter ? compileFilter(plan, q.filter) : { expr: null, blind: [] };
   const params = compileParams(plan, q.params);

@@ -149,13 +149,27 @@ export const SettingSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The hard cap of any role's list ceiling: a page is built, decrypted and audited in one request. */
+export const LIST_CEILING_MAX = 1000;
+
+export const RoleSchema = Type.Object(
+  {
+    description: Type.Optional(Description),
+    listLimit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: LIST_CEILING_MAX, description: `The largest list page (limit=) this role may ask for (default 100, at most ${LIST_CEILING_MAX}); a caller with several roles gets the largest.` }),
+    ),
+    exactCount: Type.Optional(Type.Boolean({ description: 'Whether this role may ask lists for count=exact (default false; count=estimated is open to every reader).' })),
+  },
+  { additionalProperties: false },
+);
+
 export const ManifestSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'The JSON Schema URL, for editors.' })),
     app: Type.String({ description: 'The app name: 2-40 lowercase letters, digits and hyphens.' }),
     version: Type.String({ description: 'Semantic version, e.g. 1.2.0.' }),
     description: Type.Optional(Description),
-    roles: Type.Record(Type.String(), Type.Object({ description: Type.Optional(Description) }, { additionalProperties: false })),
+    roles: Type.Record(Type.String(), RoleSchema),
     conditions: Type.Optional(Type.Record(Type.String(), Rule, { description: 'Named conditions, usable by name in any rule.' })),
     entities: Type.Record(Type.String(), EntitySchema),
     actions: Type.Optional(Type.Record(Type.String(), ActionSchema)),
@@ -169,6 +183,7 @@ export type Manifest = Static<typeof ManifestSchema>;
 export type ManifestEntity = Static<typeof EntitySchema>;
 export type ManifestAttribute = Static<typeof AttributeSchema>;
 export type ManifestRule = Static<typeof RuleSchema>;
+export type ManifestRole = Static<typeof RoleSchema>;
 export type ManifestRuleList = Static<typeof RuleListSchema>;
 
 /** The published JSON Schema (draft 2020-12) of the manifest: the TypeBox schema without its symbols. */

@@ -115,4 +115,32 @@ describe('manifest validation', () => {
     assert.ok(r.ir);
     assert.ok(Object.isFrozen(r.ir) && Object.isFrozen(r.ir.entities[0]?.attributes[0]) && Object.isFrozen(r.ir.entities[0]?.access.read));
   });
+  test('a role declares its list ceiling and whether it may count exactly; the IR carries them only when declared', () => {
+    const r = compile(base('      read: [Boss, Clerk]\n').replace('Boss: {}', 'Boss: { listLimit: 500, exactCount: true }'));
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    const [boss, clerk] = r.ir?.roles ?? [];
+    assert.deepEqual([boss?.name, boss?.listLimit, boss?.exactCount], ['Boss', 500, true]);
+    // Undeclared keys are absent, so apps that use neither keep their revision hash.
+    assert.deepEqual(Object.keys(clerk ?? {}).sort(), ['description', 'kind', 'name']);
+    const plain = compile(base('      read: [Boss, Clerk]\n'));
+    const falseCount = compile(base('      read: [Boss, Clerk]\n').replace('Boss: {}', 'Boss: { exactCount: false }'));
+    assert.equal(falseCount.revision?.hash, plain.revision?.hash);
+  });
+
+  test('bad list keys on a role are errors that say what is allowed', () => {
+    const cases: [string, string, string, RegExp][] = [
+      ['Boss: { listLimit: 5000 }', 'APP_VALUE_INVALID', '/roles/Boss/listLimit', /at most 1000/],
+      ['Boss: { listLimit: 0 }', 'APP_VALUE_INVALID', '/roles/Boss/listLimit', /at most 1000/],
+      ['Boss: { listLimit: 2.5 }', 'APP_VALUE_INVALID', '/roles/Boss/listLimit', /list page/],
+      ['Boss: { exactCount: "yes" }', 'APP_VALUE_INVALID', '/roles/Boss/exactCount', /count=exact/],
+      ['Boss: { maxLimit: 50 }', 'APP_UNKNOWN_KEY', '/roles/Boss/maxLimit', /listLimit, exactCount/],
+    ];
+    for (const [role, code, pointer, hint] of cases) {
+      const r = compile(base('      read: [Boss, Clerk]\n').replace('Boss: {}', role));
+      const d = r.errors.find((x) => x.pointer === pointer);
+      assert.ok(d, `${role}: ${JSON.stringify(r.errors)}`);
+      assert.equal(d.code, code, role);
+      assert.match(d.hint, hint, role);
+    }
+  });
 });

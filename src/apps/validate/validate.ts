@@ -238,7 +238,17 @@ class Validator {
       name: app,
       version,
       description: str(root.description) ?? null,
-      roles: byName(roleNames.map((n) => ir.role({ name: n, description: str(obj(roles[n]).description) ?? null }))),
+      roles: byName(
+        roleNames.map((n) => {
+          const r = obj(roles[n]);
+          return ir.role({
+            name: n,
+            description: str(r.description) ?? null,
+            ...(typeof r.listLimit === 'number' ? { listLimit: r.listLimit } : {}),
+            ...(r.exactCount === true ? { exactCount: true as const } : {}),
+          });
+        }),
+      ),
       entities: byName(built),
       actions: byName(builtActions),
       timers: byName(builtTimers),

@@ -228,8 +228,33 @@ for (const engine of engines()) {
       assert.equal(other.body.code, 'DATA_CURSOR_INVALID');
       const tampered = `${first.body.next.slice(0, -2)}AA`;
       assert.equal((await bob.list('Claim', { sort: '-amount', limit: '2', cursor: tampered })).body.code, 'DATA_CURSOR_INVALID');
-      const counted = await bob.list('Claim', { count: 'exact', limit: '1' });
-      assert.equal(counted.body.count, all.length);
+    });
+
+    test('count=exact is for roles that may count; count=estimated for every reader', async () => {
+      const refused = await bob.list('Claim', { count: 'exact', limit: '1' });
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.equal(refused.body.code, 'DATA_COUNT_FORBIDDEN');
+      const estimated = await bob.list('Claim', { count: 'estimated', limit: '1' });
+      assert.equal(estimated.status, 200);
+      assert.equal(typeof estimated.body.count, 'number');
+      // Carol (Manager, exactCount: true) counts every claim she may read: bob's submitted one.
+      const counted = await carol.list('Claim', { count: 'exact', limit: '1' });
+      assert.equal(counted.status, 200, JSON.stringify(counted.body));
+      assert.equal(counted.body.count, (await carol.list('Claim', { limit: '500' })).body.items.length);
+    });
+
+    test("a limit above the caller's list ceiling is refused, naming the ceiling", async () => {
+      const employee = await bob.list('Claim', { limit: '101' });
+      assert.equal(employee.status, 400);
+      assert.equal(employee.body.code, 'DATA_QUERY_INVALID');
+      assert.equal(employee.body.details.max, 100);
+      assert.match(employee.body.detail, /1\.\.100/);
+      assert.equal((await bob.list('Claim', { limit: '100' })).status, 200);
+      // Managers declare listLimit: 500.
+      assert.equal((await carol.list('Claim', { limit: '500' })).status, 200);
+      const manager = await carol.list('Claim', { limit: '501' });
+      assert.equal(manager.status, 400);
+      assert.equal(manager.body.details.max, 500);
     });
 
     test('fields=* gives what the caller may read; a field rule hides the IBAN from other rows', async () => {
