@@ -291,6 +291,12 @@ for (const engine of engines()) {
       const doc = res.json();
       assert.equal(doc.openapi, '3.1.0');
       assert.ok(doc.paths['/t/acme/production/apps/expenses/api/Claim/{id}'].patch);
+      const list = doc.paths['/t/acme/production/apps/expenses/api/Claim'].get;
+      const limit = list.parameters.find((x: { name: string }) => x.name === 'limit');
+      assert.equal(limit.schema.maximum, 500, 'the largest ceiling of any role');
+      assert.match(limit.description, /Employee 100, Manager 500/);
+      assert.match(list.parameters.find((x: { name: string }) => x.name === 'count').description, /Auditor, Manager/);
+      assert.match(list.responses['403'].description, /DATA_COUNT_FORBIDDEN/);
       // The auditor reads claims but not the IBAN (the field rule).
       const auditor = client(p, prod, 'expenses', b.token);
       const c = await auditor.get('Claim', claimId);
