@@ -13,7 +13,8 @@ interface RoleOut {
 
 interface AppRoleOut {
   id: string;
-  user: string;
+  user: string | null;
+  client: string | null;
   app: string;
   role: string;
   stage: string;
@@ -90,27 +91,37 @@ export function registerRoleCommands(program: Command): void {
     }),
   );
 
-  const appRole = program.command('app-role').description('app roles granted to tenant users per app and stage');
+  const appRole = program.command('app-role').description('app roles granted to tenant users and API clients per app and stage');
   const refOptions = (cmd: Command) =>
     cmd
       .requiredOption('--tenant <name>', 'tenant')
       .requiredOption('--stage <name>', 'stage')
-      .requiredOption('--user <email>', 'the user')
+      .option('--user <email>', 'the user (or --client)')
+      .option('--client <name>', 'the API client (or --user)')
       .requiredOption('--app <name>', 'the app')
       .requiredOption('--role <name>', "the app's role");
+  // Exactly one holder; the server checks it too, this only gives the usage error first.
+  const holder = (o: { user?: string; client?: string }): { user: string } | { client: string } => {
+    if ((o.user === undefined) === (o.client === undefined)) throw cliError('CLI_USAGE', 'Give exactly one of --user and --client.');
+    return o.user !== undefined ? { user: o.user } : { client: o.client as string };
+  };
+  const holderText = (v: { user: string | null; client: string | null }) => (v.user ?? `client ${v.client}`);
   const base = (o: { tenant: string; stage: string }) => `/api/v1/tenants/${seg(o.tenant)}/stages/${seg(o.stage)}/app-roles`;
-  withJson(refOptions(appRole.command('grant').description('grant an app role to a user on one stage'))).action(
-    action(async (out, opts: { tenant: string; stage: string; user: string; app: string; role: string }) => {
+  withJson(refOptions(appRole.command('grant').description('grant an app role to a user or API client on one stage'))).action(
+    action(async (out, opts: { tenant: string; stage: string; user?: string; client?: string; app: string; role: string }) => {
+      const who = holder(opts);
       const { client } = sessionClient();
-      const g = await client.call<AppRoleOut>('POST', base(opts), { user: opts.user, app: opts.app, role: opts.role });
-      out.result(g, (v: AppRoleOut) => `Granted ${v.app}/${v.role} on ${v.stage} to ${v.user}.`);
+      const g = await client.call<AppRoleOut>('POST', base(opts), { ...who, app: opts.app, role: opts.role });
+      out.result(g, (v: AppRoleOut) => `Granted ${v.app}/${v.role} on ${v.stage} to ${holderText(v)}.`);
     }),
   );
   withJson(refOptions(appRole.command('revoke').description('revoke an app-role grant'))).action(
-    action(async (out, opts: { tenant: string; stage: string; user: string; app: string; role: string }) => {
+    action(async (out, opts: { tenant: string; stage: string; user?: string; client?: string; app: string; role: string }) => {
+      const who = holder(opts);
       const { client } = sessionClient();
-      await client.call('DELETE', `${base(opts)}?${new URLSearchParams({ user: opts.user, app: opts.app, role: opts.role })}`);
-      out.result({ revoked: opts.role, app: opts.app, user: opts.user, tenant: opts.tenant, stage: opts.stage }, () => `Revoked ${opts.app}/${opts.role} on ${opts.stage} from ${opts.user}.`);
+      await client.call('DELETE', `${base(opts)}?${new URLSearchParams({ ...who, app: opts.app, role: opts.role })}`);
+      const text = 'user' in who ? who.user : `client ${who.client}`;
+      out.result({ revoked: opts.role, app: opts.app, ...who, tenant: opts.tenant, stage: opts.stage }, () => `Revoked ${opts.app}/${opts.role} on ${opts.stage} from ${text}.`);
     }),
   );
   withJson(
@@ -120,15 +131,16 @@ export function registerRoleCommands(program: Command): void {
       .requiredOption('--tenant <name>', 'tenant')
       .requiredOption('--stage <name>', 'stage')
       .option('--app <name>', 'only this app')
-      .option('--user <email>', 'only this user'),
+      .option('--user <email>', 'only this user')
+      .option('--client <name>', 'only this API client'),
   ).action(
-    action(async (out, opts: { tenant: string; stage: string; app?: string; user?: string }) => {
+    action(async (out, opts: { tenant: string; stage: string; app?: string; user?: string; client?: string }) => {
       const { client } = sessionClient();
-      const q = new URLSearchParams({ ...(opts.app ? { app: opts.app } : {}), ...(opts.user ? { user: opts.user } : {}) }).toString();
+      const q = new URLSearchParams({ ...(opts.app ? { app: opts.app } : {}), ...(opts.user ? { user: opts.user } : {}), ...(opts.client ? { client: opts.client } : {}) }).toString();
       const list = await client.call<AppRoleOut[]>('GET', `${base(opts)}${q ? `?${q}` : ''}`);
       out.result(list, (v: AppRoleOut[]) =>
         table(
-          v.map((g) => ({ user: g.user, app: g.app, role: g.role, granted: g.grantedAt.slice(0, 10), by: g.grantedBy ?? '', 'last-used': g.lastUsedAt?.slice(0, 10) ?? 'never' })),
+          v.map((g) => ({ user: holderText(g), app: g.app, role: g.role, granted: g.grantedAt.slice(0, 10), by: g.grantedBy ?? '', 'last-used': g.lastUsedAt?.slice(0, 10) ?? 'never' })),
           ['user', 'app', 'role', 'granted', 'by', 'last-used'],
         ),
       );

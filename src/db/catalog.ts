@@ -190,7 +190,9 @@ export interface AppRoleGrantsTable {
   stage_id: string;
   app: string;
   role: string;
-  user_id: string;
+  /** Exactly one of user_id and client_id is set (014-client-app-roles). */
+  user_id: string | null;
+  client_id: ColumnType<string | null, string | null | undefined, string | null>;
   granted_by: string | null;
   created_at: CreatedAt;
   last_used_at: Date | null;

@@ -22,7 +22,7 @@ import type { AuthContext, RequestMeta } from './context.ts';
 export type PublicAccess = { readonly kind: 'public' };
 export type AuthenticatedAccess = { readonly kind: 'authenticated'; readonly enrolment?: boolean };
 export type PermissionAccess = { readonly kind: 'permission'; readonly permission: string; readonly tenantParam?: string; readonly stageParam?: string };
-export type EndUserAccess = { readonly kind: 'end-user'; readonly tenantParam: string; readonly stageParam: string };
+export type EndUserAccess = { readonly kind: 'end-user'; readonly tenantParam: string; readonly stageParam: string; readonly clients?: true };
 export type RouteAccess = PublicAccess | AuthenticatedAccess | PermissionAccess | EndUserAccess;
 
 export const access = {
@@ -33,6 +33,11 @@ export const access = {
   enrolment: { kind: 'authenticated', enrolment: true } as AuthenticatedAccess,
   /** An end user signed in to the stage named in the path (app runtime routes under /t/). */
   endUser: (tenantParam = 'tenant', stageParam = 'stage'): EndUserAccess => ({ kind: 'end-user', tenantParam, stageParam }),
+  /**
+   * Like `endUser`, and also open to an API client of the tenant named in the path (an app's data
+   * API: the client acts with the app roles granted to it on the stage).
+   */
+  appCaller: (tenantParam = 'tenant', stageParam = 'stage'): EndUserAccess => ({ kind: 'end-user', tenantParam, stageParam, clients: true }),
   /** Needs `permission`; with `tenantParam`, on the tenant named by that path parameter. */
   permission: (permission: string, scope: { tenantParam?: string; stageParam?: string } = {}): PermissionAccess => ({
     kind: 'permission',
@@ -206,6 +211,11 @@ export function registerRoutes(app: FastifyInstance, kit: RouteKit, routes: read
           }
         } else if (optional) body = undefined;
         const scope = hasTenant ? await kit.resolveScope(params.tenant as string, hasStage ? params.stage : undefined) : undefined;
+        // The authorizer knows tenant names only from grants, and an API client may hold none: its
+        // own tenant is checked here, against the id the path resolved to.
+        if (r.access.kind === 'end-user' && meta.auth?.kind === 'client' && meta.auth.tenantId !== scope?.tenant.id) {
+          throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'This API client belongs to another tenant.' });
+        }
         const source = auditSource(meta);
         const ctx: RouteContext = {
           params: params as RouteContext['params'],

@@ -42,6 +42,8 @@ export function authorize(meta: RequestMeta, acc: RouteAccess, params: Record<st
   const auth = meta.auth;
   if (!auth) throw new AccordError(meta.authError ?? 'IAM_UNAUTHENTICATED');
   if (acc.kind === 'end-user') {
+    // API clients where the route lets them in (the route kit checks the client's tenant).
+    if (acc.clients === true && auth.kind === 'client') return undefined;
     const scope = auth.endUser;
     if (auth.kind !== 'end-user' || !scope) throw new AccordError('IAM_WRONG_AUDIENCE', { message: 'This route needs an end-user token of this stage (POST /t/{tenant}/{stage}/auth/login).' });
     if (scope.tenant !== params[acc.tenantParam] || scope.stage !== params[acc.stageParam]) {

@@ -76,7 +76,7 @@ async function inScope<T>(o: DataApiOptions, ctx: Ctx, fn: (s: StageSession, sco
   const principal = ctx.auth?.principalId;
   if (!principal) throw new AccordError('IAM_UNAUTHENTICATED');
   const roles = await c.roles.get(`${ctx.stage.id}/${ctx.params.app}/${principal}`, async () =>
-    (await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where('user_id', '=', principal).execute()).map((g) => g.role),
+    (await o.db.selectFrom('accord.app_role_grants').select('role').where('stage_id', '=', ctx.stage.id).where('app', '=', ctx.params.app).where(ctx.auth?.kind === 'client' ? 'client_id' : 'user_id', '=', principal).execute()).map((g) => g.role),
   );
   const encrypted = deployed.ir.entities.some((e) => e.attributes.some((a) => a.encrypted));
   const run = (keys: StageKeys | undefined): Promise<T> => {
@@ -161,7 +161,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
     route({
       method: 'GET',
       url: `${base}/openapi.json`,
-      access: access.endUser(),
+      access: access.appCaller(),
       schema: { summary: 'The OpenAPI 3.1 document of an app on this stage', tags: ['data'], params: AppParams, response: { 200: DocOut } },
       handler: async (ctx) => {
         const deployed = await deployedApp(o.db, ctx.stage.id, ctx.params.app);
@@ -172,14 +172,14 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
     route({
       method: 'GET',
       url: `${base}/api/:entity`,
-      access: access.endUser(),
+      access: access.appCaller(),
       schema: { summary: 'List records (filter, sort, keyset cursor, fields, count)', tags: ['data'], params: EntityParams, querystring: Query, response: { 200: PageOut } },
       handler: async (ctx) => inScope(o, ctx as Ctx, (s, scope) => listRecords(s, scope, ctx.params.entity, listQuery(ctx.query as Record<string, unknown>))),
     }),
     route({
       method: 'GET',
       url: `${base}/api/:entity/:id`,
-      access: access.endUser(),
+      access: access.appCaller(),
       schema: { summary: 'Read one record', tags: ['data'], params: RecordParams, querystring: RecordQuery, response: { 200: RecordOut } },
       handler: async (ctx) => {
         const r = await inScope(o, ctx as Ctx, (s, scope) => getRecord(s, scope, ctx.params.entity, ctx.params.id, ctx.query.fields));
@@ -190,7 +190,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
     route({
       method: 'POST',
       url: `${base}/api/:entity`,
-      access: access.endUser(),
+      access: access.appCaller(),
       status: 201,
       schema: { summary: 'Create a record (Idempotency-Key supported)', tags: ['data'], params: EntityParams, body: Body, response: { 201: RecordOut } },
       handler: async (ctx) => {
@@ -211,7 +211,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
     route({
       method: 'PATCH',
       url: `${base}/api/:entity/:id`,
-      access: access.endUser(),
+      access: access.appCaller(),
       schema: { summary: 'Change a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams, body: Body, response: { 200: RecordOut } },
       handler: async (ctx) => {
         const ifMatch = parseIfMatch(header(ctx, 'if-match'));
@@ -223,7 +223,7 @@ export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
     route({
       method: 'DELETE',
       url: `${base}/api/:entity/:id`,
-      access: access.endUser(),
+      access: access.appCaller(),
       status: 204,
       schema: { summary: 'Delete a record (If-Match: the ETag read)', tags: ['data'], params: RecordParams },
       handler: async (ctx) => {

@@ -12,6 +12,7 @@ import * as m010 from './010-app-lifecycle.ts';
 import * as m011 from './011-data-api.ts';
 import * as m012 from './012-federation.ts';
 import * as m013 from './013-waf.ts';
+import * as m014 from './014-client-app-roles.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -28,4 +29,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '011-data-api': m011,
   '012-federation': m012,
   '013-waf': m013,
+  '014-client-app-roles': m014,
 });

@@ -104,10 +104,11 @@ export async function listTenantGrants(db: DbOrTrx, tenantId: string, now = new 
     .execute();
   const appRows = await db
     .selectFrom('accord.app_role_grants as a')
-    .innerJoin('accord.users as u', 'u.id', 'a.user_id')
+    .leftJoin('accord.users as u', 'u.id', 'a.user_id')
+    .leftJoin('accord.api_clients as c', 'c.id', 'a.client_id')
     .innerJoin('accord.stages as s', 's.id', 'a.stage_id')
     .leftJoin('accord.users as by', 'by.id', 'a.granted_by')
-    .select(['a.id', 'a.app', 'a.role', 'a.created_at', 'a.last_used_at', 'u.id as user_id', 'u.email', 'u.status', 's.name as stage', 'by.email as granted_by'])
+    .select(['a.id', 'a.app', 'a.role', 'a.created_at', 'a.last_used_at', 'u.id as user_id', 'u.email', 'u.status', 'a.client_id', 'c.name as client_name', 'c.revoked_at', 'c.expires_at', 's.name as stage', 'by.email as granted_by'])
     .where('a.tenant_id', '=', tenantId)
     .execute();
   const entries: GrantEntry[] = [];
@@ -130,10 +131,15 @@ export async function listTenantGrants(db: DbOrTrx, tenantId: string, now = new 
     });
   }
   for (const r of appRows) {
+    let principal: PrincipalView;
+    if (r.user_id !== null) principal = { type: 'user', id: r.user_id, label: r.email ?? '', status: r.status ?? 'active' };
+    else if (r.client_id !== null && r.expires_at !== null) {
+      principal = { type: 'client', id: r.client_id, label: r.client_name ?? '', status: clientStatus({ revoked_at: r.revoked_at, expires_at: r.expires_at }, now) };
+    } else continue;
     entries.push({
       id: r.id,
       kind: 'app-role',
-      principal: { type: 'user', id: r.user_id, label: r.email, status: r.status },
+      principal,
       role: r.role,
       app: r.app,
       stage: r.stage,
@@ -309,7 +315,7 @@ async function revokeAppRoleGrant({ trx, audit }: Work, actor: AuthContext, scop
   const grant = await trx
     .selectFrom('accord.app_role_grants as a')
     .innerJoin('accord.stages as s', 's.id', 'a.stage_id')
-    .select(['a.id', 'a.app', 'a.role', 'a.user_id', 's.name as stage'])
+    .select(['a.id', 'a.app', 'a.role', 'a.user_id', 'a.client_id', 's.name as stage'])
     .where('a.id', '=', item.grant_id)
     .where('a.tenant_id', '=', scope.tenantId)
     .forUpdate('a')
@@ -320,7 +326,7 @@ async function revokeAppRoleGrant({ trx, audit }: Work, actor: AuthContext, scop
   await audit({
     tenantId: scope.tenantId,
     action: 'app-role.revoked',
-    target: { type: 'user', id: grant.user_id },
+    target: grant.user_id !== null ? { type: 'user', id: grant.user_id } : { type: 'client', id: grant.client_id ?? item.principal_id },
     outcome: 'success',
     details: { app: grant.app, role: grant.role, stage: grant.stage, accessReview: reviewId },
   });

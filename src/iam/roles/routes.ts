@@ -1,7 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import { access, type RouteDefinition, route, type ScopeTenant } from '../../http/index.ts';
 import type { IamServices } from '../services.ts';
-import { APP_NAME, APP_ROLE_NAME, grantAppRole, listAppRoleGrants, revokeAppRole, stageScopeOf } from './app-roles.ts';
+import { AccordError } from '../../errors/index.ts';
+import { CLIENT_NAME_PATTERN } from '../clients/service.ts';
+import { APP_NAME, APP_ROLE_NAME, type AppRolePrincipal, grantAppRole, listAppRoleGrants, revokeAppRole, stageScopeOf } from './app-roles.ts';
 import { createCustomRole, deleteCustomRole, listTenantRoles, MAX_ROLE_PERMISSIONS, ROLE_NAME, type RoleScope, updateCustomRole } from './custom-roles.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 63 }) });
@@ -13,7 +15,8 @@ const Permissions = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { m
 const RoleOut = Type.Object({ name: Type.String(), description: Type.String(), permissions: Type.Array(Type.String()), builtIn: Type.Boolean() });
 const AppRoleOut = Type.Object({
   id: Type.String(),
-  user: Type.String(),
+  user: Type.Union([Type.String(), Type.Null()], { description: "The user's email; null for a grant to an API client." }),
+  client: Type.Union([Type.String(), Type.Null()], { description: "The API client's name; null for a grant to a user." }),
   app: Type.String(),
   role: Type.String(),
   stage: Type.String(),
@@ -23,7 +26,17 @@ const AppRoleOut = Type.Object({
 });
 // What granting answers: the grant, and whether this call created it (false: it existed already).
 const AppRoleGranted = Type.Composite([AppRoleOut, Type.Object({ created: Type.Boolean() })]);
-const AppRoleRef = Type.Object({ user: Email, app: Type.String({ pattern: APP_NAME }), role: Type.String({ pattern: APP_ROLE_NAME }) }, { additionalProperties: false });
+const ClientName = Type.String({ pattern: CLIENT_NAME_PATTERN, maxLength: 63 });
+// Exactly one of user and client (checked by principalOf: JSON Schema's oneOf gives poor errors).
+const AppRoleRef = Type.Object(
+  { user: Type.Optional(Email), client: Type.Optional(ClientName), app: Type.String({ pattern: APP_NAME }), role: Type.String({ pattern: APP_ROLE_NAME }) },
+  { additionalProperties: false },
+);
+
+function principalOf(ref: { user?: string | undefined; client?: string | undefined }): AppRolePrincipal {
+  if ((ref.user === undefined) === (ref.client === undefined)) throw new AccordError('REQUEST_INVALID', { message: 'Name exactly one of user (an email) and client (an API client name).' });
+  return ref.user !== undefined ? { email: ref.user } : { client: ref.client as string };
+}
 
 /** Custom roles of a tenant (IAM-4) and app-role grants per app and stage. */
 export function roleRoutes(iam: IamServices): RouteDefinition[] {
@@ -80,23 +93,23 @@ export function roleRoutes(iam: IamServices): RouteDefinition[] {
       access: manageAppRoles,
       status: 201,
       schema: {
-        summary: 'Grant an app role to a tenant user on this stage (granting it again changes nothing and answers created: false)',
+        summary: 'Grant an app role to a tenant user or API client on this stage (granting it again changes nothing and answers created: false)',
         tags: ['iam'],
         params: StageParams,
         body: AppRoleRef,
         response: { 201: AppRoleGranted },
       },
-      handler: async ({ tenant, stage, body, auth, source }) => grantAppRole(db, auth, source, stageScopeOf(tenant, stage), { email: body.user, app: body.app, role: body.role }),
+      handler: async ({ tenant, stage, body, auth, source }) => grantAppRole(db, auth, source, stageScopeOf(tenant, stage), { ...principalOf(body), app: body.app, role: body.role }),
     }),
     route({
       method: 'GET',
       url: '/api/v1/tenants/:tenant/stages/:stage/app-roles',
       access: manageAppRoles,
       schema: {
-        summary: "The stage's app-role grants, optionally of one app or one user",
+        summary: "The stage's app-role grants, optionally of one app, one user or one API client",
         tags: ['iam'],
         params: StageParams,
-        querystring: Type.Object({ app: Type.Optional(Type.String({ pattern: APP_NAME })), user: Type.Optional(Email) }, { additionalProperties: false }),
+        querystring: Type.Object({ app: Type.Optional(Type.String({ pattern: APP_NAME })), user: Type.Optional(Email), client: Type.Optional(ClientName) }, { additionalProperties: false }),
         response: { 200: Type.Array(AppRoleOut) },
       },
       handler: async ({ tenant, stage, query }) => listAppRoleGrants(db, stageScopeOf(tenant, stage), query),
@@ -106,8 +119,8 @@ export function roleRoutes(iam: IamServices): RouteDefinition[] {
       url: '/api/v1/tenants/:tenant/stages/:stage/app-roles',
       access: manageAppRoles,
       status: 204,
-      schema: { summary: 'Revoke an app-role grant', tags: ['iam'], params: StageParams, querystring: AppRoleRef },
-      handler: async ({ tenant, stage, query, source }) => revokeAppRole(db, source, stageScopeOf(tenant, stage), { email: query.user, app: query.app, role: query.role }),
+      schema: { summary: 'Revoke an app-role grant of a user or API client', tags: ['iam'], params: StageParams, querystring: AppRoleRef },
+      handler: async ({ tenant, stage, query, source }) => revokeAppRole(db, source, stageScopeOf(tenant, stage), { ...principalOf(query), app: query.app, role: query.role }),
     }),
   ];
 }
