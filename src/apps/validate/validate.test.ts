@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compileManifestText } from '../index.ts';
+import { compileDdl, compileManifestText } from '../index.ts';
 
 const base = (access: string, extra = '') => `app: shop
 version: 1.0.0
@@ -78,7 +78,7 @@ describe('manifest validation', () => {
     assert.deepEqual(
       w.map((x) => [x.pointer, x.hint]),
       [
-        ['/entities/Order/access/read/0/where', 'add indexes: [[owner, state]] to Order'],
+        ['/entities/Order/access/read/0/where', 'add indexes: [[owner, state, id]] to Order'],
         ['/entities/Order/access/read/1/where', 'add indexes: [[title]] to Order'],
       ],
     );
@@ -87,6 +87,33 @@ describe('manifest validation', () => {
       indexed.warnings.filter((x) => x.code === 'APP_RULE_UNINDEXED'),
       [],
     );
+  });
+
+  test('a read rule of equalities is recommended an index ending with the id (the keyset order); following the hint silences it', () => {
+    const own = (extra = '') => base('      read: [Boss, { role: Clerk, where: "row.owner == auth.user" }]\n      update: [{ role: Clerk, where: "row.owner == auth.user" }]\n', extra);
+    const hints = compile(own()).warnings.filter((x) => x.code === 'APP_RULE_UNINDEXED').map((x) => [x.pointer, x.hint]);
+    assert.deepEqual(hints, [
+      ['/entities/Order/access/read/1/where', 'add indexes: [[owner, id]] to Order'],
+      // A change reads its row by id: the row condition needs no ordered range.
+      ['/entities/Order/access/update/0/where', 'add indexes: [[owner]] to Order'],
+    ]);
+    const followed = compile(own('    indexes: [[owner, id]]\n'));
+    assert.equal(followed.ok, true, JSON.stringify(followed.errors));
+    assert.deepEqual(followed.warnings.filter((x) => x.code === 'APP_RULE_UNINDEXED'), []);
+    assert.deepEqual(followed.ir?.entities[0]?.indexes.map((ix) => [ix.name, ix.attributes]), [['order_owner_id_idx', ['owner', 'id']]]);
+    assert.ok(followed.ir);
+    const ddl = compileDdl(followed.ir, { schema: 'st_x' }).filter((d) => d.kind === 'create-index').map((d) => d.sql);
+    assert.deepEqual(ddl, ['CREATE INDEX "order_owner_id_idx" ON "st_x"."Order" ("owner", "id")']);
+  });
+
+  test('id may only end an index, after an attribute', () => {
+    for (const [ix, pointer] of [['[id]', '/entities/Order/indexes/0/0'], ['[id, owner]', '/entities/Order/indexes/0/0']] as const) {
+      const r = compile(base('      read: [Boss, Clerk]\n', `    indexes: [${ix}]\n`));
+      const d = r.errors.find((x) => x.code === 'APP_INDEX_INVALID');
+      assert.ok(d, `${ix}: ${JSON.stringify(r.errors)}`);
+      assert.equal(d.pointer, pointer);
+      assert.match(d.hint, /\[owner, id\]/);
+    }
   });
 
   test('an unused role and an entity nobody may use are warnings', () => {

@@ -3,13 +3,22 @@
 // client act with exactly those roles, under the same rules and row-level security as a user
 // (caller kind 'client'), and never on another tenant or stage.
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { systemSource } from '../../../src/audit-chain/index.ts';
+import pino from 'pino';
+import { ephemeralSigner, systemSource } from '../../../src/audit-chain/index.ts';
+import { loadConfig } from '../../../src/config/index.ts';
+import { buildApp } from '../../../src/server/index.ts';
 import { createUser, grantRole } from '../../../src/iam/index.ts';
 import { createTenant } from '../../../src/tenancy/index.ts';
 import { client, endUser, expensesManifest, type Platform, startPlatform, type TestStage, tenantWithApp } from '../../harness/data-api.ts';
 import { engines } from '../../harness/engines.ts';
-import { sessionToken } from '../../harness/iam.ts';
+import { cli, fails, ok } from '../../harness/cli.ts';
+import { sessionToken, testIamKey } from '../../harness/iam.ts';
+import { createCertificateAuthority, issueServerCertificate } from '../../harness/tls.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -159,6 +168,42 @@ for (const engine of engines()) {
       assert.deepEqual(events.map((e) => e.target_type), ['client', 'client']);
       const again = await call('DELETE', `${appRoles}?${new URLSearchParams({ client: 'ledger-bot', app: 'expenses', role: 'Auditor' })}`, admin);
       assert.equal(again.body.code, 'IAM_GRANT_NOT_FOUND');
+    });
+    test('the CLI grants, lists and revokes a client\'s app role with --client', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'accord-app-role-cli-'));
+      const ca = await createCertificateAuthority(dir);
+      const cert = await issueServerCertificate(ca, dir, { commonName: 'localhost', ipAddresses: ['127.0.0.1'] });
+      const https = { key: await readFile(cert.keyFile, 'utf8'), cert: await readFile(cert.certFile, 'utf8') };
+      const server = await buildApp({ config: loadConfig({ env: {}, flags: { logLevel: 'silent' } }), database: p.database, logger: pino({ level: 'silent' }), signer: ephemeralSigner(), keyring: p.keyring, iamKey: testIamKey, https });
+      try {
+        await server.listen({ port: 0, host: '127.0.0.1' });
+        const port = (server.server.address() as AddressInfo).port;
+        const configDir = join(dir, 'config');
+        const { saveProfile } = await import('../../../src/cli/profile.ts');
+        const previous = process.env.ACCORD_CONFIG_DIR;
+        process.env.ACCORD_CONFIG_DIR = configDir;
+        try {
+          saveProfile({ url: `https://localhost:${port}`, ca: await readFile(ca.certFile, 'utf8'), token: admin });
+        } finally {
+          if (previous === undefined) delete process.env.ACCORD_CONFIG_DIR;
+          else process.env.ACCORD_CONFIG_DIR = previous;
+        }
+        const accord = (...args: string[]) => cli(args, { ACCORD_CONFIG_DIR: configDir });
+        const ref = ['--tenant', 'acme', '--stage', 'production', '--app', 'expenses', '--role', 'Manager'];
+        const g = ok<{ client: string; user: string | null; role: string; created: boolean }>(await accord('app-role', 'grant', ...ref, '--client', 'ledger-bot', '--json'));
+        assert.deepEqual([g.client, g.user, g.role, g.created], ['ledger-bot', null, 'Manager', true]);
+        const human = await accord('app-role', 'list', '--tenant', 'acme', '--stage', 'production', '--client', 'ledger-bot');
+        assert.equal(human.code, 0, human.stderr);
+        assert.match(human.stdout, /client ledger-bot\s+expenses\s+Manager/);
+        fails(await accord('app-role', 'grant', ...ref, '--client', 'ledger-bot', '--user', 'bob@acme.test', '--json'), 'CLI_USAGE');
+        fails(await accord('app-role', 'grant', ...ref, '--json'), 'CLI_USAGE');
+        ok(await accord('app-role', 'revoke', ...ref, '--client', 'ledger-bot', '--json'));
+        const left = ok<unknown[]>(await accord('app-role', 'list', '--tenant', 'acme', '--stage', 'production', '--client', 'ledger-bot', '--json'));
+        assert.deepEqual(left, []);
+      } finally {
+        await server.close();
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   });
 }
