@@ -10,6 +10,7 @@
 // For comparison, the same with an index on the rule's column alone instead.
 // BENCH_ROWS (default 1000000), BENCH_OWNERS (default 1000), BENCH_N requests per figure (2000).
 import { writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -224,6 +225,8 @@ export async function run(): Promise<void> {
   } finally {
     await server.stop();
   }
+  // The machine is shared: the load at the end belongs with the figures as much as the start's.
+  out.loadAverage1mAtEnd = Math.round((loadavg()[0] ?? 0) * 100) / 100;
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`written ${RESULTS}`);
 }
