@@ -7,3 +7,4 @@ export { type DataApiOptions, dataApiRoutes, inventoryRoutes } from './routes.ts
 export { type DataApiDeps, LIST_LIMITS } from './service.ts';
 export { RETENTION_BATCH, RETENTION_JOB, retentionJobSteps } from './retention.ts';
 export { type AppDataReencrypter, appDataReencrypter } from './reencrypt.ts';
+export { dataApiFieldKinds, entityFieldKinds } from './waf-kinds.ts';
