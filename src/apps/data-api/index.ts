@@ -8,3 +8,4 @@ export { type DataApiDeps, LIST_LIMITS } from './service.ts';
 export { RETENTION_BATCH, RETENTION_JOB, retentionJobSteps } from './retention.ts';
 export { type AppDataReencrypter, appDataReencrypter } from './reencrypt.ts';
 export { dataApiFieldKinds, entityFieldKinds } from './waf-kinds.ts';
+export { forgetStageIndexKeys, rewrapStageIndexKeys } from './crypt.ts';
