@@ -1,11 +1,11 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { type AuditEvent, type AuditSource, appendAuditEvent, appendAuditStatement, auditWritten, chainIdFor } from '../audit-chain/index.ts';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 import { type Database, describeUrl, type EngineName } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { gatewayCredentials, gatewayRoleName } from './gateway.ts';
-import { pipeline, type Statement } from './pipeline.ts';
+import { pipeline, type Statement, type StatementResult } from './pipeline.ts';
 
 /**
  * Stage sessions: tenant data is read and written only inside one, a transaction in which
@@ -72,6 +72,12 @@ export interface StageSession {
    * what a read returned. Should it fail, the session fails and nothing it did commits.
    */
   auditAtCommit(event: StageAuditEvent): void;
+  /**
+   * Runs statements in order in one round trip on PostgreSQL (one after the other on PGlite),
+   * for statements that do not wait on each other's answers (a write and the read of its row).
+   * The first error fails the call, and the session with it.
+   */
+  batch(queries: readonly CompiledQuery[]): Promise<Record<string, unknown>[][]>;
 }
 
 /** An audit event from a stage session: its tenant, stage and actor come from the session. */
@@ -245,6 +251,11 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
       auditAtCommit: (event) => {
         atCommit.push(event);
       },
+      batch: async (queries) => {
+        const out: Record<string, unknown>[][] = [];
+        for (const q of queries) out.push((await conn.executeQuery(q)).rows as Record<string, unknown>[]);
+        return out;
+      },
     };
     let result: T;
     try {
@@ -301,6 +312,8 @@ interface PipelinedConnection {
   pending: Statement[];
   /** Whether the session's BEGIN went out (so there is a transaction to end). */
   started: boolean;
+  /** Statements in one round trip, behind what is pending. */
+  batch(statements: readonly Statement[]): Promise<StatementResult[]>;
 }
 
 const connections = new WeakMap<pg.PoolClient, PipelinedConnection>();
@@ -310,18 +323,21 @@ function pipelined(client: pg.PoolClient): PipelinedConnection {
   if (c) return c;
   const state: { pending: Statement[]; started: boolean } = { pending: [], started: false };
   // What Kysely's PostgreSQL driver calls; it releases nothing (the session does).
+  const batch = (statements: readonly Statement[]) => {
+    const prefix = state.pending;
+    state.pending = [];
+    state.started = true;
+    return pipeline(client, [...prefix, ...statements]).then((r) => r.slice(prefix.length));
+  };
   const facade = {
     query(text: string, values: unknown[]) {
       if (state.pending.length === 0) return client.query(text, values);
-      const statements = [...state.pending, { text, values }];
-      state.pending = [];
-      state.started = true;
-      return pipeline(client, statements).then((r) => r[r.length - 1]);
+      return batch([{ text, values }]).then((r) => r[0]);
     },
     release() {},
   };
   const db = new Kysely<StageTables>({ dialect: new PostgresDialect({ pool: { connect: async () => facade, end: async () => {} } as unknown as pg.Pool }) });
-  c = Object.assign(state, { db });
+  c = Object.assign(state, { db, batch });
   connections.set(client, c);
   return c;
 }
@@ -354,6 +370,7 @@ async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Calle
       auditAtCommit: (event) => {
         atCommit.push(event);
       },
+      batch: async (queries) => (await c.batch(queries.map((q) => ({ text: q.sql, values: q.parameters })))).map((r) => r.rows),
     };
     let result: T;
     try {

@@ -234,13 +234,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const notFound = () => new AccordError('DATA_NOT_FOUND');
 
 /** One record by id with the row rule, as the caller may read it (a templated statement). */
-function byId(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]): Promise<Row[]> {
+function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
   const shape = `id|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
-  return run(
-    s,
-    templated(s, plan, shape, scope.caller, [id], (c, [idArg]) => sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`),
-  );
+  return templated(s, plan, shape, scope.caller, [id], (c, [idArg]) => sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`);
 }
+
+const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
 
 export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
   const plan = planFor(scope, entityName);
@@ -363,14 +362,25 @@ async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan
   });
 }
 
-async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
-  if (plan.read === null) return { id };
+/**
+ * The record as the caller may read it after a write, and the statement that reads it; the
+ * caller may send that statement in one round trip with the write (`StageSession.batch`).
+ */
+function readBackQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string) {
+  return plan.read === null ? undefined : byIdQuery(s, scope, plan, id, [...plan.readable.keys()]);
+}
+
+async function readBackRecord(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, rows: readonly Row[] | undefined): Promise<Record<string, unknown>> {
+  const row = rows?.[0];
+  if (plan.read === null || !row) return { id };
   const fields = [...plan.readable.keys()];
-  const rows = await byId(s, scope, plan, id, fields);
-  const row = rows[0];
-  if (!row) return { id };
   await auditRead(s, scope, plan, rows, fields);
   return recordOf(plan, fields, row, decryptor(scope, plan));
+}
+
+async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
+  const q = readBackQuery(s, scope, plan, id);
+  return readBackRecord(s, scope, plan, id, q ? await run(s, q) : undefined);
 }
 
 export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
@@ -387,16 +397,18 @@ export async function createRecord(s: StageSession, scope: RequestScope, entityN
   await checkReferences(s, scope, plan, values);
   const id = randomUUID();
   const cols = await sealed(scope, plan, id, all);
+  // The insert and the read of the new row in one round trip: no RETURNING, which row-level
+  // security would refuse for a row the caller may create but not read.
+  const insert = sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`.compile(s.db);
+  const read = readBackQuery(s, scope, plan, id);
+  let results: Row[][] = [];
   try {
-    await run(
-      s,
-      sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`,
-    );
+    results = await s.batch(read ? [insert, read] : [insert]);
   } catch (err) {
     mapDbError(plan, err);
   }
   await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
-  return readBack(s, scope, plan, id);
+  return readBackRecord(s, scope, plan, id, results[1]);
 }
 
 /** `"7"` or `W/"7"` → 7; `*` → undefined (any version). */
