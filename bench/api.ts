@@ -25,7 +25,7 @@ import { endUser, expensesManifest, type Platform, tenantWithApp } from '../test
 import { testIamKey } from '../test/harness/iam.ts';
 import { testKeyring } from '../test/harness/keys.ts';
 import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
-import { createOwnedDatabase, machine, positiveInt } from './lib.ts';
+import { createOwnedDatabase, machine, mainThreadCpuMs, positiveInt } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results', 'api.json');
@@ -46,13 +46,17 @@ interface Figure {
   rps: number;
   p50: number;
   p99: number;
-  non2xx: number;
+  /** Server main-thread CPU per request, microseconds (see mainThreadCpuMs). */
+  cpuUs: number;
 }
-const fig = (r: Result): Figure => {
+async function measured(fire: () => Promise<Result>): Promise<Figure> {
+  const cpu0 = mainThreadCpuMs();
+  const r = await fire();
+  const cpu = mainThreadCpuMs() - cpu0;
   // A figure with refused or failed requests measures the refusal, not the request.
   if (r.non2xx + r.errors > 0) throw new Error(`${r.url}: ${r.non2xx} non-2xx answers and ${r.errors} errors out of ${r.requests.total}`);
-  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: 0 };
-};
+  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, cpuUs: Math.round((cpu * 1000) / Math.max(1, r.requests.total)) };
+}
 
 async function engineRun(engine: 'pglite' | 'postgres', url: string | undefined, seconds: number, connections: number) {
   const tls = selfSigned();
@@ -81,10 +85,13 @@ async function engineRun(engine: 'pglite' | 'postgres', url: string | undefined,
   const fire = (path: string, token: string, extra: Partial<Options> = {}) => autocannon({ url: `${base}${path}`, connections, duration: seconds, headers: h(token), workers: 1, ...extra });
   const filter = encodeURIComponent('row.status == "submitted"');
   const results: Record<string, Figure> = {};
-  results.getManager = fig(await fire(`/Claim/${target}`, carol.token));
-  results.getAuditor = fig(await fire(`/Claim/${target}`, erin.token));
-  results.list20 = fig(await fire(`/Claim?filter=${filter}&limit=20`, carol.token));
-  results.create = fig(await fire('/Claim', bob.token, { method: 'POST', body: JSON.stringify({ title: 'bench', amount: '5.00', iban: 'DE89370400440532013000' }) }));
+  // BENCH_ONLY=get,list20,create picks cases (for profiling); ratios need both sides of a case.
+  const only = process.env.BENCH_ONLY?.split(',');
+  const want = (c: string) => only === undefined || only.includes(c);
+  if (want('get')) results.getManager = await measured(() => fire(`/Claim/${target}`, carol.token));
+  if (want('get')) results.getAuditor = await measured(() => fire(`/Claim/${target}`, erin.token));
+  if (want('list20')) results.list20 = await measured(() => fire(`/Claim?filter=${filter}&limit=20`, carol.token));
+  if (want('create')) results.create = await measured(() => fire('/Claim', bob.token, { method: 'POST', body: JSON.stringify({ title: 'bench', amount: '5.00', iban: 'DE89370400440532013000' }) }));
   await app.close();
 
   // The baseline: bare Fastify over HTTPS (same certificate), the same queries on the same table.
@@ -114,18 +121,27 @@ async function engineRun(engine: 'pglite' | 'postgres', url: string | undefined,
   await bare.listen({ host: '127.0.0.1', port: 0 });
   const bport = (bare.server.address() as { port: number }).port;
   const bfire = (path: string, extra: Partial<Options> = {}) => autocannon({ url: `https://127.0.0.1:${bport}${path}`, connections, duration: seconds, headers: { 'content-type': 'application/json' }, workers: 1, ...extra });
-  results.baselineGet = fig(await bfire(`/claim/${target}`));
-  results.baselineList20 = fig(await bfire('/claims'));
-  results.baselineCreate = fig(await bfire('/claims', { method: 'POST', body: JSON.stringify({ title: 'bench', amount: '5.00' }) }));
+  if (want('get')) results.baselineGet = await measured(() => bfire(`/claim/${target}`));
+  if (want('list20')) results.baselineList20 = await measured(() => bfire('/claims'));
+  if (want('create')) results.baselineCreate = await measured(() => bfire('/claims', { method: 'POST', body: JSON.stringify({ title: 'bench', amount: '5.00' }) }));
   await bare.close();
   await closeBase();
   await plane.close();
   await database.close();
   const ratio = (a: Figure, b: Figure) => Math.round((a.rps / b.rps) * 1000) / 1000;
+  const cases = [
+    ['get', results.getManager, results.baselineGet],
+    ['list20', results.list20, results.baselineList20],
+    ['create', results.create, results.baselineCreate],
+  ] as const;
+  const pairs = (f: (platform: Figure, bare: Figure) => number) => Object.fromEntries(cases.flatMap(([k, a, b]) => (a && b ? [[k, f(a, b)]] : [])));
   return {
     engine,
     figures: results,
-    ratios: { get: ratio(results.getManager as Figure, results.baselineGet as Figure), list20: ratio(results.list20 as Figure, results.baselineList20 as Figure), create: ratio(results.create as Figure, results.baselineCreate as Figure) },
+    ratios: pairs((a, b) => ratio(a, b)),
+    // Baseline CPU over platform CPU per request: the throughput ratio on a CPU-bound server
+    // thread, a figure that does not move when other work shares the machine.
+    cpuRatios: pairs((a, b) => Math.round((b.cpuUs / Math.max(1, a.cpuUs)) * 1000) / 1000),
   };
 }
 

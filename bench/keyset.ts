@@ -103,6 +103,13 @@ async function timed(n: number, fn: () => Promise<void>): Promise<Stats> {
 function recording(s: StageSession, seen: CompiledQuery[]): StageSession {
   const db = new Proxy(s.db, {
     get(target, key) {
+      // Compiled statements (the data API's templated reads) go straight to executeQuery.
+      if (key === 'executeQuery') {
+        return (cq: CompiledQuery, qid?: unknown) => {
+          seen.push(cq);
+          return (target.executeQuery as (a: CompiledQuery, b?: unknown) => Promise<QueryResult<unknown>>)(cq, qid);
+        };
+      }
       if (key === 'getExecutor') {
         return () => {
           const ex = target.getExecutor();
@@ -122,7 +129,7 @@ function recording(s: StageSession, seen: CompiledQuery[]): StageSession {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
-  return { db, stage: s.stage, caller: s.caller, audit: (e) => s.audit(e) };
+  return { db, stage: s.stage, caller: s.caller, audit: (e) => s.audit(e), auditAtCommit: (e) => s.auditAtCommit(e), batch: (qs) => s.batch(qs) };
 }
 
 export async function run(): Promise<void> {

@@ -31,3 +31,20 @@ export function machine() {
     loadAverage1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
   };
 }
+
+/**
+ * CPU milliseconds this process's main thread has used (Linux: /proc/self/task/<pid>/stat; 0
+ * elsewhere). Unlike req/s it does not change when other work shares the machine, so it is the
+ * figure to compare on a busy box; a load generator in a worker thread is not counted.
+ */
+export function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime is the
+    // 14th field of the line, stime the 15th, in clock ticks (100 per second on Linux).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

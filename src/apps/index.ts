@@ -5,7 +5,7 @@ export { columnType, compileDdl, type DdlOptions, type DdlStatement, quoteIdent,
 export * from './compile/ir.ts';
 export { type Revision, revisionOf } from './compile/revision.ts';
 export * from './lifecycle/index.ts';
-export { type AppDataReencrypter, appDataReencrypter, type CursorMac, type DataApiOptions, dataApiRoutes, dataInventory, entityPlan, type InventoryEntry, inventoryRoutes, LIST_LIMITS, RETENTION_JOB, retentionJobSteps } from './data-api/index.ts';
+export { type AppDataReencrypter, appDataReencrypter, type CursorMac, type DataApiOptions, dataApiFieldKinds, dataApiRoutes, dataInventory, entityFieldKinds, forgetStageIndexKeys, entityPlan, type InventoryEntry, inventoryRoutes, LIST_LIMITS, RETENTION_INTERVAL_MS, RETENTION_JOB, retentionJobSteps, rewrapStageIndexKeys, scheduleRetention } from './data-api/index.ts';
 export { actionReader, type CompiledManifest, type CompileOptions, compileManifestText } from './manifest/load.ts';
 export { type Manifest, ManifestSchema, manifestJsonSchema } from './manifest/schema.ts';
 export { type ManifestSource, pointerOf, pointerSegments, readManifestText, SOURCE_LIMITS } from './manifest/source.ts';

@@ -14,6 +14,7 @@ export {
   type AuditEventFields,
   type AuditSource,
   appendAuditEvent,
+  appendAuditStatement,
   auditEventFields,
   auditEventJson,
   type CanonicalRow,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, type QueryExecutorProvider, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type QueryExecutorProvider, type Selectable } from 'kysely';
 import type { AuditEventsTable, Trx } from '../db/index.ts';
 import { type CanonicalRecord, chainIdFor } from './canonical.ts';
 import { auditWritten } from './wake.ts';
@@ -194,8 +194,17 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
  * reach the catalog (stage sessions; the function must be granted to their role). Returns its id.
  */
 export async function appendAuditEvent(trx: QueryExecutorProvider, source: AuditSource, event: AuditEvent): Promise<string> {
-  const r = await sql<{ id: string }>`select accord.append_audit_event(${auditEventJson(source, event)}::jsonb) as id`.execute(trx);
+  const s = appendAuditStatement(source, event);
+  const r = await trx.getExecutor().executeQuery<{ id: string }>(CompiledQuery.raw(s.text, [...s.values]));
   auditWritten(chainIdFor(event.tenantId));
   return r.rows[0]!.id;
+}
+
+/**
+ * The statement appendAuditEvent sends, for callers that send it with others in one round trip
+ * (a stage session's COMMIT); they ring `auditWritten` themselves once it committed.
+ */
+export function appendAuditStatement(source: AuditSource, event: AuditEvent): { readonly text: string; readonly values: readonly unknown[] } {
+  return { text: 'select accord.append_audit_event($1::jsonb) as id', values: [auditEventJson(source, event)] };
 }
 

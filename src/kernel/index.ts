@@ -14,3 +14,4 @@ export {
   type StageTables,
 } from './stage-session.ts';
 export { gatewayCredentials, gatewayRoleName, gatewayWrappedUnder, rewrapGatewayPassword, scramSha256Verifier } from './gateway.ts';
+export { TtlCache } from './ttl-cache.ts';

@@ -267,6 +267,55 @@ for (const engine of engines()) {
       assert.deepEqual(callable.rows.map((r) => r.f), ['accord.append_audit_event(jsonb)']);
     });
 
+    test('an event given to auditAtCommit commits with the session and its write, and with nothing when the session fails', async () => {
+      const label = `commit-${randomUUID()}`;
+      const countEvents = async () =>
+        Number((await sql<{ n: string }>`select count(*)::text as n from accord.audit_events where target_id = ${label}`.execute(database.db)).rows[0]?.n);
+      const countItems = async () => Number((await inA((s) => sql<{ n: string }>`select count(*)::text as n from items where label = ${label}`.execute(s.db))).rows[0]?.n);
+      await inA(async (s) => {
+        await sql`insert into items (owner_id, label) values (${U1}, ${label})`.execute(s.db);
+        s.auditAtCommit({ action: 'item.create', outcome: 'success', target: { type: 'item', id: label } });
+      });
+      assert.equal(await countEvents(), 1);
+      assert.equal(await countItems(), 1);
+      // The session throws after queueing its event: neither the row nor the event lands.
+      await assert.rejects(
+        inA(async (s) => {
+          await sql`insert into items (owner_id, label) values (${U1}, ${label})`.execute(s.db);
+          s.auditAtCommit({ action: 'item.create', outcome: 'success', target: { type: 'item', id: label } });
+          throw new Error('handler failed');
+        }),
+        /handler failed/,
+      );
+      // The event itself is refused (an action that is not a dotted lower-case name): the write
+      // in front of it rolls back too.
+      await assert.rejects(
+        inA(async (s) => {
+          await sql`insert into items (owner_id, label) values (${U1}, ${label})`.execute(s.db);
+          s.auditAtCommit({ action: 'Not An Action', outcome: 'success', target: { type: 'item', id: label } });
+        }),
+      );
+      assert.equal(await countEvents(), 1);
+      assert.equal(await countItems(), 1);
+    });
+
+    test('a statement that fails inside a session rolls back what came before it, and the connection serves the next session', async () => {
+      const label = `fail-${randomUUID()}`;
+      await assert.rejects(
+        inA(async (s) => {
+          await sql`insert into items (owner_id, label) values (${U1}, ${label})`.execute(s.db);
+          await sql`select 1/0`.execute(s.db);
+        }),
+        (e: unknown) => (e as { code?: string }).code === '22012',
+      );
+      // The first statement of a session fails (the settings went with it): nothing half-set stays.
+      await assert.rejects(inA((s) => sql`select * from no_such_table`.execute(s.db)));
+      for (let i = 0; i < 12; i++) {
+        const r = await inA((s) => sql<{ n: string; u: string }>`select count(*)::text as n, current_setting('accord.user_id') as u from items where label = ${label}`.execute(s.db));
+        assert.deepEqual({ ...r.rows[0] }, { n: '0', u: U1 });
+      }
+    });
+
     test('the gateway role logs in, inherits nothing, owns nothing and holds no privilege of its own', async () => {
       const r = await sql<Record<string, boolean | number>>`
         select rolcanlogin as login, rolinherit as inherit, rolsuper as super, rolcreaterole as createrole, rolbypassrls as bypassrls,

@@ -1,10 +1,11 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { type AuditEvent, type AuditSource, appendAuditEvent } from '../audit-chain/index.ts';
+import { type AuditEvent, type AuditSource, appendAuditEvent, appendAuditStatement, auditWritten, chainIdFor } from '../audit-chain/index.ts';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 import { type Database, describeUrl, type EngineName } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { gatewayCredentials, gatewayRoleName } from './gateway.ts';
+import { pipeline, type Statement, type StatementResult } from './pipeline.ts';
 
 /**
  * Stage sessions: tenant data is read and written only inside one, a transaction in which
@@ -65,6 +66,18 @@ export interface StageSession {
    * the platform), in this transaction and without leaving the stage role; returns its id.
    */
   audit(event: StageAuditEvent): Promise<string>;
+  /**
+   * The same event, written with the session's COMMIT (in the same transaction, in the same
+   * round trip on PostgreSQL): for an event that is the session's last word, such as the audit of
+   * what a read returned. Should it fail, the session fails and nothing it did commits.
+   */
+  auditAtCommit(event: StageAuditEvent): void;
+  /**
+   * Runs statements in order in one round trip on PostgreSQL (one after the other on PGlite),
+   * for statements that do not wait on each other's answers (a write and the read of its row).
+   * The first error fails the call, and the session with it.
+   */
+  batch(queries: readonly CompiledQuery[]): Promise<Record<string, unknown>[][]>;
 }
 
 /** An audit event from a stage session: its tenant, stage and actor come from the session. */
@@ -89,6 +102,8 @@ export interface OpenDataPlaneOptions {
 
 interface Plane {
   readonly db: Kysely<StageTables>;
+  /** PostgreSQL: the gateway pool, whose sessions pipeline their statements (pipeline.ts). */
+  readonly pool?: GuardedPool;
   /** Sent before BEGIN, in the same round trip (PGlite: become the gateway). */
   readonly before: string;
   /** Sent after COMMIT or ROLLBACK, in the same round trip (PGlite: become the platform again). */
@@ -170,9 +185,10 @@ export async function openDataPlane(database: Database, opts: OpenDataPlaneOptio
     if (cause instanceof Error && cause.message.startsWith('the gateway role')) throw cause;
     throw new AccordError('DB_UNREACHABLE', { message: `Cannot connect to ${location} as the data-plane gateway role.`, details: { location }, cause });
   }
-  const db = new Kysely<StageTables>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
+  const guarded = guardedPool(pool);
+  const db = new Kysely<StageTables>({ dialect: new PostgresDialect({ pool: guarded }) });
   const plane: DataPlane = { engine: 'postgres', gatewayRole: role, close: () => db.destroy() };
-  planes.set(plane, { db, before: '', after: '' });
+  planes.set(plane, { db, before: '', after: '', pool: guarded });
   return plane;
 }
 
@@ -181,7 +197,12 @@ export async function openDataPlane(database: Database, opts: OpenDataPlaneOptio
  * in it, with the previous one's role and caller. Sessions always end theirs; should a COMMIT or
  * ROLLBACK fail half-way, the connection is destroyed instead of reused.
  */
-function guardedPool(pool: pg.Pool) {
+interface GuardedPool {
+  connect(): Promise<pg.PoolClient>;
+  end(): Promise<void>;
+}
+
+function guardedPool(pool: pg.Pool): GuardedPool {
   return {
     async connect() {
       const client = await pool.connect();
@@ -196,13 +217,16 @@ function guardedPool(pool: pg.Pool) {
 
 /**
  * Runs `fn` in a stage session (see the top of this file) and commits, or rolls back if it
- * throws. Three round trips around the caller's statements: BEGIN with the role and every
- * setting, the caller's statements, COMMIT.
+ * throws. PostgreSQL: see runPipelined (BEGIN and the settings ride with the first statement,
+ * events given to auditAtCommit with the COMMIT). PGlite (in-process, a round trip costs no
+ * system call): BEGIN with the role and every setting, the caller's statements, COMMIT.
  */
 export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: Caller, fn: (session: StageSession) => Promise<T>): Promise<T> {
   const p = planes.get(plane);
   if (p === undefined) throw new TypeError('runAsStage: not a data plane from openDataPlane');
+  if (p.pool) return runPipelined(p.pool, stage, caller, fn);
   const enter = p.before + enterSql(stage, caller);
+  const atCommit: StageAuditEvent[] = [];
   return p.db.connection().execute(async (conn) => {
     const abort = async () => {
       try {
@@ -224,10 +248,19 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
       stage,
       caller,
       audit: (event) => appendAudit(conn, stage, caller, event),
+      auditAtCommit: (event) => {
+        atCommit.push(event);
+      },
+      batch: async (queries) => {
+        const out: Record<string, unknown>[][] = [];
+        for (const q of queries) out.push((await conn.executeQuery(q)).rows as Record<string, unknown>[]);
+        return out;
+      },
     };
     let result: T;
     try {
       result = await fn(session);
+      for (const event of atCommit.splice(0)) await appendAudit(conn, stage, caller, event);
     } catch (err) {
       await abort();
       throw err;
@@ -249,27 +282,142 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
   });
 }
 
+// The same row builder as every other event (audit-chain); only the way in differs: a function
+// the stage role may execute, since it cannot write the catalog itself.
+function auditSource(caller: Caller): AuditSource {
+  return (
+    caller.source ?? {
+      actor: { type: caller.kind === 'end-user' ? 'user' : caller.kind, id: caller.principalId, label: null, roles: [...caller.roles] },
+      requestId: caller.requestId,
+      sourceIp: null,
+      userAgent: null,
+    }
+  );
+}
+
+const inStage = (stage: StageRef, event: StageAuditEvent): AuditEvent => ({ ...event, tenantId: stage.tenantId, details: { ...event.details, stageId: stage.stageId } });
+
 async function appendAudit(db: StageDb, stage: StageRef, caller: Caller, event: StageAuditEvent): Promise<string> {
-  // The same row builder as every other event (audit-chain); only the way in differs: a function
-  // the stage role may execute, since it cannot write the catalog itself.
-  const source: AuditSource = caller.source ?? {
-    actor: { type: caller.kind === 'end-user' ? 'user' : caller.kind, id: caller.principalId, label: null, roles: [...caller.roles] },
-    requestId: caller.requestId,
-    sourceIp: null,
-    userAgent: null,
-  };
-  return appendAuditEvent(db, source, { ...event, tenantId: stage.tenantId, details: { ...event.details, stageId: stage.stageId } });
+  return appendAuditEvent(db, auditSource(caller), inStage(stage, event));
 }
 
 /**
- * `begin; select set_config(...), ...` as one simple-protocol message, so the role and the
- * settings cost no round trip of their own. A simple-protocol message carries no parameters, so
+ * A pooled PostgreSQL connection as a stage session uses it: its own Kysely instance (made once
+ * per connection) whose first statement of a session carries the session's BEGIN and settings
+ * in the same round trip.
+ */
+interface PipelinedConnection {
+  readonly db: Kysely<StageTables>;
+  /** Statements waiting to go out in front of the session's first one. */
+  pending: Statement[];
+  /** Whether the session's BEGIN went out (so there is a transaction to end). */
+  started: boolean;
+  /** Statements in one round trip, behind what is pending. */
+  batch(statements: readonly Statement[]): Promise<StatementResult[]>;
+}
+
+const connections = new WeakMap<pg.PoolClient, PipelinedConnection>();
+
+function pipelined(client: pg.PoolClient): PipelinedConnection {
+  let c = connections.get(client);
+  if (c) return c;
+  const state: { pending: Statement[]; started: boolean } = { pending: [], started: false };
+  // What Kysely's PostgreSQL driver calls; it releases nothing (the session does).
+  const batch = (statements: readonly Statement[]) => {
+    const prefix = state.pending;
+    state.pending = [];
+    state.started = true;
+    return pipeline(client, [...prefix, ...statements]).then((r) => r.slice(prefix.length));
+  };
+  const facade = {
+    query(text: string, values: unknown[]) {
+      if (state.pending.length === 0) return client.query(text, values);
+      return batch([{ text, values }]).then((r) => r[0]);
+    },
+    release() {},
+  };
+  const db = new Kysely<StageTables>({ dialect: new PostgresDialect({ pool: { connect: async () => facade, end: async () => {} } as unknown as pg.Pool }) });
+  c = Object.assign(state, { db, batch });
+  connections.set(client, c);
+  return c;
+}
+
+/**
+ * runAsStage on PostgreSQL. Round trips: the first statement (with BEGIN and the settings in
+ * front of it), each further statement, and COMMIT with the events written at commit. A read
+ * that audits what it returned is two.
+ */
+async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Caller, fn: (session: StageSession) => Promise<T>): Promise<T> {
+  const enter = enterStatements(stage, caller);
+  const client = await pool.connect();
+  const c = pipelined(client);
+  c.pending = enter;
+  c.started = false;
+  const atCommit: StageAuditEvent[] = [];
+  const rollback = async () => {
+    c.pending = [];
+    if (!c.started) return;
+    // Should the rollback fail, the connection is still in a transaction and the guarded pool
+    // destroys it on release.
+    await client.query('rollback').catch(() => {});
+  };
+  try {
+    const session: StageSession = {
+      db: c.db,
+      stage,
+      caller,
+      audit: (event) => appendAudit(c.db, stage, caller, event),
+      auditAtCommit: (event) => {
+        atCommit.push(event);
+      },
+      batch: async (queries) => (await c.batch(queries.map((q) => ({ text: q.sql, values: q.parameters })))).map((r) => r.rows),
+    };
+    let result: T;
+    try {
+      result = await fn(session);
+    } catch (err) {
+      await rollback();
+      throw err;
+    }
+    // Nothing was sent: no transaction to end.
+    if (!c.started && atCommit.length === 0) return result;
+    const source = auditSource(caller);
+    const statements: Statement[] = [...(c.started ? [] : c.pending), ...atCommit.map((e) => appendAuditStatement(source, inStage(stage, e))), { text: 'commit', values: [] }];
+    c.pending = [];
+    c.started = true;
+    let results: Awaited<ReturnType<typeof pipeline>>;
+    try {
+      results = await pipeline(client, statements);
+    } catch (err) {
+      await rollback();
+      throw err;
+    }
+    // COMMIT of a transaction an earlier error aborted answers with a ROLLBACK tag.
+    if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('stage session rolled back: a statement in it failed');
+    if (atCommit.length > 0) auditWritten(chainIdFor(stage.tenantId));
+    return result;
+  } finally {
+    c.pending = [];
+    client.release();
+  }
+}
+
+/**
+ * PGlite's way in: `begin; select set_config(...), ...` as one simple-protocol message, so the role
+ * and the settings cost no round trip of their own (PostgreSQL sends {@link enterStatements} in
+ * front of the session's first statement instead). A simple-protocol message carries no parameters, so
  * every value goes in as `convert_from(decode('<hex>', 'hex'), 'UTF8')`: a hex digit string cannot
  * end its literal or change meaning whatever the session's settings (standard_conforming_strings
  * included), so no value, even one that slipped past the checks below, can become SQL. The checks
  * are about meaning: policies cast these settings to uuid.
  */
 export function enterSql(stage: StageRef, caller: Caller): string {
+  const settings = sessionSettings(stage, caller);
+  return `begin; select ${settings.map(([k, v]) => `set_config('${k}', ${hexText(v)}, true)`).join(', ')}`;
+}
+
+/** The session's settings, after the checks on their meaning (policies cast them to uuid). */
+function sessionSettings(stage: StageRef, caller: Caller): [string, string][] {
   if (!STAGE_SCHEMA.test(stage.schema)) throw new TypeError(`stage.schema: not a stage schema name: ${JSON.stringify(stage.schema)}`);
   const role = runtimeRoleOf(stage.role);
   if (!UUID.test(stage.tenantId)) throw new TypeError('stage.tenantId: not a uuid');
@@ -290,7 +438,16 @@ export function enterSql(stage: StageRef, caller: Caller): string {
     ['accord.roles', caller.roles.join(',')],
     ['accord.request_id', caller.requestId],
   ];
-  return `begin; select ${settings.map(([k, v]) => `set_config('${k}', ${hexText(v)}, true)`).join(', ')}`;
+  return settings;
+}
+
+/** enterSql as extended-protocol statements, the values as bind parameters (PostgreSQL's pipeline). */
+export function enterStatements(stage: StageRef, caller: Caller): Statement[] {
+  const settings = sessionSettings(stage, caller);
+  return [
+    { text: 'begin', values: [] },
+    { text: `select ${settings.map(([k], i) => `set_config('${k}', $${i + 1}, true)`).join(', ')}`, values: settings.map(([, v]) => v) },
+  ];
 }
 
 const hexText = (v: string) => `convert_from(decode('${Buffer.from(v, 'utf8').toString('hex')}', 'hex'), 'UTF8')`;

@@ -1,7 +1,7 @@
 import { type AuditSource, systemSource } from '../audit-chain/index.ts';
 import { decryptField, encryptField, envelopeKeyVersion, type FieldContext } from '../crypto/field/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
-import type { Db, DbOrTrx } from '../db/index.ts';
+import type { Db, DbOrTrx, Trx } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
 import { auditAlone, gatewayWrappedUnder, rewrapGatewayPassword, unitOfWork } from '../kernel/index.ts';
 import { enqueueJob, type JobStep } from '../jobs/index.ts';
@@ -171,6 +171,12 @@ export function keyJobSteps(
      */
     reencryptAppData?: (db: Db, tenantId: string, stageId: string, toVersion: number, batch: number) => Promise<number>;
     /**
+     * Rewraps one batch of other keys the tenant's KEK wraps (the data API's stage blind-index
+     * keys) under the KEK `toVersion`, in the job's transaction; returns how many, 0 when none is
+     * left. Old KEK versions are destroyed only after it returns 0.
+     */
+    rewrapAppKeys?: (trx: Trx, tenantId: string, toVersion: number, batch: number) => Promise<number>;
+    /**
      * With app data: old DEK versions are destroyed no sooner than this long after the rotation
      * (default 10 s), so a write that picked up the old active key just before the rotation (or
      * from the data API's one-second key cache) has landed, and been re-encrypted, first.
@@ -193,12 +199,14 @@ export function keyJobSteps(
             .execute();
           for (const d of pending) await keyring.rewrapDek(trx, d.stage_id, d.version);
           const done = Number(job.progress.rewrapped ?? 0) + pending.length;
-          if (pending.length > 0) return { done: false, progress: { rewrapped: done } };
+          if (pending.length > 0) return { done: false, progress: { ...job.progress, rewrapped: done } };
+          const appKeys = opts.rewrapAppKeys ? await opts.rewrapAppKeys(trx, tenantId, toVersion, BATCH) : 0;
+          if (appKeys > 0) return { done: false, progress: { ...job.progress, appKeys: Number(job.progress.appKeys ?? 0) + appKeys } };
           const destroyed = await trx.deleteFrom('accord.tenant_keks').where('tenant_id', '=', tenantId).where('version', '<', toVersion).returning('version').execute();
           if (destroyed.length > 0) {
             await audit({ tenantId, action: 'key.destroyed', target: { type: 'tenant-kek', id: tenantId }, outcome: 'success', details: { versions: destroyed.map((d) => d.version) } });
           }
-          return { done: true, progress: { rewrapped: done, destroyedVersions: destroyed.map((d) => d.version) } };
+          return { done: true, progress: { ...job.progress, rewrapped: done, destroyedVersions: destroyed.map((d) => d.version) } };
         });
       },
     ],

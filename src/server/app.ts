@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { lifecycleRoutes } from '../apps/index.ts';
 import type { CheckpointSigner } from '../audit-chain/index.ts';
-import { dataApiRoutes, inventoryRoutes } from '../apps/index.ts';
+import { dataApiFieldKinds, dataApiRoutes, inventoryRoutes } from '../apps/index.ts';
 import { auditRoutes } from '../audit-trail/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../crypto/keyring/index.ts';
@@ -28,7 +28,7 @@ import {
   SAML_ACS_ROUTE,
   sessionPolicy,
 } from '../iam/index.ts';
-import type { DataPlane } from '../kernel/index.ts';
+import { type DataPlane, TtlCache } from '../kernel/index.ts';
 import { keyRoutes } from '../keys/index.ts';
 import { resolvePathScope, tenancyRoutes } from '../tenancy/index.ts';
 import { crsEngine, crsRuleSet, type FieldKindsProvider, installWaf, loadLibinjection, type WafEngine, wafRoutes } from '../waf/index.ts';
@@ -61,7 +61,7 @@ export interface AppOptions {
   readonly dataPlane?: DataPlane;
   /** The firewall's rule engine; built from the checked-in CRS rules when absent (tests share one). */
   readonly wafEngine?: WafEngine;
-  /** Field kinds the route schemas cannot give (the data API's, from the app manifest). */
+  /** Field kinds the route schemas cannot give (default: the data API's, from the app manifest). */
   readonly wafFieldKinds?: FieldKindsProvider;
   /**
    * Test-only: the data API's generated SQL leaves the app's rules out, so row-level security
@@ -92,6 +92,8 @@ declare module 'fastify' {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const DATA_API_ROUTES = '/t/:tenant/:stage/apps/:app/api/';
+
 // The only routes that take form bodies (OAuth2 clients send them, and browsers post SAML
 // responses with the HTTP-POST binding); JSON everywhere else.
 const FORM_ROUTES = new Set(['/oauth/token', SAML_ACS_ROUTE]);
@@ -213,8 +215,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Any change made through this node may end a session, disable a user or move a grant: forget
   // the remembered principals before the answer leaves, so the caller's next request sees it.
   // A callback hook: an async one costs every request a promise and a turn of the loop.
+  // The data API's writes change app records only, never a principal, a grant or a stage: they
+  // keep the caches (else every create would cost the next request its authentication).
+  // The tenant and stage a request path names (every request to a stage reads them first),
+  // forgotten with the principals.
+  const scopes = new TtlCache<Awaited<ReturnType<typeof resolvePathScope>>>();
   app.addHook('onSend', (req, _reply, payload, done) => {
-    if (!SAFE_METHODS.has(req.method)) iam.principals.invalidate();
+    if (!SAFE_METHODS.has(req.method) && !req.routeOptions.url?.startsWith(DATA_API_ROUTES)) {
+      iam.principals.invalidate();
+      scopes.clear();
+    }
     done(null, payload);
   });
 
@@ -297,7 +307,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     engine: opts.wafEngine ?? sharedWafEngine(),
     registry: metrics,
     logger: opts.logger,
-    ...(opts.wafFieldKinds ? { fieldKinds: opts.wafFieldKinds } : {}),
+    // The data API's fields, from the app model, unless a test gives its own.
+    fieldKinds: opts.wafFieldKinds ?? dataApiFieldKinds(database.db),
   });
   // ---- end of the firewall
 
@@ -319,7 +330,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   ];
   const kit: RouteKit = {
     db: database.db,
-    resolveScope: (tenant, stage) => resolvePathScope(database.db, tenant, stage),
+    resolveScope: (tenant, stage) => scopes.get(stage === undefined ? tenant : `${tenant}/${stage}`, () => resolvePathScope(database.db, tenant, stage)),
     ...(opts.dataPlane ? { dataPlane: opts.dataPlane } : {}),
   };
   app.decorate('routeKit', kit);

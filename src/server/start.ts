@@ -7,7 +7,7 @@ import { type Database, migrate, openDatabase } from '../db/index.ts';
 import { openKms } from '../crypto/kms/index.ts';
 import { Keyring } from '../crypto/keyring/index.ts';
 import { AccordError, catalog, isAccordError } from '../errors/index.ts';
-import { appDataReencrypter, retentionJobSteps } from '../apps/index.ts';
+import { appDataReencrypter, RETENTION_INTERVAL_MS, retentionJobSteps, rewrapStageIndexKeys, scheduleRetention } from '../apps/index.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { keyJobSteps } from '../keys/index.ts';
 import { systemSource } from '../audit-chain/index.ts';
@@ -151,7 +151,12 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       pruneIdentity(database.db, running.iam.signIn.lockout).catch((err) => logger.warn({ err }, 'identity housekeeping failed'));
     }, 600_000);
     housekeeping.unref();
-    const runner = new JobRunner(database.db, new Map([...keyJobSteps(keyring, systemSource, (msg, err) => logger.warn({ err }, msg), { reencryptAppData: appDataReencrypter(dataPlane, keyring) }), ...retentionJobSteps(dataPlane)]), logger);
+    // Retention rules: every hour, one purge job per tenant that has one deployed (and none queued).
+    const retention = setInterval(() => {
+      scheduleRetention(database.db).catch((err) => logger.warn({ err }, 'retention scheduling failed'));
+    }, RETENTION_INTERVAL_MS);
+    retention.unref();
+    const runner = new JobRunner(database.db, new Map([...keyJobSteps(keyring, systemSource, (msg, err) => logger.warn({ err }, msg), { reencryptAppData: appDataReencrypter(dataPlane, keyring), rewrapAppKeys: (trx, tenantId, toVersion, batch) => rewrapStageIndexKeys(trx, keyring, tenantId, toVersion, batch) }), ...retentionJobSteps(dataPlane)]), logger);
     runner.start();
     logger.info({ engine: database.engine, port, deploymentMode: config.deploymentMode }, 'accord started');
     return {
@@ -165,6 +170,7 @@ export async function startPlatform(config: Config, opts: { logger?: Logger } = 
       logger,
       async close() {
         clearInterval(housekeeping);
+        clearInterval(retention);
         await running.close();
         await runner.stop();
         // Before the database closes: a last seal links everything written before a clean stop,

@@ -62,19 +62,22 @@ export async function getTenant(db: DbOrTrx, name: string, opts: { lock?: boolea
   return toTenant(row);
 }
 
+const tenantAndStage = prepared((db: DbOrTrx, tenantName: string, stageName: string) =>
+  db
+    .selectFrom('accord.tenants as t')
+    .leftJoin('accord.stages as s', (j) => j.onRef('s.tenant_id', '=', 't.id').on('s.name', '=', stageName))
+    .selectAll('t')
+    .select(['s.id as s_id', 's.name as s_name', 's.position as s_position', 's.schema_name as s_schema', 's.role_name as s_role', 's.created_at as s_created_at'])
+    .where('t.name', '=', tenantName),
+);
+
 /**
  * The tenant and stage a request path names, in one round trip (the route kit calls this once
  * per request). A missing tenant or stage is the same catalog 404 on every route.
  */
 export async function resolvePathScope(db: DbOrTrx, tenantName: string, stageName: string | undefined): Promise<{ tenant: Tenant; stage: Stage | undefined }> {
   if (stageName === undefined) return { tenant: await getTenant(db, tenantName), stage: undefined };
-  const row = await db
-    .selectFrom('accord.tenants as t')
-    .leftJoin('accord.stages as s', (j) => j.onRef('s.tenant_id', '=', 't.id').on('s.name', '=', stageName))
-    .selectAll('t')
-    .select(['s.id as s_id', 's.name as s_name', 's.position as s_position', 's.schema_name as s_schema', 's.role_name as s_role', 's.created_at as s_created_at'])
-    .where('t.name', '=', tenantName)
-    .executeTakeFirst();
+  const [row] = await tenantAndStage(db, tenantName, stageName);
   if (!row) throw new AccordError('TENANCY_TENANT_NOT_FOUND', { details: { tenant: tenantName } });
   if (row.s_id === null || row.s_name === null || row.s_position === null || row.s_schema === null || row.s_role === null || row.s_created_at === null) {
     throw new AccordError('TENANCY_STAGE_NOT_FOUND', { details: { tenant: tenantName, stage: stageName } });

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { blindIndex, type DataKey, decryptField, deriveFieldKey, encryptField, envelopeKeyVersion } from '../../crypto/field/index.ts';
 import { type Keyring, unwrapKey, wrapKey } from '../../crypto/keyring/index.ts';
-import type { Db } from '../../db/index.ts';
+import type { Db, DbOrTrx } from '../../db/index.ts';
 
 export interface CryptScope {
   readonly tenantId: string;
@@ -38,6 +38,41 @@ export async function stageIndexKey(db: Db, keyring: Keyring, tenantId: string, 
   const key = unwrapKey(kek, row.wrapped, indexKeyAad(stageId));
   indexKeys.set(stageId, key);
   return key;
+}
+
+/**
+ * Tenant KEK rotation: rewraps up to `batch` of the tenant's stage blind-index keys still wrapped
+ * under an older KEK version under `toVersion`, before the rotation job destroys the old versions
+ * (else the next process to start could not unwrap them, and search on encrypted attributes would
+ * fail). The key itself does not change, so blind indexes stay valid. Returns how many it rewrapped.
+ */
+export async function rewrapStageIndexKeys(trx: DbOrTrx, keyring: Keyring, tenantId: string, toVersion: number, batch: number): Promise<number> {
+  const rows = await trx
+    .selectFrom('accord.stage_index_keys')
+    .select(['stage_id', 'kek_version', 'wrapped'])
+    .where('tenant_id', '=', tenantId)
+    .where('kek_version', '<', toVersion)
+    .orderBy('stage_id')
+    .limit(batch)
+    .forUpdate()
+    .execute();
+  if (rows.length === 0) return 0;
+  const kek = await keyring.kek(trx, tenantId, toVersion);
+  for (const r of rows) {
+    const key = unwrapKey(await keyring.kek(trx, tenantId, r.kek_version), r.wrapped, indexKeyAad(r.stage_id));
+    await trx
+      .updateTable('accord.stage_index_keys')
+      .set({ kek_version: toVersion, wrapped: wrapKey(kek, key, indexKeyAad(r.stage_id)) })
+      .where('stage_id', '=', r.stage_id)
+      .execute();
+    key.fill(0);
+  }
+  return rows.length;
+}
+
+/** Test-only: forget the unwrapped index keys, as a restarted process has. */
+export function forgetStageIndexKeys(): void {
+  indexKeys.clear();
 }
 
 /** The blind-index entry (bytes) of a value of a searchable field. */

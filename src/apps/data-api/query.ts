@@ -2,7 +2,7 @@
 // limit in one SELECT); writes read the stored row, decide in TypeScript which rule applies
 // (the evaluator is the reference semantics of the rules), and write with the rule's row
 // condition repeated in the statement's WHERE; row-level security checks everything again.
-import { type RawBuilder, sql } from 'kysely';
+import { CompiledQuery, type RawBuilder, sql } from 'kysely';
 import type { StageSession } from '../../kernel/index.ts';
 import type { AttributeIR, EntityIR } from '../compile/ir.ts';
 import { compileRule, type Expr, parameterBindings, type SqlBindings } from '../rules/index.ts';
@@ -91,9 +91,61 @@ export function recordOf(plan: EntityPlan, fields: readonly string[], row: Row, 
 const toIso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
 
 /** Runs a built statement in the session. */
-export async function run(s: StageSession, q: RawBuilder<unknown>): Promise<Row[]> {
-  const r = await q.execute(s.db);
+export async function run(s: StageSession, q: RawBuilder<unknown> | CompiledQuery): Promise<Row[]> {
+  const r = 'execute' in q ? await q.execute(s.db) : await s.db.executeQuery(q);
   return r.rows as Row[];
+}
+
+// ---- statement templates ----
+
+/** Stand-ins for what changes from request to request, found again among the compiled parameters. */
+const USER = Object.freeze({ standIn: 'user' });
+const NOW = Object.freeze({ standIn: 'now' });
+const STAND_IN_CALLER = (roles: readonly string[]): Caller => ({ user: USER as unknown as string, roles, now: { toISOString: () => NOW } as unknown as Date });
+
+interface Template {
+  readonly sql: string;
+  readonly parameters: readonly unknown[];
+  /** Per parameter: -1 keep, -2 the caller's user, -3 the time, else the index in `args`. */
+  readonly slots: readonly number[];
+}
+
+const TEMPLATES_PER_PLAN = 500;
+const templates = new WeakMap<EntityPlan, Map<string, Template>>();
+
+/**
+ * A statement compiled once per plan and `shape`, then run with each request's values in place of
+ * the stand-ins it was compiled with: building the rule conditions and compiling them through
+ * Kysely on every request cost more CPU than PostgreSQL's own work for a primary-key read.
+ * `build` gets a caller whose user and time are stand-ins, and stand-ins for `args`, each to be
+ * used as a plain parameter value; everything else in the statement must follow from the plan
+ * (revision, entity, role set) and from `shape`, which therefore names the schema, the fields and
+ * every other choice the statement depends on. Values still travel as bind parameters.
+ */
+export function templated(s: StageSession, plan: EntityPlan, shape: string, caller: Caller, args: readonly unknown[], build: (c: Caller, args: readonly unknown[]) => RawBuilder<unknown>): CompiledQuery {
+  let perPlan = templates.get(plan);
+  if (!perPlan) {
+    perPlan = new Map();
+    templates.set(plan, perPlan);
+  }
+  let t = perPlan.get(shape);
+  if (!t) {
+    const standIns = args.map(() => ({}));
+    const compiled = build(STAND_IN_CALLER(caller.roles), standIns).compile(s.db);
+    const slots = compiled.parameters.map((p) => (p === USER ? -2 : p === NOW ? -3 : standIns.indexOf(p as object)));
+    if (standIns.some((_, i) => !slots.includes(i))) throw new Error(`templated statement does not use every argument as a value: ${compiled.sql}`);
+    t = { sql: compiled.sql, parameters: compiled.parameters, slots };
+    if (perPlan.size >= TEMPLATES_PER_PLAN) perPlan.delete(perPlan.keys().next().value as string);
+    perPlan.set(shape, t);
+  }
+  const now = caller.now.toISOString();
+  const { parameters, slots } = t;
+  const values = new Array<unknown>(slots.length);
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i] as number;
+    values[i] = slot === -1 ? parameters[i] : slot === -2 ? caller.user : slot === -3 ? now : args[slot];
+  }
+  return CompiledQuery.raw(t.sql, values);
 }
 
 /** The stored values of a row in the rule evaluator's form (non-encrypted attributes). */

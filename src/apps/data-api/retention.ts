@@ -4,8 +4,9 @@
 // audit event carrying the count, in the same transaction as the deletion.
 import { sql } from 'kysely';
 import type { Db } from '../../db/index.ts';
-import type { JobStep } from '../../jobs/index.ts';
-import { type DataPlane, runAsStage } from '../../kernel/index.ts';
+import { enqueueJob, type JobStep } from '../../jobs/index.ts';
+import { type DataPlane, runAsStage, unitOfWork } from '../../kernel/index.ts';
+import { systemSource } from '../../audit-chain/index.ts';
 import { expiredSql } from '../compile/policies.ts';
 import { irFromJson } from '../compile/ir.ts';
 
@@ -60,4 +61,35 @@ export function retentionJobSteps(plane: DataPlane, clock: () => Date = () => ne
     return { done: true, progress: { purged } };
   };
   return new Map([[RETENTION_JOB, step]]);
+}
+
+/** How often each node looks for tenants whose retention rules are due (start.ts). */
+export const RETENTION_INTERVAL_MS = 3_600_000;
+
+/**
+ * Enqueues one retention job for every tenant that has an app with a `retention` rule deployed
+ * on some stage, unless one is already pending or running for it: every node calls this on its
+ * interval, and the tenant row lock makes two nodes agree on one job. Returns the tenants it
+ * enqueued a job for.
+ */
+export async function scheduleRetention(db: Db): Promise<string[]> {
+  const deployed = await db
+    .selectFrom('accord.app_stage_state as s')
+    .innerJoin('accord.app_revisions as r', (j) => j.onRef('r.tenant_id', '=', 's.tenant_id').onRef('r.app', '=', 's.app').onRef('r.id', '=', 's.revision'))
+    .select(['s.tenant_id', 'r.ir'])
+    .execute();
+  const due = new Set<string>();
+  for (const d of deployed) if (irFromJson(typeof d.ir === 'string' ? JSON.parse(d.ir) : d.ir).entities.some((e) => e.retention !== null)) due.add(d.tenant_id);
+  const enqueued: string[] = [];
+  for (const tenantId of [...due].sort()) {
+    const made = await unitOfWork(db, systemSource, async ({ trx }) => {
+      await trx.selectFrom('accord.tenants').select('id').where('id', '=', tenantId).forUpdate().executeTakeFirst();
+      const waiting = await trx.selectFrom('accord.jobs').select('id').where('kind', '=', RETENTION_JOB).where('tenant_id', '=', tenantId).where('state', 'in', ['pending', 'running']).executeTakeFirst();
+      if (waiting) return false;
+      await enqueueJob(trx, RETENTION_JOB, {}, tenantId);
+      return true;
+    });
+    if (made) enqueued.push(tenantId);
+  }
+  return enqueued;
 }

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { isCryptoError } from '../../crypto/field/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import { access, type RouteContext, type RouteDefinition, route } from '../../http/index.ts';
-import type { StageSession } from '../../kernel/index.ts';
+import { type StageSession, TtlCache } from '../../kernel/index.ts';
 import { type DeployedApp, deployedApp } from '../lifecycle/index.ts';
 import { loadStageKeys, type StageKeys } from './crypt.ts';
 import { idempotent } from './idempotency.ts';
@@ -45,30 +45,10 @@ const RESERVED = new Set(['filter', 'sort', 'fields', 'limit', 'cursor', 'count'
 
 type Ctx = RouteContext & { params: { app: string; entity?: string; id?: string } };
 
-/**
- * What every request would otherwise read from the catalog before its stage session — the
- * revision running on the stage, the caller's app roles, the stage's keys — kept for one second
- * per node. So a deploy, a revoked app role or a rotated key takes effect within a second (the
- * principal cache of the IAM layer has the same bound for platform grants).
- */
-const CACHE_MS = 1000;
-class Ttl<V> {
-  readonly #m = new Map<string, { at: number; v: Promise<V> }>();
-  forget(key: string): void {
-    this.#m.delete(key);
-  }
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const now = Date.now();
-    const hit = this.#m.get(key);
-    if (hit && now - hit.at < CACHE_MS) return hit.v;
-    if (this.#m.size > 10_000) this.#m.clear();
-    const v = load();
-    this.#m.set(key, { at: now, v });
-    v.catch(() => this.#m.delete(key));
-    return v;
-  }
-}
-
+// What every request would otherwise read from the catalog before its stage session — the
+// revision running on the stage, the caller's app roles, the stage's keys — is kept for one second
+// per node (TtlCache). So a deploy, a revoked app role or a rotated key takes effect within a
+// second (the principal cache of the IAM layer has the same bound for platform grants).
 async function inScope<T>(o: DataApiOptions, ctx: Ctx, fn: (s: StageSession, scope: RequestScope) => Promise<T>): Promise<T> {
   const c = caches.get(o) as NonNullable<ReturnType<typeof caches.get>>;
   const deployed = await c.apps.get(`${ctx.stage.id}/${ctx.params.app}`, () => deployedApp(o.db, ctx.stage.id, ctx.params.app));
@@ -151,11 +131,11 @@ export function inventoryRoutes(o: Pick<DataApiDeps, 'db'>): RouteDefinition[] {
   ];
 }
 
-const caches = new WeakMap<DataApiOptions, { apps: Ttl<DeployedApp | null>; roles: Ttl<string[]>; keys: Ttl<StageKeys> }>();
+const caches = new WeakMap<DataApiOptions, { apps: TtlCache<DeployedApp | null>; roles: TtlCache<string[]>; keys: TtlCache<StageKeys> }>();
 
 /** The data API's routes. */
 export function dataApiRoutes(o: DataApiOptions): RouteDefinition[] {
-  caches.set(o, { apps: new Ttl(), roles: new Ttl(), keys: new Ttl() });
+  caches.set(o, { apps: new TtlCache(), roles: new TtlCache(), keys: new TtlCache() });
   const base = '/t/:tenant/:stage/apps/:app';
   return [
     route({

@@ -12,7 +12,7 @@ import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.
 import { type CryptScope, indexEntry, openValue, type StageKeys, sealValue } from './crypt.ts';
 import { type CompiledFilter, compileFilter, compileParams } from './filter.ts';
 import { both, type EntityPlan, entityPlan, isTrue, listPolicy } from './plan.ts';
-import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, visibleFields } from './query.ts';
+import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, templated, visibleFields } from './query.ts';
 import { inputValue, type ValueProblem } from './values.ts';
 
 export interface DataApiDeps {
@@ -51,7 +51,7 @@ export function planFor(scope: RequestScope, entityName: string): EntityPlan {
 const crypt = (scope: RequestScope, e: EntityIR): CryptScope => ({ tenantId: scope.tenantId, stageId: scope.stageId, entity: e.name });
 
 /** The rule condition as the generated SQL applies it (true when the test switch is on). */
-const rule = (scope: RequestScope, plan: EntityPlan, e: Expr | null): RawBuilder<unknown> => (scope.appRulesOff || e === null ? sql`true` : cond(plan, e, scope.caller));
+const rule = (scope: RequestScope, plan: EntityPlan, e: Expr | null, c: Caller = scope.caller): RawBuilder<unknown> => (scope.appRulesOff || e === null ? sql`true` : cond(plan, e, c));
 
 const keysOf = (scope: RequestScope): StageKeys => {
   if (!scope.keys) throw new Error('the stage keys were not loaded for an app with encrypted attributes');
@@ -74,7 +74,8 @@ async function auditRead(s: StageSession, scope: RequestScope, plan: EntityPlan,
     ids.push(row.id as string);
   }
   if (ids.length === 0) return;
-  await s.audit({
+  // With the COMMIT: the read's last word, in the same transaction and round trip.
+  s.auditAtCommit({
     action: 'data.read',
     target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
     outcome: 'success',
@@ -96,14 +97,14 @@ function chooseFields(plan: EntityPlan, fields: string | undefined): string[] {
 }
 
 /** The filter's SQL: its expression, the conditions of the conditionally readable fields it names, blind indexes. */
-async function filterSql(scope: RequestScope, plan: EntityPlan, f: CompiledFilter): Promise<RawBuilder<unknown>[]> {
+function filterSql(scope: RequestScope, plan: EntityPlan, f: CompiledFilter, c: Caller): RawBuilder<unknown>[] {
   const out: RawBuilder<unknown>[] = [];
   if (f.expr) {
-    out.push(cond(plan, f.expr, scope.caller));
+    out.push(cond(plan, f.expr, c));
     // Filtering on a field readable only on some rows must not reveal it on the others.
     for (const name of new Set(attributesOf(f.expr).map((a) => a.name))) {
       const when = plan.readable.get(name)?.when;
-      if (when && !isTrue(when)) out.push(cond(plan, when, scope.caller));
+      if (when && !isTrue(when)) out.push(cond(plan, when, c));
     }
   }
   if (f.blind.length) {
@@ -111,7 +112,7 @@ async function filterSql(scope: RequestScope, plan: EntityPlan, f: CompiledFilte
     for (const b of f.blind) {
       out.push(sql`${sql.ref(`${T}.${b.attribute.column}_bidx`)} = ${indexEntry(key, crypt(scope, plan.entity), b.attribute.name, b.value)}::bytea`);
       const when = plan.readable.get(b.attribute.name)?.when;
-      if (when && !isTrue(when)) out.push(cond(plan, when, scope.caller));
+      if (when && !isTrue(when)) out.push(cond(plan, when, c));
     }
   }
   return out;
@@ -177,7 +178,7 @@ function castOf(a: AttributeIR): string {
 }
 
 /** (k1, k2, …) after the cursor's values, each key in its own direction. */
-function keysetAfter(keys: readonly SortKey[], values: readonly (string | null)[]): RawBuilder<unknown> {
+function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]): RawBuilder<unknown> {
   const ors: RawBuilder<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
     const ands: RawBuilder<unknown>[] = [];
@@ -200,22 +201,24 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
   const filter = q.filter ? compileFilter(plan, q.filter) : { expr: null, blind: [] };
   const params = compileParams(plan, q.params);
   const keys = sortKeys(plan, q.sort);
-  const where: RawBuilder<unknown>[] = [rule(scope, plan, plan.read), ...(await filterSql(scope, plan, filter)), ...(await filterSql(scope, plan, params))];
+  const whereOf = (c: Caller) => [rule(scope, plan, plan.read, c), ...filterSql(scope, plan, filter, c), ...filterSql(scope, plan, params, c)];
   const qh = queryHash([scope.stageId, scope.revision, entityName, scope.caller.user, plan.roles, q.filter ?? '', [...q.params], keys.map((k) => [k.name, k.desc]), fields]);
-  const keyset = q.cursor ? keysetAfter(keys, decodeCursor(scope.deps.cursorMac, qh, q.cursor, keys.length)) : sql`true`;
+  const after = q.cursor ? decodeCursor(scope.deps.cursorMac, qh, q.cursor, keys.length) : undefined;
   const order = sql.join(keys.map((k) => sql`${k.column} ${sql.raw(k.desc ? 'desc' : 'asc')}`));
   const sortVals = keys.map((k, i) => sql`${k.column}::text as ${sql.id(`s_${i}`)}`);
-  const whereSql = sql.join(where, sql` and `);
-  const rows = await run(
-    s,
-    sql`select ${selectList(plan, fields, scope.caller, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${whereSql} and ${keyset} order by ${order} limit ${limit + 1}`,
-  );
+  const build = (c: Caller, [pageSize, ...cursor]: readonly unknown[]) =>
+    sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, cursor) : sql`true`} order by ${order} limit ${pageSize}`;
+  const args = [limit + 1, ...(after ?? [])];
+  // Blind-index entries are the stage key's: such a statement is built for the request alone.
+  const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? 1 : 0}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
+  const rows = await run(s, filter.blind.length + params.blind.length > 0 ? build(scope.caller, args) : templated(s, plan, shape, scope.caller, args, build));
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   const next = rows.length > limit && last ? encodeCursor(scope.deps.cursorMac, qh, keys.map((_, i) => (last[`s_${i}`] as string | null) ?? null)) : null;
   const decrypt = decryptor(scope, plan);
   const items = page.map((r) => recordOf(plan, fields, r, decrypt));
   let count: number | undefined;
+  const whereSql = q.count === 'exact' || q.count === 'estimated' ? sql.join(whereOf(scope.caller), sql` and `) : sql`true`;
   if (q.count === 'exact') {
     const c = await run(s, sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
     count = Number(c[0]?.n ?? 0);
@@ -232,12 +235,20 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const notFound = () => new AccordError('DATA_NOT_FOUND');
 
+/** One record by id with the row rule, as the caller may read it (a templated statement). */
+function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
+  const shape = `id|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
+  return templated(s, plan, shape, scope.caller, [id], (c, [idArg]) => sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`);
+}
+
+const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
+
 export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
   const plan = planFor(scope, entityName);
   if (plan.read === null) throw notFound();
   if (!UUID.test(id)) throw notFound();
   const fields = chooseFields(plan, fieldsParam);
-  const rows = await run(s, sql`select ${selectList(plan, fields, scope.caller)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, plan.read)}`);
+  const rows = await byId(s, scope, plan, id, fields);
   const row = rows[0];
   if (!row) throw notFound();
   const record = recordOf(plan, fields, row, decryptor(scope, plan));
@@ -344,7 +355,8 @@ async function sealed(scope: RequestScope, plan: EntityPlan, id: string, values:
 }
 
 async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan, action: string, id: string, fields: readonly string[]) {
-  await s.audit({
+  // The change and its event commit together (with the COMMIT, one round trip on PostgreSQL).
+  s.auditAtCommit({
     action,
     target: { type: 'app-record', id: `${scope.app.name}/${plan.entity.name}/${id}` },
     outcome: 'success',
@@ -352,14 +364,25 @@ async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan
   });
 }
 
-async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
-  if (plan.read === null) return { id };
+/**
+ * The record as the caller may read it after a write, and the statement that reads it; the
+ * caller may send that statement in one round trip with the write (`StageSession.batch`).
+ */
+function readBackQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string) {
+  return plan.read === null ? undefined : byIdQuery(s, scope, plan, id, [...plan.readable.keys()]);
+}
+
+async function readBackRecord(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, rows: readonly Row[] | undefined): Promise<Record<string, unknown>> {
+  const row = rows?.[0];
+  if (plan.read === null || !row) return { id };
   const fields = [...plan.readable.keys()];
-  const rows = await run(s, sql`select ${selectList(plan, fields, scope.caller)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${id}::uuid and ${rule(scope, plan, plan.read)}`);
-  const row = rows[0];
-  if (!row) return { id };
   await auditRead(s, scope, plan, rows, fields);
   return recordOf(plan, fields, row, decryptor(scope, plan));
+}
+
+async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
+  const q = readBackQuery(s, scope, plan, id);
+  return readBackRecord(s, scope, plan, id, q ? await run(s, q) : undefined);
 }
 
 export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
@@ -376,16 +399,18 @@ export async function createRecord(s: StageSession, scope: RequestScope, entityN
   await checkReferences(s, scope, plan, values);
   const id = randomUUID();
   const cols = await sealed(scope, plan, id, all);
+  // The insert and the read of the new row in one round trip: no RETURNING, which row-level
+  // security would refuse for a row the caller may create but not read.
+  const insert = sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`.compile(s.db);
+  const read = readBackQuery(s, scope, plan, id);
+  let results: Row[][] = [];
   try {
-    await run(
-      s,
-      sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`,
-    );
+    results = await s.batch(read ? [insert, read] : [insert]);
   } catch (err) {
     mapDbError(plan, err);
   }
   await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
-  return readBack(s, scope, plan, id);
+  return readBackRecord(s, scope, plan, id, results[1]);
 }
 
 /** `"7"` or `W/"7"` → 7; `*` → undefined (any version). */

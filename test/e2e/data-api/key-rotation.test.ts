@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { appDataReencrypter } from '../../../src/apps/index.ts';
+import { appDataReencrypter, forgetStageIndexKeys, rewrapStageIndexKeys } from '../../../src/apps/index.ts';
 import { systemSource } from '../../../src/audit-chain/index.ts';
 import { keyJobSteps, rotateKeys } from '../../../src/keys/index.ts';
 import { client, endUser, expensesManifest, type Platform, startPlatform, type TestStage, tenantWithApp } from '../../harness/data-api.ts';
@@ -45,6 +45,36 @@ for (const engine of engines()) {
         assert.equal(c.body.notes, `n${i}`);
       }
       assert.deepEqual((await bob.list('Claim', { iban: 'DE00000000000000000001' })).body.items.map((c: { id: string }) => c.id), [ids[1]]);
+    });
+
+    test('a tenant KEK rotation rewraps the stage blind-index keys before it destroys the old KEK, so search works after a restart', async () => {
+      const bob = client(p, st, 'expenses', (await endUser(p, st, 'bert@acme.test', 'expenses', ['Employee'])).token);
+      const made = await bob.create('Claim', { title: 'kek', amount: '1', iban: 'DE11111111111111111111' });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const before = await p.database.db.selectFrom('accord.stage_index_keys').select(['kek_version', 'wrapped']).where('stage_id', '=', st.stageId).executeTakeFirstOrThrow();
+      const rotated = await rotateKeys(p.database.db, p.keyring, systemSource, { id: st.tenantId, name: 'acme' });
+      assert.equal(rotated.kind, 'kek');
+      const step = keyJobSteps(p.keyring, systemSource, () => {}, { rewrapAppKeys: (trx, t, v, n) => rewrapStageIndexKeys(trx, p.keyring, t, v, n) }).get('keys.rewrap-tenant');
+      assert.ok(step);
+      const job = { id: rotated.jobId, kind: 'keys.rewrap-tenant', tenantId: st.tenantId, payload: { tenantId: st.tenantId, toVersion: rotated.version }, progress: {} as Record<string, unknown> };
+      for (let i = 0; ; i++) {
+        assert.ok(i < 20);
+        const r = await step(p.database.db, job);
+        job.progress = r.progress;
+        if (r.done) break;
+      }
+      assert.equal(job.progress.appKeys, 1);
+      assert.deepEqual(job.progress.destroyedVersions, [before.kek_version]);
+      const after = await p.database.db.selectFrom('accord.stage_index_keys').select(['kek_version', 'wrapped']).where('stage_id', '=', st.stageId).executeTakeFirstOrThrow();
+      assert.equal(after.kek_version, rotated.version);
+      assert.notDeepEqual(after.wrapped, before.wrapped);
+      // As a restarted node: the index key is unwrapped again, under the new KEK, and still finds the row.
+      forgetStageIndexKeys();
+      p.keyring.forgetTenant(st.tenantId);
+      await new Promise((r) => setTimeout(r, 1100)); // the data API's one-second key cache
+      const found = await bob.list('Claim', { iban: 'DE11111111111111111111' });
+      assert.equal(found.status, 200, JSON.stringify(found.body));
+      assert.deepEqual(found.body.items.map((c: { id: string }) => c.id), [made.body.id]);
     });
   });
 }

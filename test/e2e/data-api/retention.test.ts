@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { retentionJobSteps } from '../../../src/apps/index.ts';
+import { retentionJobSteps, scheduleRetention } from '../../../src/apps/index.ts';
 import { compileForTest } from '../../harness/apps.ts';
 import { client, endUser, type Platform, startPlatform, type TestStage, tenantWithApp } from '../../harness/data-api.ts';
 import { engines } from '../../harness/engines.ts';
@@ -59,6 +59,18 @@ for (const engine of engines()) {
       assert.deepEqual(left, kept.map((k) => k.id).sort());
       const events = await p.database.db.selectFrom('accord.audit_events').select(['details']).where('tenant_id', '=', st.tenantId).where('action', '=', 'data.retention.purged').execute();
       assert.deepEqual(events.map((x) => (x.details as { count: number }).count).sort(), [1, 2]);
+    });
+
+    test('the scheduler enqueues one retention job per tenant with a retention rule deployed, and none while one waits', async () => {
+      // A tenant whose app has no retention rule gets none.
+      await tenantWithApp(p, 'beta', manifest.replace('    retention: { days: 30, from: closedAt }\n', ''));
+      await p.database.db.deleteFrom('accord.jobs').where('kind', '=', 'data.retention').execute();
+      assert.deepEqual(await scheduleRetention(p.database.db), [st.tenantId]);
+      assert.deepEqual(await scheduleRetention(p.database.db), [], 'one is pending already');
+      const jobs = await p.database.db.selectFrom('accord.jobs').select(['tenant_id', 'state']).where('kind', '=', 'data.retention').execute();
+      assert.deepEqual(jobs.map((j) => ({ ...j })), [{ tenant_id: st.tenantId, state: 'pending' }]);
+      await p.database.db.updateTable('accord.jobs').set({ state: 'done' }).where('kind', '=', 'data.retention').execute();
+      assert.deepEqual(await scheduleRetention(p.database.db), [st.tenantId], 'the next interval enqueues again');
     });
 
     test('a caller without an app role of the app is refused the entity', async () => {
