@@ -241,17 +241,45 @@ function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: s
 
 const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
 
+/**
+ * byIdQuery, with the `data.read` event of the confidential or restricted fields the caller sees
+ * on the row appended by the same statement (the event JSON is a parameter; which fields the row
+ * shows, and whether there is a row at all, only the database knows when it runs). No row, or
+ * no such field visible: no event. So a read that audits what it returned sends one statement,
+ * and with `batch(…, { commit: true })` one round trip.
+ */
+function byIdAuditedQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
+  const sensitive = fields.filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '')).sort();
+  if (sensitive.length === 0) return byIdQuery(s, scope, plan, id, fields);
+  const event = s.auditJson({
+    action: 'data.read',
+    target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
+    outcome: 'success',
+    details: { app: scope.app.name, entity: plan.entity.name, ids: [id], count: 1, fields: [] },
+  });
+  const shape = `id-audited|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
+  return templated(s, plan, shape, scope.caller, [id, event], (c, [idArg, eventArg]) => {
+    const shown = sensitive.map((n) => (isTrue((plan.readable.get(n) as { when: Expr }).when) ? sql`${n}::text` : sql`case when _rec.${sql.id(`r_${n}`)} then ${n}::text end`));
+    return sql`with _rec as (select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}),
+      _aud as (
+        select accord.append_audit_event(jsonb_set(${eventArg}::jsonb, '{details,fields}', to_jsonb(f.fields))) as id
+        from (select array_remove(array[${sql.join(shown)}]::text[], null) as fields from _rec) as f
+        where cardinality(f.fields) > 0
+      )
+      select _rec.*, (select count(*) from _aud)::int as "_audited" from _rec`;
+  });
+}
+
 export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
   const plan = planFor(scope, entityName);
   if (plan.read === null) throw notFound();
   if (!UUID.test(id)) throw notFound();
   const fields = chooseFields(plan, fieldsParam);
-  const rows = await byId(s, scope, plan, id, fields);
-  const row = rows[0];
+  // The read, its audit event and the COMMIT in one round trip: nothing after it needs the database.
+  const [rows] = await s.batch([byIdAuditedQuery(s, scope, plan, id, fields)], { commit: true });
+  const row = rows?.[0];
   if (!row) throw notFound();
-  const record = recordOf(plan, fields, row, decryptor(scope, plan));
-  await auditRead(s, scope, plan, rows, fields);
-  return record;
+  return recordOf(plan, fields, row, decryptor(scope, plan));
 }
 
 // ---- writes ----
@@ -362,25 +390,15 @@ async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan
   });
 }
 
-/**
- * The record as the caller may read it after a write, and the statement that reads it; the
- * caller may send that statement in one round trip with the write (`StageSession.batch`).
- */
-function readBackQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string) {
-  return plan.read === null ? undefined : byIdQuery(s, scope, plan, id, [...plan.readable.keys()]);
-}
-
-async function readBackRecord(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, rows: readonly Row[] | undefined): Promise<Record<string, unknown>> {
-  const row = rows?.[0];
-  if (plan.read === null || !row) return { id };
+/** The record as the caller may read it after a write (audited like a read). */
+async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
+  if (plan.read === null) return { id };
   const fields = [...plan.readable.keys()];
+  const rows = await byId(s, scope, plan, id, fields);
+  const row = rows[0];
+  if (!row) return { id };
   await auditRead(s, scope, plan, rows, fields);
   return recordOf(plan, fields, row, decryptor(scope, plan));
-}
-
-async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
-  const q = readBackQuery(s, scope, plan, id);
-  return readBackRecord(s, scope, plan, id, q ? await run(s, q) : undefined);
 }
 
 export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
@@ -400,15 +418,19 @@ export async function createRecord(s: StageSession, scope: RequestScope, entityN
   // The insert and the read of the new row in one round trip: no RETURNING, which row-level
   // security would refuse for a row the caller may create but not read.
   const insert = sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`.compile(s.db);
-  const read = readBackQuery(s, scope, plan, id);
+  // With the audit of the create and the COMMIT: one round trip for the whole create (two with
+  // references to check). The read audits itself (byIdAuditedQuery).
+  const fields = [...plan.readable.keys()];
+  const read = plan.read === null ? undefined : byIdAuditedQuery(s, scope, plan, id, fields);
+  await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
   let results: Row[][] = [];
   try {
-    results = await s.batch(read ? [insert, read] : [insert]);
+    results = await s.batch(read ? [insert, read] : [insert], { commit: true });
   } catch (err) {
     mapDbError(plan, err);
   }
-  await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
-  return readBackRecord(s, scope, plan, id, results[1]);
+  const created = results[1]?.[0];
+  return created ? recordOf(plan, fields, created, decryptor(scope, plan)) : { id };
 }
 
 /** `"7"` or `W/"7"` → 7; `*` → undefined (any version). */
