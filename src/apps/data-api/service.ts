@@ -63,12 +63,12 @@ function decryptor(scope: RequestScope, plan: EntityPlan) {
   return (a: AttributeIR, id: string, v: Uint8Array) => openValue(keysOf(scope).all, c, a.name, id, v);
 }
 
-/** One audit event per request that returned confidential or restricted attributes. */
+/** One audit event per request that returned confidential or restricted values (the update path; reads audit in SQL). */
 async function auditRead(s: StageSession, scope: RequestScope, plan: EntityPlan, rows: readonly Row[], fields: readonly string[]) {
   const sensitive = new Set<string>();
   const ids: string[] = [];
   for (const row of rows) {
-    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? ''));
+    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '') && row[`f_${n}`] !== null && row[`f_${n}`] !== undefined);
     if (seen.length === 0) continue;
     for (const n of seen) sensitive.add(n);
     ids.push(row.id as string);
@@ -204,29 +204,39 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
   const after = q.cursor ? decodeCursor(scope.deps.cursorMac, qh, q.cursor, keys.length) : undefined;
   const order = sql.join(keys.map((k) => sql`${k.column} ${sql.raw(k.desc ? 'desc' : 'asc')}`));
   const sortVals = keys.map((k, i) => sql`${k.column}::text as ${sql.id(`s_${i}`)}`);
-  const build = (c: Caller, [pageSize, ...cursor]: readonly unknown[]) =>
-    sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, cursor) : sql`true`} order by ${order} limit ${pageSize}`;
-  const args = [limit + 1, ...(after ?? [])];
+  const sensitive = sensitiveOf(plan, fields);
+  const audited = sensitive.length > 0;
+  // Audited: [page size + 1, page size, event, ...cursor]; else [page size + 1, ...cursor].
+  const build = (c: Caller, args: readonly unknown[]) => {
+    const [fetch, pageLimit, event, ...rest] = audited ? args : [args[0], undefined, undefined, ...args.slice(1)];
+    const inner = sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, rest) : sql`true`} order by ${order} limit ${fetch}`;
+    return audited ? withReadAudit(plan, sensitive, inner, event, pageLimit) : inner;
+  };
+  const args = audited ? [limit + 1, limit, readEvent(s, scope, plan), ...(after ?? [])] : [limit + 1, ...(after ?? [])];
   // Blind-index entries are the stage key's: such a statement is built for the request alone.
   const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? 1 : 0}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
-  const rows = await run(s, filter.blind.length + params.blind.length > 0 ? build(scope.caller, args) : templated(s, plan, shape, scope.caller, args, build));
+  const main = filter.blind.length + params.blind.length > 0 ? build(scope.caller, args).compile(s.db) : templated(s, plan, shape, scope.caller, args, build);
+  // The count, when asked for, goes in the same round trip, and the COMMIT with them.
+  const whereSql = sql.join(whereOf(scope.caller), sql` and `);
+  const countQuery =
+    q.count === 'exact'
+      ? sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`.compile(s.db)
+      : q.count === 'estimated'
+        ? sql`explain (format json) select 1 from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`.compile(s.db)
+        : undefined;
+  const [rows = [], counted] = await s.batch(countQuery ? [main, countQuery] : [main], { commit: true });
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   const next = rows.length > limit && last ? encodeCursor(scope.deps.cursorMac, qh, keys.map((_, i) => (last[`s_${i}`] as string | null) ?? null)) : null;
   const decrypt = decryptor(scope, plan);
   const items = page.map((r) => recordOf(plan, fields, r, decrypt));
   let count: number | undefined;
-  const whereSql = q.count === 'exact' || q.count === 'estimated' ? sql.join(whereOf(scope.caller), sql` and `) : sql`true`;
-  if (q.count === 'exact') {
-    const c = await run(s, sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
-    count = Number(c[0]?.n ?? 0);
-  } else if (q.count === 'estimated') {
-    const c = await run(s, sql`explain (format json) select 1 from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
-    const planJson = c[0]?.['QUERY PLAN'];
+  if (q.count === 'exact') count = Number(counted?.[0]?.n ?? 0);
+  else if (q.count === 'estimated') {
+    const planJson = counted?.[0]?.['QUERY PLAN'];
     const parsed = typeof planJson === 'string' ? JSON.parse(planJson) : planJson;
     count = Math.round(Number(parsed?.[0]?.Plan?.['Plan Rows'] ?? 0));
   }
-  await auditRead(s, scope, plan, page, fields);
   return { items, next, ...(count === undefined ? {} : { count }) };
 }
 
@@ -241,33 +251,56 @@ function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: s
 
 const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
 
-/**
- * byIdQuery, with the `data.read` event of the confidential or restricted fields the caller sees
- * on the row appended by the same statement (the event JSON is a parameter; which fields the row
- * shows, and whether there is a row at all, only the database knows when it runs). No row, or
- * no such field visible: no event. So a read that audits what it returned sends one statement,
- * and with `batch(…, { commit: true })` one round trip.
- */
-function byIdAuditedQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
-  const sensitive = fields.filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '')).sort();
-  if (sensitive.length === 0) return byIdQuery(s, scope, plan, id, fields);
-  const event = s.auditJson({
+/** The confidential and restricted fields among those selected, sorted (the audit's `fields`). */
+const sensitiveOf = (plan: EntityPlan, fields: readonly string[]) => fields.filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '')).sort();
+
+/** The `data.read` event of a read, its ids, count and fields left for the statement to fill. */
+const readEvent = (s: StageSession, scope: RequestScope, plan: EntityPlan) =>
+  s.auditJson({
     action: 'data.read',
     target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
     outcome: 'success',
-    details: { app: scope.app.name, entity: plan.entity.name, ids: [id], count: 1, fields: [] },
+    details: { app: scope.app.name, entity: plan.entity.name, ids: [], count: 0, fields: [] },
   });
+
+/**
+ * A read that appends its own `data.read` event (`inner` selects the rows, `pageLimit` of them
+ * are returned): the event names the ids of the returned rows that show a confidential or
+ * restricted field, and which of those fields they show, as only the database knows when it runs;
+ * no such row, no event. The event JSON is a parameter. So a read that audits what it returned is
+ * one statement, and with `batch(…, { commit: true })` one round trip. The rows come back in
+ * `inner`'s order: a materialized CTE is scanned in the order it was written.
+ */
+function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: RawBuilder<unknown>, event: unknown, pageLimit?: unknown): RawBuilder<unknown> {
+  // Shown: readable on the row (its field condition) and not null.
+  const flags = sensitive.map(
+    (n, i) => sql`(${isTrue((plan.readable.get(n) as { when: Expr }).when) ? sql`true` : sql`_page.${sql.id(`r_${n}`)}`} and _page.${sql.id(`f_${n}`)} is not null) is true as ${sql.id(`v_${i}`)}`,
+  );
+  const any = sql`(${sql.join(sensitive.map((_, i) => sql.id(`v_${i}`)), sql` or `)})`;
+  const names = sensitive.map((n, i) => sql`case when bool_or(${sql.id(`v_${i}`)}) then ${n}::text end`);
+  return sql`with _rows as materialized (${inner}),
+    _page as (select * from _rows ${pageLimit === undefined ? sql`` : sql`limit ${pageLimit}`}),
+    _seen as (select id, ${sql.join(flags)} from _page),
+    _aud as (
+      select accord.append_audit_event(jsonb_set(jsonb_set(jsonb_set(${event}::jsonb, '{details,ids}', a.ids), '{details,count}', to_jsonb(a.n)), '{details,fields}', to_jsonb(a.fields))) as id
+      from (
+        select coalesce(jsonb_agg(id) filter (where ${any}), '[]'::jsonb) as ids, (count(*) filter (where ${any}))::int as n,
+          array_remove(array[${sql.join(names)}]::text[], null) as fields
+        from _seen
+      ) as a
+      where a.n > 0
+    )
+    select _rows.*, (select count(*) from _aud)::int as "_audited" from _rows`;
+}
+
+/** byIdQuery, auditing what it returns (withReadAudit). */
+function byIdAuditedQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
+  const sensitive = sensitiveOf(plan, fields);
+  if (sensitive.length === 0) return byIdQuery(s, scope, plan, id, fields);
   const shape = `id-audited|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
-  return templated(s, plan, shape, scope.caller, [id, event], (c, [idArg, eventArg]) => {
-    const shown = sensitive.map((n) => (isTrue((plan.readable.get(n) as { when: Expr }).when) ? sql`${n}::text` : sql`case when _rec.${sql.id(`r_${n}`)} then ${n}::text end`));
-    return sql`with _rec as (select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}),
-      _aud as (
-        select accord.append_audit_event(jsonb_set(${eventArg}::jsonb, '{details,fields}', to_jsonb(f.fields))) as id
-        from (select array_remove(array[${sql.join(shown)}]::text[], null) as fields from _rec) as f
-        where cardinality(f.fields) > 0
-      )
-      select _rec.*, (select count(*) from _aud)::int as "_audited" from _rec`;
-  });
+  return templated(s, plan, shape, scope.caller, [id, readEvent(s, scope, plan)], (c, [idArg, eventArg]) =>
+    withReadAudit(plan, sensitive, sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`, eventArg),
+  );
 }
 
 export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
