@@ -133,6 +133,8 @@ interface SortKey {
   readonly desc: boolean;
   readonly column: RawBuilder<unknown>;
   readonly cast: string;
+  /** Whether the column may hold NULL (PostgreSQL's order: last ascending, first descending). */
+  readonly nullable: boolean;
 }
 
 function sortKeys(plan: EntityPlan, sort: string | undefined): SortKey[] {
@@ -143,16 +145,17 @@ function sortKeys(plan: EntityPlan, sort: string | undefined): SortKey[] {
     const name = desc || t.startsWith('+') ? t.slice(1) : t;
     if (name === 'id') continue;
     const f = plan.readable.get(name);
-    // Only attributes every readable row shows, never null (a keyset over nulls needs more), not encrypted.
-    if (!f || !isTrue(f.when) || f.attribute.encrypted || !f.attribute.required || f.attribute.type.kind === 'json') {
-      throw new AccordError('DATA_QUERY_INVALID', { message: `sort: ${name} is not a sortable attribute (readable on every row, required, not encrypted, not json).`, details: { parameter: 'sort', field: name } });
+    // Only attributes every readable row shows (else the order would reveal hidden values), not
+    // encrypted (ciphertext has no useful order), not json.
+    if (!f || !isTrue(f.when) || f.attribute.encrypted || f.attribute.type.kind === 'json') {
+      throw new AccordError('DATA_QUERY_INVALID', { message: `sort: ${name} is not a sortable attribute (readable on every row, not encrypted, not json).`, details: { parameter: 'sort', field: name } });
     }
     if (keys.some((k) => k.name === name)) continue;
     const a = f.attribute;
-    keys.push({ name, desc, column: sql.ref(`${T}.${a.column}`), cast: castOf(a) });
+    keys.push({ name, desc, column: sql.ref(`${T}.${a.column}`), cast: castOf(a), nullable: !a.required });
   }
   // The unique tiebreaker: the id, in the direction of the last key.
-  keys.push({ name: 'id', desc: keys.at(-1)?.desc ?? false, column: sql.ref(`${T}.id`), cast: 'uuid' });
+  keys.push({ name: 'id', desc: keys.at(-1)?.desc ?? false, column: sql.ref(`${T}.id`), cast: 'uuid', nullable: false });
   return keys;
 }
 
@@ -177,17 +180,36 @@ function castOf(a: AttributeIR): string {
   }
 }
 
-/** (k1, k2, …) after the cursor's values, each key in its own direction. */
-function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]): RawBuilder<unknown> {
+/** The cursor's values by key position, from those that are not NULL. */
+function spread(nulls: readonly boolean[], present: readonly unknown[]): unknown[] {
+  let k = 0;
+  return nulls.map((n) => (n ? null : present[k++]));
+}
+
+/**
+ * (k1, k2, …) after the cursor's values, each key in its own direction, in PostgreSQL's order of
+ * NULLs (after every value ascending, before every value descending). `isNull` says which cursor
+ * values are NULL (they are not parameters: the statement differs); `values` holds the others.
+ */
+function keysetAfter(keys: readonly SortKey[], isNull: readonly boolean[], values: readonly unknown[]): RawBuilder<unknown> {
+  const v = (j: number) => sql`${values[j]}::${sql.raw((keys[j] as SortKey).cast)}`;
+  const equal = (j: number) => (isNull[j] ? sql`${(keys[j] as SortKey).column} is null` : sql`${(keys[j] as SortKey).column} = ${v(j)}`);
+  const after = (i: number): RawBuilder<unknown> | undefined => {
+    const k = keys[i] as SortKey;
+    if (isNull[i]) return k.desc ? sql`${k.column} is not null` : undefined;
+    const beyond = sql`${k.column} ${sql.raw(k.desc ? '<' : '>')} ${v(i)}`;
+    return k.nullable && !k.desc ? sql`(${beyond} or ${k.column} is null)` : beyond;
+  };
   const ors: RawBuilder<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
+    const last = after(i);
+    if (!last) continue;
     const ands: RawBuilder<unknown>[] = [];
-    for (let j = 0; j < i; j++) ands.push(sql`${(keys[j] as SortKey).column} = ${values[j]}::${sql.raw((keys[j] as SortKey).cast)}`);
-    const k = keys[i] as SortKey;
-    ands.push(sql`${k.column} ${sql.raw(k.desc ? '<' : '>')} ${values[i]}::${sql.raw(k.cast)}`);
+    for (let j = 0; j < i; j++) ands.push(equal(j));
+    ands.push(last);
     ors.push(sql`(${sql.join(ands, sql` and `)})`);
   }
-  return sql`(${sql.join(ors, sql` or `)})`;
+  return ors.length ? sql`(${sql.join(ors, sql` or `)})` : sql`false`;
 }
 
 export async function listRecords(s: StageSession, scope: RequestScope, entityName: string, q: ListQuery) {
@@ -209,12 +231,15 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
   // Audited: [page size + 1, page size, event, ...cursor]; else [page size + 1, ...cursor].
   const build = (c: Caller, args: readonly unknown[]) => {
     const [fetch, pageLimit, event, ...rest] = audited ? args : [args[0], undefined, undefined, ...args.slice(1)];
-    const inner = sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, rest) : sql`true`} order by ${order} limit ${fetch}`;
+    const inner = sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, nulls, spread(nulls, rest)) : sql`true`} order by ${order} limit ${fetch}`;
     return audited ? withReadAudit(plan, sensitive, inner, event, pageLimit) : inner;
   };
-  const args = audited ? [limit + 1, limit, readEvent(s, scope, plan), ...(after ?? [])] : [limit + 1, ...(after ?? [])];
+  // NULL cursor values shape the statement (`is null`); the others are its parameters.
+  const nulls = (after ?? []).map((v) => v === null);
+  const cursorValues = (after ?? []).filter((v) => v !== null);
+  const args = audited ? [limit + 1, limit, readEvent(s, scope, plan), ...cursorValues] : [limit + 1, ...cursorValues];
   // Blind-index entries are the stage key's: such a statement is built for the request alone.
-  const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? 1 : 0}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
+  const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? nulls.map((n) => (n ? 0 : 1)).join('') : '-'}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
   const main = filter.blind.length + params.blind.length > 0 ? build(scope.caller, args).compile(s.db) : templated(s, plan, shape, scope.caller, args, build);
   // The count, when asked for, goes in the same round trip, and the COMMIT with them.
   const whereSql = sql.join(whereOf(scope.caller), sql` and `);
