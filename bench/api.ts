@@ -68,6 +68,9 @@ async function engineRun(engine: 'pglite' | 'postgres', url: string | undefined,
   const p = { database, url, keyring, plane, app } as unknown as Platform;
   const [prod] = (await tenantWithApp(p, 'acme', expensesManifest())).filter((s) => s.stage === 'production');
   if (!prod) throw new Error('no production stage');
+  // BENCH_WAF_MODE=off|detect|block: the stage's firewall mode (default: the platform's default).
+  const wafMode = process.env.BENCH_WAF_MODE;
+  if (wafMode) await database.db.insertInto('accord.waf_settings').values({ stage_id: prod.stageId, tenant_id: prod.tenantId, mode: wafMode as 'off' | 'detect' | 'block', paranoia_level: 1, threshold: 5 }).execute();
   const bob = await endUser(p, prod, 'bob@acme.test', 'expenses', ['Employee']);
   const carol = await endUser(p, prod, 'carol@acme.test', 'expenses', ['Manager']);
   const erin = await endUser(p, prod, 'erin@acme.test', 'expenses', ['Auditor']);
@@ -137,6 +140,7 @@ async function engineRun(engine: 'pglite' | 'postgres', url: string | undefined,
   const pairs = (f: (platform: Figure, bare: Figure) => number) => Object.fromEntries(cases.flatMap(([k, a, b]) => (a && b ? [[k, f(a, b)]] : [])));
   return {
     engine,
+    wafMode: wafMode ?? 'default',
     figures: results,
     ratios: pairs((a, b) => ratio(a, b)),
     // Baseline CPU over platform CPU per request: the throughput ratio on a CPU-bound server

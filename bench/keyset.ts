@@ -129,7 +129,15 @@ function recording(s: StageSession, seen: CompiledQuery[]): StageSession {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
-  return { db, stage: s.stage, caller: s.caller, audit: (e) => s.audit(e), auditAtCommit: (e) => s.auditAtCommit(e), batch: (qs) => s.batch(qs) };
+  // Reads go out as one batch with the COMMIT (pipelined sessions): record those too.
+  return {
+    ...s,
+    db,
+    batch: (qs, opts) => {
+      seen.push(...qs);
+      return s.batch(qs, opts);
+    },
+  };
 }
 
 export async function run(): Promise<void> {

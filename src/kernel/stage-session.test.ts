@@ -299,6 +299,37 @@ for (const engine of engines()) {
       assert.equal(await countItems(), 1);
     });
 
+    test('a final batch commits with its statements and the queued events; a failing one commits nothing; nothing runs after it', async () => {
+      const label = `final-${randomUUID()}`;
+      const count = async (table: 'items' | 'events') =>
+        table === 'items'
+          ? Number((await inA((s) => sql<{ n: string }>`select count(*)::text as n from items where label = ${label}`.execute(s.db))).rows[0]?.n)
+          : Number((await sql<{ n: string }>`select count(*)::text as n from accord.audit_events where target_id = ${label}`.execute(database.db)).rows[0]?.n);
+      const insert = (s: StageSession) => sql`insert into items (owner_id, label) values (${U1}, ${label})`.compile(s.db);
+      // An event appended by a statement itself, from the session's auditJson.
+      const appended = (s: StageSession) => sql`select accord.append_audit_event(${s.auditJson({ action: 'item.made', outcome: 'success', target: { type: 'item', id: label } })}::jsonb) as id`.compile(s.db);
+      const [, rows] = await inA(async (s) => {
+        s.auditAtCommit({ action: 'item.create', outcome: 'success', target: { type: 'item', id: label } });
+        const out = await s.batch([insert(s), appended(s)], { commit: true });
+        await assert.rejects(s.batch([insert(s)]), /has committed/);
+        return out;
+      });
+      assert.equal(rows?.length, 1);
+      assert.equal(await count('items'), 1);
+      assert.equal(await count('events'), 2);
+      await assert.rejects(inA((s) => s.batch([insert(s), sql`select 1/0`.compile(s.db)], { commit: true })));
+      // The session committed, then its caller failed: what it committed stays.
+      await assert.rejects(
+        inA(async (s) => {
+          await s.batch([insert(s)], { commit: true });
+          throw new Error('after the commit');
+        }),
+        /after the commit/,
+      );
+      assert.equal(await count('items'), 2);
+      assert.equal(await count('events'), 2);
+    });
+
     test('a statement that fails inside a session rolls back what came before it, and the connection serves the next session', async () => {
       const label = `fail-${randomUUID()}`;
       await assert.rejects(

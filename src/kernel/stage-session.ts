@@ -1,6 +1,6 @@
 import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { type AuditEvent, type AuditSource, appendAuditEvent, appendAuditStatement, auditWritten, chainIdFor } from '../audit-chain/index.ts';
+import { type AuditEvent, type AuditSource, appendAuditEvent, appendAuditStatement, auditEventJson, auditWritten, chainIdFor } from '../audit-chain/index.ts';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 import { type Database, describeUrl, type EngineName } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
@@ -77,7 +77,22 @@ export interface StageSession {
    * for statements that do not wait on each other's answers (a write and the read of its row).
    * The first error fails the call, and the session with it.
    */
-  batch(queries: readonly CompiledQuery[]): Promise<Record<string, unknown>[][]>;
+  batch(queries: readonly CompiledQuery[], opts?: BatchOptions): Promise<Record<string, unknown>[][]>;
+  /**
+   * The JSON `accord.append_audit_event(jsonb)` takes for this event in this session, for a
+   * statement that appends it itself (an audit decided by the rows a SELECT finds, in that SELECT).
+   */
+  auditJson(event: StageAuditEvent): string;
+}
+
+export interface BatchOptions {
+  /**
+   * The session's last statements: COMMIT (with the events given to auditAtCommit) goes in the
+   * same round trip, and the session ends with them (a statement after it is refused). For a
+   * read whose answer needs nothing more from the database; should the caller fail afterwards,
+   * what the batch did stays committed.
+   */
+  readonly commit?: boolean;
 }
 
 /** An audit event from a stage session: its tenant, stage and actor come from the session. */
@@ -243,6 +258,20 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
       await abort();
       throw err;
     }
+    let committed = false;
+    let ended = false;
+    // PostgreSQL answers COMMIT of a transaction an earlier error aborted with a ROLLBACK tag, not
+    // an error; the caller must not believe its writes landed. PGlite reports no tag, so there a
+    // `select 1` first fails in an aborted transaction.
+    const commit = async () => {
+      committed = true;
+      for (const event of atCommit.splice(0)) await appendAudit(conn, stage, caller, event);
+      const done = await sql.raw(p.after ? `select 1; commit${p.after}` : 'commit').execute(conn);
+      if ((done.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK') {
+        throw new Error('stage session rolled back: a statement in it failed');
+      }
+      ended = true;
+    };
     const session: StageSession = {
       db: conn,
       stage,
@@ -251,34 +280,24 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
       auditAtCommit: (event) => {
         atCommit.push(event);
       },
-      batch: async (queries) => {
+      batch: async (queries, opts) => {
+        if (committed) throw new Error('the stage session has committed');
         const out: Record<string, unknown>[][] = [];
         for (const q of queries) out.push((await conn.executeQuery(q)).rows as Record<string, unknown>[]);
+        if (opts?.commit) await commit();
         return out;
       },
+      auditJson: (event) => auditEventJson(auditSource(caller), inStage(stage, event)),
     };
-    let result: T;
     try {
-      result = await fn(session);
-      for (const event of atCommit.splice(0)) await appendAudit(conn, stage, caller, event);
+      const result = await fn(session);
+      if (!committed) await commit();
+      return result;
     } catch (err) {
-      await abort();
+      // After a commit the session's work stands; the platform's connection was given back then.
+      if (!ended) await abort();
       throw err;
     }
-    // PostgreSQL answers COMMIT of a transaction an earlier error aborted with a ROLLBACK tag, not
-    // an error; the caller must not believe its writes landed. PGlite reports no tag, so there a
-    // `select 1` first fails in an aborted transaction.
-    let committed: { rows: unknown[] };
-    try {
-      committed = await sql.raw(p.after ? `select 1; commit${p.after}` : 'commit').execute(conn);
-    } catch (err) {
-      await abort();
-      throw err;
-    }
-    if ((committed.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK') {
-      throw new Error('stage session rolled back: a statement in it failed');
-    }
-    return result;
   });
 }
 
@@ -354,12 +373,27 @@ async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Calle
   c.pending = enter;
   c.started = false;
   const atCommit: StageAuditEvent[] = [];
+  let ended = false;
   const rollback = async () => {
     c.pending = [];
-    if (!c.started) return;
+    if (!c.started || ended) return;
     // Should the rollback fail, the connection is still in a transaction and the guarded pool
     // destroys it on release.
     await client.query('rollback').catch(() => {});
+  };
+  const source = auditSource(caller);
+  let committed = false;
+  // The session's COMMIT, behind `statements` and the events given to auditAtCommit, in one
+  // round trip; resolves with the results of `statements`.
+  const commit = async (statements: readonly Statement[]) => {
+    committed = true;
+    const audits = atCommit.splice(0).map((e) => appendAuditStatement(source, inStage(stage, e)));
+    const results = await c.batch([...statements, ...audits, { text: 'commit', values: [] }]);
+    // COMMIT of a transaction an earlier error aborted answers with a ROLLBACK tag.
+    if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('stage session rolled back: a statement in it failed');
+    ended = true;
+    auditWritten(chainIdFor(stage.tenantId));
+    return results.slice(0, statements.length);
   };
   try {
     const session: StageSession = {
@@ -370,32 +404,22 @@ async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Calle
       auditAtCommit: (event) => {
         atCommit.push(event);
       },
-      batch: async (queries) => (await c.batch(queries.map((q) => ({ text: q.sql, values: q.parameters })))).map((r) => r.rows),
+      batch: async (queries, opts) => {
+        if (committed) throw new Error('the stage session has committed');
+        const statements = queries.map((q) => ({ text: q.sql, values: q.parameters }));
+        return (await (opts?.commit ? commit(statements) : c.batch(statements))).map((r) => r.rows);
+      },
+      auditJson: (event) => auditEventJson(source, inStage(stage, event)),
     };
-    let result: T;
     try {
-      result = await fn(session);
+      const result = await fn(session);
+      // Nothing was sent: no transaction to end.
+      if (!committed && (c.started || atCommit.length > 0)) await commit([]);
+      return result;
     } catch (err) {
       await rollback();
       throw err;
     }
-    // Nothing was sent: no transaction to end.
-    if (!c.started && atCommit.length === 0) return result;
-    const source = auditSource(caller);
-    const statements: Statement[] = [...(c.started ? [] : c.pending), ...atCommit.map((e) => appendAuditStatement(source, inStage(stage, e))), { text: 'commit', values: [] }];
-    c.pending = [];
-    c.started = true;
-    let results: Awaited<ReturnType<typeof pipeline>>;
-    try {
-      results = await pipeline(client, statements);
-    } catch (err) {
-      await rollback();
-      throw err;
-    }
-    // COMMIT of a transaction an earlier error aborted answers with a ROLLBACK tag.
-    if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('stage session rolled back: a statement in it failed');
-    if (atCommit.length > 0) auditWritten(chainIdFor(stage.tenantId));
-    return result;
   } finally {
     c.pending = [];
     client.release();

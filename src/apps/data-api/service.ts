@@ -63,12 +63,12 @@ function decryptor(scope: RequestScope, plan: EntityPlan) {
   return (a: AttributeIR, id: string, v: Uint8Array) => openValue(keysOf(scope).all, c, a.name, id, v);
 }
 
-/** One audit event per request that returned confidential or restricted attributes. */
+/** One audit event per request that returned confidential or restricted values (the update path; reads audit in SQL). */
 async function auditRead(s: StageSession, scope: RequestScope, plan: EntityPlan, rows: readonly Row[], fields: readonly string[]) {
   const sensitive = new Set<string>();
   const ids: string[] = [];
   for (const row of rows) {
-    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? ''));
+    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '') && row[`f_${n}`] !== null && row[`f_${n}`] !== undefined);
     if (seen.length === 0) continue;
     for (const n of seen) sensitive.add(n);
     ids.push(row.id as string);
@@ -133,6 +133,8 @@ interface SortKey {
   readonly desc: boolean;
   readonly column: RawBuilder<unknown>;
   readonly cast: string;
+  /** Whether the column may hold NULL (PostgreSQL's order: last ascending, first descending). */
+  readonly nullable: boolean;
 }
 
 function sortKeys(plan: EntityPlan, sort: string | undefined): SortKey[] {
@@ -143,16 +145,17 @@ function sortKeys(plan: EntityPlan, sort: string | undefined): SortKey[] {
     const name = desc || t.startsWith('+') ? t.slice(1) : t;
     if (name === 'id') continue;
     const f = plan.readable.get(name);
-    // Only attributes every readable row shows, never null (a keyset over nulls needs more), not encrypted.
-    if (!f || !isTrue(f.when) || f.attribute.encrypted || !f.attribute.required || f.attribute.type.kind === 'json') {
-      throw new AccordError('DATA_QUERY_INVALID', { message: `sort: ${name} is not a sortable attribute (readable on every row, required, not encrypted, not json).`, details: { parameter: 'sort', field: name } });
+    // Only attributes every readable row shows (else the order would reveal hidden values), not
+    // encrypted (ciphertext has no useful order), not json.
+    if (!f || !isTrue(f.when) || f.attribute.encrypted || f.attribute.type.kind === 'json') {
+      throw new AccordError('DATA_QUERY_INVALID', { message: `sort: ${name} is not a sortable attribute (readable on every row, not encrypted, not json).`, details: { parameter: 'sort', field: name } });
     }
     if (keys.some((k) => k.name === name)) continue;
     const a = f.attribute;
-    keys.push({ name, desc, column: sql.ref(`${T}.${a.column}`), cast: castOf(a) });
+    keys.push({ name, desc, column: sql.ref(`${T}.${a.column}`), cast: castOf(a), nullable: !a.required });
   }
   // The unique tiebreaker: the id, in the direction of the last key.
-  keys.push({ name: 'id', desc: keys.at(-1)?.desc ?? false, column: sql.ref(`${T}.id`), cast: 'uuid' });
+  keys.push({ name: 'id', desc: keys.at(-1)?.desc ?? false, column: sql.ref(`${T}.id`), cast: 'uuid', nullable: false });
   return keys;
 }
 
@@ -177,17 +180,36 @@ function castOf(a: AttributeIR): string {
   }
 }
 
-/** (k1, k2, …) after the cursor's values, each key in its own direction. */
-function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]): RawBuilder<unknown> {
+/** The cursor's values by key position, from those that are not NULL. */
+function spread(nulls: readonly boolean[], present: readonly unknown[]): unknown[] {
+  let k = 0;
+  return nulls.map((n) => (n ? null : present[k++]));
+}
+
+/**
+ * (k1, k2, …) after the cursor's values, each key in its own direction, in PostgreSQL's order of
+ * NULLs (after every value ascending, before every value descending). `isNull` says which cursor
+ * values are NULL (they are not parameters: the statement differs); `values` holds the others.
+ */
+function keysetAfter(keys: readonly SortKey[], isNull: readonly boolean[], values: readonly unknown[]): RawBuilder<unknown> {
+  const v = (j: number) => sql`${values[j]}::${sql.raw((keys[j] as SortKey).cast)}`;
+  const equal = (j: number) => (isNull[j] ? sql`${(keys[j] as SortKey).column} is null` : sql`${(keys[j] as SortKey).column} = ${v(j)}`);
+  const after = (i: number): RawBuilder<unknown> | undefined => {
+    const k = keys[i] as SortKey;
+    if (isNull[i]) return k.desc ? sql`${k.column} is not null` : undefined;
+    const beyond = sql`${k.column} ${sql.raw(k.desc ? '<' : '>')} ${v(i)}`;
+    return k.nullable && !k.desc ? sql`(${beyond} or ${k.column} is null)` : beyond;
+  };
   const ors: RawBuilder<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
+    const last = after(i);
+    if (!last) continue;
     const ands: RawBuilder<unknown>[] = [];
-    for (let j = 0; j < i; j++) ands.push(sql`${(keys[j] as SortKey).column} = ${values[j]}::${sql.raw((keys[j] as SortKey).cast)}`);
-    const k = keys[i] as SortKey;
-    ands.push(sql`${k.column} ${sql.raw(k.desc ? '<' : '>')} ${values[i]}::${sql.raw(k.cast)}`);
+    for (let j = 0; j < i; j++) ands.push(equal(j));
+    ands.push(last);
     ors.push(sql`(${sql.join(ands, sql` and `)})`);
   }
-  return sql`(${sql.join(ors, sql` or `)})`;
+  return ors.length ? sql`(${sql.join(ors, sql` or `)})` : sql`false`;
 }
 
 export async function listRecords(s: StageSession, scope: RequestScope, entityName: string, q: ListQuery) {
@@ -206,29 +228,42 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
   const after = q.cursor ? decodeCursor(scope.deps.cursorMac, qh, q.cursor, keys.length) : undefined;
   const order = sql.join(keys.map((k) => sql`${k.column} ${sql.raw(k.desc ? 'desc' : 'asc')}`));
   const sortVals = keys.map((k, i) => sql`${k.column}::text as ${sql.id(`s_${i}`)}`);
-  const build = (c: Caller, [pageSize, ...cursor]: readonly unknown[]) =>
-    sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, cursor) : sql`true`} order by ${order} limit ${pageSize}`;
-  const args = [limit + 1, ...(after ?? [])];
+  const sensitive = sensitiveOf(plan, fields);
+  const audited = sensitive.length > 0;
+  // Audited: [page size + 1, page size, event, ...cursor]; else [page size + 1, ...cursor].
+  const build = (c: Caller, args: readonly unknown[]) => {
+    const [fetch, pageLimit, event, ...rest] = audited ? args : [args[0], undefined, undefined, ...args.slice(1)];
+    const inner = sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, nulls, spread(nulls, rest)) : sql`true`} order by ${order} limit ${fetch}`;
+    return audited ? withReadAudit(plan, sensitive, inner, event, pageLimit) : inner;
+  };
+  // NULL cursor values shape the statement (`is null`); the others are its parameters.
+  const nulls = (after ?? []).map((v) => v === null);
+  const cursorValues = (after ?? []).filter((v) => v !== null);
+  const args = audited ? [limit + 1, limit, readEvent(s, scope, plan), ...cursorValues] : [limit + 1, ...cursorValues];
   // Blind-index entries are the stage key's: such a statement is built for the request alone.
-  const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? 1 : 0}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
-  const rows = await run(s, filter.blind.length + params.blind.length > 0 ? build(scope.caller, args) : templated(s, plan, shape, scope.caller, args, build));
+  const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? nulls.map((n) => (n ? 0 : 1)).join('') : '-'}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
+  const main = filter.blind.length + params.blind.length > 0 ? build(scope.caller, args).compile(s.db) : templated(s, plan, shape, scope.caller, args, build);
+  // The count, when asked for, goes in the same round trip, and the COMMIT with them.
+  const whereSql = sql.join(whereOf(scope.caller), sql` and `);
+  const countQuery =
+    q.count === 'exact'
+      ? sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`.compile(s.db)
+      : q.count === 'estimated'
+        ? sql`explain (format json) select 1 from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`.compile(s.db)
+        : undefined;
+  const [rows = [], counted] = await s.batch(countQuery ? [main, countQuery] : [main], { commit: true });
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   const next = rows.length > limit && last ? encodeCursor(scope.deps.cursorMac, qh, keys.map((_, i) => (last[`s_${i}`] as string | null) ?? null)) : null;
   const decrypt = decryptor(scope, plan);
   const items = page.map((r) => recordOf(plan, fields, r, decrypt));
   let count: number | undefined;
-  const whereSql = q.count === 'exact' || q.count === 'estimated' ? sql.join(whereOf(scope.caller), sql` and `) : sql`true`;
-  if (q.count === 'exact') {
-    const c = await run(s, sql`select count(*)::text as n from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
-    count = Number(c[0]?.n ?? 0);
-  } else if (q.count === 'estimated') {
-    const c = await run(s, sql`explain (format json) select 1 from ${tableRef(scope.schema, plan.entity)} where ${whereSql}`);
-    const planJson = c[0]?.['QUERY PLAN'];
+  if (q.count === 'exact') count = Number(counted?.[0]?.n ?? 0);
+  else if (q.count === 'estimated') {
+    const planJson = counted?.[0]?.['QUERY PLAN'];
     const parsed = typeof planJson === 'string' ? JSON.parse(planJson) : planJson;
     count = Math.round(Number(parsed?.[0]?.Plan?.['Plan Rows'] ?? 0));
   }
-  await auditRead(s, scope, plan, page, fields);
   return { items, next, ...(count === undefined ? {} : { count }) };
 }
 
@@ -243,17 +278,68 @@ function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: s
 
 const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
 
+/** The confidential and restricted fields among those selected, sorted (the audit's `fields`). */
+const sensitiveOf = (plan: EntityPlan, fields: readonly string[]) => fields.filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '')).sort();
+
+/** The `data.read` event of a read, its ids, count and fields left for the statement to fill. */
+const readEvent = (s: StageSession, scope: RequestScope, plan: EntityPlan) =>
+  s.auditJson({
+    action: 'data.read',
+    target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
+    outcome: 'success',
+    details: { app: scope.app.name, entity: plan.entity.name, ids: [], count: 0, fields: [] },
+  });
+
+/**
+ * A read that appends its own `data.read` event (`inner` selects the rows, `pageLimit` of them
+ * are returned): the event names the ids of the returned rows that show a confidential or
+ * restricted field, and which of those fields they show, as only the database knows when it runs;
+ * no such row, no event. The event JSON is a parameter. So a read that audits what it returned is
+ * one statement, and with `batch(…, { commit: true })` one round trip. The rows come back in
+ * `inner`'s order: a materialized CTE is scanned in the order it was written.
+ */
+function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: RawBuilder<unknown>, event: unknown, pageLimit?: unknown): RawBuilder<unknown> {
+  // Shown: readable on the row (its field condition) and not null.
+  const flags = sensitive.map(
+    (n, i) => sql`(${isTrue((plan.readable.get(n) as { when: Expr }).when) ? sql`true` : sql`_page.${sql.id(`r_${n}`)}`} and _page.${sql.id(`f_${n}`)} is not null) is true as ${sql.id(`v_${i}`)}`,
+  );
+  const any = sql`(${sql.join(sensitive.map((_, i) => sql.id(`v_${i}`)), sql` or `)})`;
+  const names = sensitive.map((n, i) => sql`case when bool_or(${sql.id(`v_${i}`)}) then ${n}::text end`);
+  return sql`with _rows as materialized (${inner}),
+    _page as (select * from _rows ${pageLimit === undefined ? sql`` : sql`limit ${pageLimit}`}),
+    _seen as (select id, ${sql.join(flags)} from _page),
+    _aud as (
+      select accord.append_audit_event(jsonb_set(jsonb_set(jsonb_set(${event}::jsonb, '{details,ids}', a.ids), '{details,count}', to_jsonb(a.n)), '{details,fields}', to_jsonb(a.fields))) as id
+      from (
+        select coalesce(jsonb_agg(id) filter (where ${any}), '[]'::jsonb) as ids, (count(*) filter (where ${any}))::int as n,
+          array_remove(array[${sql.join(names)}]::text[], null) as fields
+        from _seen
+      ) as a
+      where a.n > 0
+    )
+    select _rows.*, (select count(*) from _aud)::int as "_audited" from _rows`;
+}
+
+/** byIdQuery, auditing what it returns (withReadAudit). */
+function byIdAuditedQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) {
+  const sensitive = sensitiveOf(plan, fields);
+  if (sensitive.length === 0) return byIdQuery(s, scope, plan, id, fields);
+  const shape = `id-audited|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
+  return templated(s, plan, shape, scope.caller, [id, readEvent(s, scope, plan)], (c, [idArg, eventArg]) =>
+    withReadAudit(plan, sensitive, sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`, eventArg),
+  );
+}
+
 export async function getRecord(s: StageSession, scope: RequestScope, entityName: string, id: string, fieldsParam?: string) {
   const plan = planFor(scope, entityName);
   if (plan.read === null) throw notFound();
   if (!UUID.test(id)) throw notFound();
   const fields = chooseFields(plan, fieldsParam);
-  const rows = await byId(s, scope, plan, id, fields);
-  const row = rows[0];
+  // The read, its audit event and the COMMIT in one round trip: nothing after it needs the database.
+  const [rows] = await s.batch([byIdAuditedQuery(s, scope, plan, id, fields)], { commit: true });
+  const row = rows?.[0];
   if (!row) throw notFound();
-  const record = recordOf(plan, fields, row, decryptor(scope, plan));
-  await auditRead(s, scope, plan, rows, fields);
-  return record;
+  return recordOf(plan, fields, row, decryptor(scope, plan));
 }
 
 // ---- writes ----
@@ -364,25 +450,15 @@ async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan
   });
 }
 
-/**
- * The record as the caller may read it after a write, and the statement that reads it; the
- * caller may send that statement in one round trip with the write (`StageSession.batch`).
- */
-function readBackQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string) {
-  return plan.read === null ? undefined : byIdQuery(s, scope, plan, id, [...plan.readable.keys()]);
-}
-
-async function readBackRecord(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, rows: readonly Row[] | undefined): Promise<Record<string, unknown>> {
-  const row = rows?.[0];
-  if (plan.read === null || !row) return { id };
+/** The record as the caller may read it after a write (audited like a read). */
+async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
+  if (plan.read === null) return { id };
   const fields = [...plan.readable.keys()];
+  const rows = await byId(s, scope, plan, id, fields);
+  const row = rows[0];
+  if (!row) return { id };
   await auditRead(s, scope, plan, rows, fields);
   return recordOf(plan, fields, row, decryptor(scope, plan));
-}
-
-async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
-  const q = readBackQuery(s, scope, plan, id);
-  return readBackRecord(s, scope, plan, id, q ? await run(s, q) : undefined);
 }
 
 export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
@@ -402,15 +478,19 @@ export async function createRecord(s: StageSession, scope: RequestScope, entityN
   // The insert and the read of the new row in one round trip: no RETURNING, which row-level
   // security would refuse for a row the caller may create but not read.
   const insert = sql`insert into ${sql.id(scope.schema, plan.entity.table)} (id, ${sql.join([...cols.keys()].map((c) => sql.id(c)))}) values (${id}::uuid, ${sql.join([...cols.values()])})`.compile(s.db);
-  const read = readBackQuery(s, scope, plan, id);
+  // With the audit of the create and the COMMIT: one round trip for the whole create (two with
+  // references to check). The read audits itself (byIdAuditedQuery).
+  const fields = [...plan.readable.keys()];
+  const read = plan.read === null ? undefined : byIdAuditedQuery(s, scope, plan, id, fields);
+  await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
   let results: Row[][] = [];
   try {
-    results = await s.batch(read ? [insert, read] : [insert]);
+    results = await s.batch(read ? [insert, read] : [insert], { commit: true });
   } catch (err) {
     mapDbError(plan, err);
   }
-  await auditWrite(s, scope, plan, 'data.create', id, [...values.keys()]);
-  return readBackRecord(s, scope, plan, id, results[1]);
+  const created = results[1]?.[0];
+  return created ? recordOf(plan, fields, created, decryptor(scope, plan)) : { id };
 }
 
 /** `"7"` or `W/"7"` → 7; `*` → undefined (any version). */
