@@ -165,6 +165,8 @@ interface Plan {
  * own: decoding ordinary words yields random bytes that would wake the other patterns.
  */
 interface Bucket {
+  /** Short value → the rules it wakes (see CACHE_VALUE_MAX). */
+  readonly cache: Map<string, readonly number[]>;
   /** Every pattern in one Set: the one test a benign request costs. */
   readonly all: InstanceType<typeof RE2.Set>;
   /** The same patterns in small Sets (a large Set's match() is slow), then each alone: which ones matched. */
@@ -378,8 +380,11 @@ const COMMON = ['', 'a', 'A', '0', 'a b', 'localhost', 'application/json', '*/*'
  */
 class PipelineTrie {
   readonly fns: Array<(s: string) => string> = [(s) => s];
+  /** Per node, its transformation's index among the distinct ones (0: none). */
+  readonly fnIds: number[] = [0];
   readonly parents: number[] = [0];
   readonly #children = new Map<string, number>();
+  readonly #fnIdOf = new Map<string, number>();
 
   /** The node after the first `k` transformations of `transforms`. */
   nodeOf(transforms: readonly string[], k = transforms.length): number {
@@ -392,6 +397,9 @@ class PipelineTrie {
         child = this.fns.length;
         // An unknown name does nothing (as applyTransforms); the converter test refuses one first.
         this.fns.push(TRANSFORMS[name] ?? ((s) => s));
+        let fnId = this.#fnIdOf.get(name);
+        if (fnId === undefined) this.#fnIdOf.set(name, (fnId = this.#fnIdOf.size + 1));
+        this.fnIds.push(fnId);
         this.parents.push(node);
         this.#children.set(key, child);
       }
@@ -404,11 +412,28 @@ class PipelineTrie {
     return this.fns.length;
   }
 
-  /** A node's result for one value, from the memo `out` (index: node); computes missing steps. */
-  compute(out: Array<string | undefined>, node: number): string {
+  get transformCount(): number {
+    return this.#fnIdOf.size + 1;
+  }
+
+  /**
+   * A node's result for one value, from the memo `out` (index: node); computes missing steps.
+   * `seen` (per request and transformation) shares results between branches: most steps leave
+   * a benign value unchanged (the same string back), so `lowercase` after three such steps is
+   * `lowercase` of the same string, computed once.
+   */
+  compute(out: Array<string | undefined>, node: number, seen: Array<Map<string, string> | undefined>): string {
     const known = out[node];
     if (known !== undefined) return known;
-    const r = (this.fns[node] as (s: string) => string)(this.compute(out, this.parents[node] as number));
+    const input = this.compute(out, this.parents[node] as number, seen);
+    const fnId = this.fnIds[node] as number;
+    let memo = seen[fnId];
+    if (!memo) seen[fnId] = memo = new Map();
+    let r = memo.get(input);
+    if (r === undefined) {
+      r = (this.fns[node] as (s: string) => string)(input);
+      memo.set(input, r);
+    }
     out[node] = r;
     return r;
   }
@@ -541,23 +566,35 @@ export class WafEngine {
       sets.push({ set: new RE2.Set(sources.slice(i, i + SET_SIZE), 'm', { maxMem: 64 << 20 }), patterns: sources.slice(i, i + SET_SIZE).map((_s, j) => i + j) });
     }
     // A larger DFA budget than RE2's default keeps the big CRS alternations on the fast path.
-    return { all: new RE2.Set(sources, 'm', { maxMem: 128 << 20 }), sets, single: sources.map((src) => new RE2(src, 'm')), byPattern, collections };
+    return { cache: new Map(), all: new RE2.Set(sources, 'm', { maxMem: 128 << 20 }), sets, single: sources.map((src) => new RE2(src, 'm')), byPattern, collections };
   }
 
   /** The rules (by index) the prefilter lets through: 1 where some value can match the first link. */
-  #possible(plan: Plan, ctx: RequestContext): Uint8Array {
+  #possible(plan: Plan, ctx: RequestContext, opts: EvaluateOptions): Uint8Array {
     const possible = new Uint8Array(this.#rules.length);
     const trie = this.#trie;
     for (const bucket of plan.buckets) {
       const seen = new Set<string>();
       let text = '';
-      for (const c of bucket.collections) {
+      for (let ci = 0; ci < bucket.collections.length; ci++) {
+        const c = bucket.collections[ci] as Bucket['collections'][number];
         const values = ctx.collection(c.col);
         if (!values || values.length === 0) continue;
         for (const v of values) {
+          if (v.value.length <= CACHE_VALUE_MAX && cacheable(c.col, v.name, ctx, opts)) {
+            const key = c.keyed.length > 0 ? `${ci}\u0000${v.name}\u0000${v.value}` : `${ci}\u0000${v.value}`;
+            let rules = bucket.cache.get(key);
+            if (rules === undefined) {
+              rules = this.#valueRules(bucket, c, v, ctx);
+              if (bucket.cache.size >= CACHE_ENTRIES) bucket.cache.clear();
+              bucket.cache.set(key, rules);
+            }
+            for (const r of rules) possible[r] = 1;
+            continue;
+          }
           const memo = ctx.memoOf(v.value);
           for (const n of c.nodes) {
-            const t = memo[n] ?? trie.compute(memo, n);
+            const t = memo[n] ?? trie.compute(memo, n, ctx.steps);
             if (seen.has(t)) continue;
             seen.add(t);
             text += `${t}${END}\n`;
@@ -565,7 +602,7 @@ export class WafEngine {
           for (const k of c.keyed) {
             if (!k.key(v.name)) continue;
             for (const n of k.nodes) {
-              const t = memo[n] ?? trie.compute(memo, n);
+              const t = memo[n] ?? trie.compute(memo, n, ctx.steps);
               if (seen.has(t)) continue;
               seen.add(t);
               text += `${t}${END}\n`;
@@ -573,18 +610,29 @@ export class WafEngine {
           }
         }
       }
-      if (seen.size === 0) continue;
-      const bytes = utf8(text);
-      if (!setTest(bucket.all, bytes)) continue;
-      for (const { set, patterns } of bucket.sets) {
-        if (!setTest(set, bytes)) continue;
-        for (const p of patterns) {
-          if (!(bucket.single[p] as RE2).test(bytes)) continue;
-          for (const r of bucket.byPattern[p] ?? []) possible[r] = 1;
-        }
-      }
+      if (seen.size > 0) identify(bucket, utf8(text), possible);
     }
     return possible;
+  }
+
+  /** The rules one short value can wake in a bucket (for the cache): its own variants, tested alone. */
+  #valueRules(bucket: Bucket, c: Bucket['collections'][number], v: Candidate, ctx: RequestContext): readonly number[] {
+    const memo = ctx.memoOf(v.value);
+    const variants: string[] = [];
+    const take = (n: number) => {
+      const t = memo[n] ?? this.#trie.compute(memo, n, ctx.steps);
+      if (!variants.includes(t)) variants.push(t);
+    };
+    for (const n of c.nodes) take(n);
+    for (const k of c.keyed) if (k.key(v.name)) for (const n of k.nodes) take(n);
+    if (variants.length === 0) return NONE;
+    const out = new Uint8Array(this.#rules.length);
+    if (!identify(bucket, utf8(`${variants.join(`${END}\n`)}${END}\n`), out)) return NONE;
+    const rules: number[] = [];
+    out.forEach((x, i) => {
+      if (x) rules.push(i);
+    });
+    return rules;
   }
 
   /** Scores one request at the given paranoia level; rules above it do not run. */
@@ -598,7 +646,7 @@ export class WafEngine {
     if (this.#usePrefilter) {
       const plan = this.#plan(opts.paranoiaLevel);
       ruleIds = plan.rules;
-      possible = this.#possible(plan, ctx);
+      possible = this.#possible(plan, ctx, opts);
     } else ruleIds = this.#rules.map((_r, i) => i);
     for (const i of ruleIds) {
       const rule = this.#rules[i] as CompiledRule;
@@ -656,15 +704,52 @@ export class WafEngine {
       let v = value;
       if (cl.test(v, caps, macros, ctx.bytes) !== link.negated) return true;
       for (const node of cl.prefixNodes) {
-        const next = this.#trie.compute(memo, node);
+        const next = this.#trie.compute(memo, node, ctx.steps);
         if (next !== v && cl.test(next, caps, macros, ctx.bytes) !== link.negated) return true;
         v = next;
       }
       return false;
     }
-    return cl.test(this.#trie.compute(memo, cl.node), caps, macros, ctx.bytes) !== link.negated;
+    return cl.test(this.#trie.compute(memo, cl.node, ctx.steps), caps, macros, ctx.bytes) !== link.negated;
   }
 
+}
+
+/** Marks in `out` the rules whose pattern matches `bytes`; false when none does (one Set test). */
+function identify(bucket: Bucket, bytes: Buffer, out: Uint8Array): boolean {
+  if (!setTest(bucket.all, bytes)) return false;
+  let any = false;
+  for (const { set, patterns } of bucket.sets) {
+    if (!setTest(set, bytes)) continue;
+    for (const p of patterns) {
+      if (!(bucket.single[p] as RE2).test(bytes)) continue;
+      for (const r of bucket.byPattern[p] ?? []) out[r] = 1;
+      any = true;
+    }
+  }
+  return any;
+}
+
+// The prefilter's answer for a short value is remembered across requests (names, header values,
+// paths and ids repeat): a bounded map per bucket, emptied when full, keyed by the value itself.
+// It never holds a credential: no cookie, no credential-named header or field, no field whose
+// kind is password or secret, nothing from the request line or query string (tokens travel there).
+const CACHE_VALUE_MAX = 64;
+const CACHE_ENTRIES = 8192;
+const NONE: readonly number[] = Object.freeze([]);
+const UNCACHED = new Set(['REQUEST_COOKIES', 'REQUEST_LINE', 'REQUEST_URI', 'REQUEST_URI_RAW', 'QUERY_STRING', 'REQUEST_BODY']);
+const CREDENTIAL_NAME = /pass|secret|token|key|auth|session|cookie|csrf|otp|code|signature|assertion|credential/i;
+
+function cacheable(col: string, name: string, ctx: RequestContext, opts: EvaluateOptions): boolean {
+  if (UNCACHED.has(col)) return false;
+  if (col === 'ARGS' || col === 'REQUEST_HEADERS') {
+    if (CREDENTIAL_NAME.test(name)) return false;
+    if (col === 'ARGS' && opts.fieldKinds) {
+      const kind = ctx.kindOf(name, opts.fieldKinds);
+      if (kind === 'password' || kind === 'secret') return false;
+    }
+  }
+  return true;
 }
 
 /** The Set pattern of a rule's first link, or undefined when the rule must always be evaluated. */
@@ -708,6 +793,8 @@ class RequestContext {
   // value → its result per trie node: each transformation step runs once per value and request.
   readonly #memo = new Map<string, Array<string | undefined>>();
   readonly #bytes = new Map<string, Buffer>();
+  /** Per transformation: input → output, for this request (see PipelineTrie.compute). */
+  readonly steps: Array<Map<string, string> | undefined> = [];
   #kinds: Map<string, FieldKind | undefined> | undefined;
 
   constructor(req: WafRequest, trie: PipelineTrie) {
@@ -814,14 +901,20 @@ class RequestContext {
   /** A transformed value's UTF-8 bytes, once per request (only rules the prefilter let through need them). */
   readonly bytes = bytesOf.bind(this.#bytes);
 
+  /** A field's kind (looked up once per request and name). */
+  kindOf(name: string, kinds: ReadonlyMap<string, FieldKind>): FieldKind | undefined {
+    this.#kinds ??= new Map();
+    let kind = this.#kinds.get(name);
+    if (kind === undefined && !this.#kinds.has(name)) {
+      kind = fieldKindOf(kinds, name);
+      this.#kinds.set(name, kind);
+    }
+    return kind;
+  }
+
   #inspects(collection: string, name: string, rule: RuleDef, opts: EvaluateOptions): boolean {
     if (collection === 'ARGS' && opts.fieldKinds) {
-      this.#kinds ??= new Map();
-      let kind = this.#kinds.get(name);
-      if (kind === undefined && !this.#kinds.has(name)) {
-        kind = fieldKindOf(opts.fieldKinds, name);
-        this.#kinds.set(name, kind);
-      }
+      const kind = this.kindOf(name, opts.fieldKinds);
       if (kind && kind !== 'text') {
         const cats = KIND_CATEGORIES[kind];
         if (cats !== 'all' && !cats.includes(rule.category)) return false;
