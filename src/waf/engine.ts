@@ -398,7 +398,10 @@ class PipelineTrie {
         // An unknown name does nothing (as applyTransforms); the converter test refuses one first.
         this.fns.push(TRANSFORMS[name] ?? ((s) => s));
         let fnId = this.#fnIdOf.get(name);
-        if (fnId === undefined) this.#fnIdOf.set(name, (fnId = this.#fnIdOf.size + 1));
+        if (fnId === undefined) {
+          fnId = this.#fnIdOf.size + 1;
+          this.#fnIdOf.set(name, fnId);
+        }
         this.fnIds.push(fnId);
         this.parents.push(node);
         this.#children.set(key, child);
@@ -410,10 +413,6 @@ class PipelineTrie {
 
   get size(): number {
     return this.fns.length;
-  }
-
-  get transformCount(): number {
-    return this.#fnIdOf.size + 1;
   }
 
   /**
@@ -428,7 +427,10 @@ class PipelineTrie {
     const input = this.compute(out, this.parents[node] as number, seen);
     const fnId = this.fnIds[node] as number;
     let memo = seen[fnId];
-    if (!memo) seen[fnId] = memo = new Map();
+    if (!memo) {
+      memo = new Map();
+      seen[fnId] = memo;
+    }
     let r = memo.get(input);
     if (r === undefined) {
       r = (this.fns[node] as (s: string) => string)(input);
@@ -487,7 +489,6 @@ export class WafEngine {
         node: this.#trie.nodeOf(link.transforms),
         prefixNodes: link.multiMatch ? link.transforms.map((_t, k) => this.#trie.nodeOf(link.transforms, k + 1)) : [],
       }));
-      if (process.env.WAF_ALWAYS && prefilterPattern(def) === undefined) console.log('always', def.id, def.pl, def.links[0]?.operator);
       return { def, links, prefilter: prefilterPattern(def) !== undefined };
     });
     this.ruleCount = this.#rules.length;
@@ -516,7 +517,6 @@ export class WafEngine {
       if (list) list.push(i);
       else buckets.set(key, [i]);
     });
-    if (process.env.WAF_ALWAYS) console.log('trie', this.#trie.size);
     plan = { rules, buckets: [...buckets.values()].map((b) => this.#bucket(b)) };
     this.#plans.set(level, plan);
     return plan;
@@ -530,7 +530,10 @@ export class WafEngine {
     const keyed = new Map<string, Map<string, Set<number>>>();
     const add = <K>(m: Map<K, Set<number>>, k: K, nodes: readonly number[]) => {
       let s = m.get(k);
-      if (!s) m.set(k, (s = new Set()));
+      if (!s) {
+        s = new Set();
+        m.set(k, s);
+      }
       for (const n of nodes) s.add(n);
     };
     for (const i of ruleIds) {
@@ -550,7 +553,10 @@ export class WafEngine {
         if (t.key === undefined) add(unkeyed, t.collection, nodes);
         else {
           let k = keyed.get(t.collection);
-          if (!k) keyed.set(t.collection, (k = new Map()));
+          if (!k) {
+            k = new Map();
+            keyed.set(t.collection, k);
+          }
           add(k, t.key, nodes);
         }
       }
@@ -560,7 +566,6 @@ export class WafEngine {
       nodes: [...(unkeyed.get(col) ?? [])],
       keyed: [...(keyed.get(col) ?? new Map<string, Set<number>>())].map(([k, nodes]) => ({ key: keyMatcher(k), nodes: [...nodes] })),
     }));
-    if (process.env.WAF_ALWAYS) console.log('bucket', sources.length, collections.map((c) => `${c.col}:${c.nodes.length}+${c.keyed.map((k) => k.nodes.length).join('/')}`).join(' '));
     const sets: Array<{ set: InstanceType<typeof RE2.Set>; patterns: number[] }> = [];
     for (let i = 0; i < sources.length; i += SET_SIZE) {
       sets.push({ set: new RE2.Set(sources.slice(i, i + SET_SIZE), 'm', { maxMem: 64 << 20 }), patterns: sources.slice(i, i + SET_SIZE).map((_s, j) => i + j) });
