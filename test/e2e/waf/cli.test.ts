@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cli, EMAIL, fails, get, ok, PASSWORD, type Ready, ServerProcess } from '../../harness/cli.ts';
+import { request } from 'node:https';
+import { cli, EMAIL, fails, ok, PASSWORD, type Ready, ServerProcess } from '../../harness/cli.ts';
 import { newPostgresDatabaseUrl } from '../../harness/engines.ts';
 
 interface Settings {
@@ -23,6 +24,23 @@ interface Exclusion {
 }
 
 const SQLI = "1' UNION SELECT password FROM users WHERE '1'='1";
+
+/** An HTTPS GET of a path with its query string, trusting only the server's CA. */
+function get(url: string, ca: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: '127.0.0.1', port: u.port, path: `${u.pathname}${u.search}`, servername: 'localhost', ca, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 const STAGE = ['--tenant', 'acme', '--stage', 'development'];
 
 for (const engine of ['PGlite', 'PostgreSQL'] as const) {
@@ -61,14 +79,16 @@ for (const engine of ['PGlite', 'PostgreSQL'] as const) {
 
     test('a blocked request leaves an event that events --reference finds, without the value', async () => {
       const ca = await readFile(ready.caFile, 'utf8');
-      const r = await get(`${ready.url}/t/acme/development/auth/idp/none/login?next=${encodeURIComponent(SQLI)}`, ca);
+      // The CLI's own session (what `accord login` saved) calls a stage route with an injection.
+      const { token } = JSON.parse(await readFile(join(configDir, 'profile.json'), 'utf8')) as { token: string };
+      const r = await get(`${ready.url}/api/v1/tenants/acme/stages/development/policy?filter=${encodeURIComponent(SQLI)}`, ca, { authorization: `Bearer ${token}` });
       assert.equal(r.status, 403, r.body);
       const problem = JSON.parse(r.body) as { code: string; details: { reference: string } };
       assert.equal(problem.code, 'WAF_BLOCKED');
       const events = ok<Array<{ reference: string; blocked: boolean; ruleIds: number[]; fields: string[] }>>(await accord('waf', 'events', ...STAGE, '--reference', problem.details.reference, '--json'));
       assert.equal(events.length, 1);
       assert.equal(events[0]?.blocked, true);
-      assert.ok(events[0]?.fields.includes('ARGS:next'), JSON.stringify(events[0]));
+      assert.ok(events[0]?.fields.includes('ARGS:filter'), JSON.stringify(events[0]));
       assert.ok((events[0]?.ruleIds.length ?? 0) > 0);
       assert.ok(!JSON.stringify(events).includes(SQLI), 'the event never holds the full value');
     });
