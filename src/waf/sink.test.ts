@@ -25,6 +25,10 @@ test('a query that carries tenant values as parameters passes the SQL sink check
 test('a tenant value spliced into the statement text is a violation', () => {
   const spliced = `select * from "contact" where "name" = '${HOSTILE.replace(/'/g, "''")}-${'Ada Lovelace'}'`;
   assert.throws(() => checkSinkSql(spliced, ['Ada Lovelace']), violation('tenant value in statement text'));
+  // A value equal to a quoted table or column name is not spliced: identifiers are the platform's.
+  const byName = db.selectFrom('contact').select('notes').where('name', '=', 'notes').where('id', '=', 'contact').compile();
+  assert.doesNotThrow(() => checkSinkSql(byName.sql, byName.parameters));
+  assert.throws(() => checkSinkSql(`select "notes" from "contact" where "name" = 'notes'`, ['notes']), violation('tenant value in statement text'));
   // Values shorter than three characters and non-strings are too common in SQL text to tell anything.
   assert.doesNotThrow(() => checkSinkSql('select "id" from "contact" where "id" = $1', ['id', 42, null]));
 });
