@@ -98,8 +98,9 @@ export interface InjectionDetectors {
 /** Engine options for tests and measurements; production code passes none. */
 export interface EngineOptions {
   /**
-   * false: evaluate every rule on every request, without the prefilter. The reference the
-   * prefilter is tested against (it must never change a verdict, only skip work).
+   * false: evaluate every rule on every value, without the prefilter and without remembering
+   * anything across requests. The reference the prefilter is tested against (it must never
+   * change a verdict, only skip work).
    */
   readonly prefilter?: boolean;
 }
@@ -127,6 +128,12 @@ interface CompiledLink {
   readonly node: number;
   /** multiMatch: the node after each transformation (node of the first k, for k = 1..n). */
   readonly prefixNodes: readonly number[];
+  /**
+   * libinjection links (@detectSQLi, @detectXSS, which the prefilter cannot describe and which run
+   * on every value): short values they found clean, across requests, under the cache's rules
+   * (see CACHE_VALUE_MAX). Only a clean answer is kept; a detection is recomputed.
+   */
+  readonly clean: Set<string> | undefined;
 }
 
 interface CompiledRule {
@@ -488,6 +495,7 @@ export class WafEngine {
         targets: link.targets.map((t) => ({ target: t, key: t.key ? keyMatcher(t.key) : undefined, exclude: t.exclude.map((k) => keyMatcher(k)) })),
         node: this.#trie.nodeOf(link.transforms),
         prefixNodes: link.multiMatch ? link.transforms.map((_t, k) => this.#trie.nodeOf(link.transforms, k + 1)) : [],
+        clean: this.#usePrefilter && !link.negated && (link.operator === 'detectSQLi' || link.operator === 'detectXSS') ? new Set<string>() : undefined,
       }));
       return { def, links, prefilter: prefilterPattern(def) !== undefined };
     });
@@ -685,7 +693,13 @@ export class WafEngine {
       const candidates = ctx.candidates(cl, previous, captures, rule.def, opts);
       for (const c of candidates) {
         const caps: string[] = [];
+        const remember = cl.clean !== undefined && c.value.length <= CACHE_VALUE_MAX && cacheable(c.col, c.name, ctx, opts);
+        if (remember && cl.clean?.has(c.value)) continue;
         const hit = this.#testValue(cl, c.value, caps, { captures, host: ctx.host }, ctx);
+        if (remember && !hit && cl.clean) {
+          if (cl.clean.size >= CACHE_ENTRIES) cl.clean.clear();
+          cl.clean.add(c.value);
+        }
         if (hit) {
           matched.push(c);
           if (caps.length > 0) linkCaptures = caps;
