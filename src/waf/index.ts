@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { type InjectionDetectors, WafEngine } from './engine.ts';
 import type { CompiledRuleSet } from './rule-types.ts';
 
-export { excerptOf, type FieldKind, type InjectionDetectors, KIND_CATEGORIES, type WafMatch, type WafRequest, type WafVerdict, WafEngine } from './engine.ts';
+export { type EngineOptions, excerptOf, type FieldKind, type InjectionDetectors, KIND_CATEGORIES, type WafMatch, type WafRequest, type WafVerdict, WafEngine } from './engine.ts';
 export { type Detection, listEvents, recordDetection, type WafEventView } from './events.ts';
 export { fieldKindsFromSchema } from './field-kinds.ts';
 export { type FieldKindsProvider, installWaf, type WafHandle, type WafOptions } from './hook.ts';

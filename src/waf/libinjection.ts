@@ -22,11 +22,13 @@ export function loadLibinjection(): InjectionDetectors | undefined {
   const instance = new WebAssembly.Instance(module, {});
   const ex = instance.exports as unknown as Exports;
   const at = ex.accord_input();
+  // The input is written straight into the module's memory (a view, remade if memory grows):
+  // latin1 keeps the percent-decoded bytes as ModSecurity hands them to libinjection.
+  let view = Buffer.from(ex.memory.buffer, at, INPUT_MAX);
   const call = (fn: (len: number) => number) => (value: string) => {
-    // ModSecurity hands libinjection bytes; latin1 keeps the percent-decoded bytes as they are.
-    const bytes = Buffer.from(value.length > INPUT_MAX ? value.slice(0, INPUT_MAX) : value, 'latin1');
-    new Uint8Array(ex.memory.buffer, at, bytes.length).set(bytes);
-    return fn(bytes.length) === 1;
+    if (view.buffer !== ex.memory.buffer) view = Buffer.from(ex.memory.buffer, at, INPUT_MAX);
+    const n = view.write(value.length > INPUT_MAX ? value.slice(0, INPUT_MAX) : value, 0, 'latin1');
+    return fn(n) === 1;
   };
   return { sqli: call(ex.accord_sqli), xss: call(ex.accord_xss) };
 }

@@ -54,6 +54,18 @@ export function htmlEntityDecode(s: string): string {
 
 /** ModSecurity's cmdLine: drop \ " ' ^, drop spaces before / and (, , and ; become spaces, squeeze whitespace, lowercase. */
 export function cmdLine(s: string): string {
+  // ASCII (nearly every value): the same steps as regex passes. Beyond ASCII, per character,
+  // as ModSecurity lowercases byte by byte (String#toLowerCase on the whole string is
+  // context-sensitive, e.g. a final sigma).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range is the point
+  if (/^[\x00-\x7f]*$/.test(s)) {
+    return s
+      .replace(/[\\"'^]/g, '')
+      .replace(/[ ,;\t\r\n]+/g, ' ')
+      .replace(/ (?=[/(])/g, '')
+      .replace(/^ | $/g, '')
+      .toLowerCase();
+  }
   let out = '';
   let space = false;
   for (const ch of s) {
@@ -73,7 +85,8 @@ export function cmdLine(s: string): string {
 
 /** Collapses repeated slashes and resolves ./ and ../ (a leading ../ that cannot go up is kept). */
 export function normalizePath(s: string): string {
-  if (s.indexOf('/') < 0 && s.indexOf('.') < 0) return s;
+  // Without a slash the value is one segment: only `.` changes (to nothing).
+  if (s.indexOf('/') < 0) return s === '.' ? '' : s;
   const absolute = s.startsWith('/');
   const trailing = s.endsWith('/') || s.endsWith('/.') || s.endsWith('/..');
   const out: string[] = [];
@@ -163,6 +176,7 @@ function base64Decode(s: string): string {
 
 // \s already covers the vertical tab (\x0b) in JavaScript.
 const WS = /\s+/g;
+const SPACES_TO_COMPRESS = /\s\s|[^\S ]/;
 
 /** Every transformation by its ModSecurity name. */
 export const TRANSFORMS: Readonly<Record<string, (s: string) => string>> = {
@@ -183,7 +197,8 @@ export const TRANSFORMS: Readonly<Record<string, (s: string) => string>> = {
   replaceComments,
   removeCommentsChar,
   removeWhitespace: (s) => s.replace(WS, ''),
-  compressWhitespace: (s) => s.replace(WS, ' '),
+  // Unchanged (the same string back) when every whitespace run is already one space.
+  compressWhitespace: (s) => (SPACES_TO_COMPRESS.test(s) ? s.replace(WS, ' ') : s),
   base64Decode,
   base64decode: base64Decode,
   trim: (s) => s.trim(),
