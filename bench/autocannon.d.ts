@@ -16,7 +16,7 @@ declare module 'autocannon' {
     non2xx: number;
     errors: number;
     requests: { average: number; total: number };
-    latency: { p50: number; p99: number; average: number };
+    latency: { p50: number; p97_5: number; p99: number; average: number };
     statusCodeStats?: Record<string, { count: number }>;
   }
   export default function autocannon(opts: Options): Promise<Result>;
