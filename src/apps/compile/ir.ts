@@ -9,7 +9,7 @@ export type Classification = 'public' | 'internal' | 'confidential' | 'restricte
 export type OnDelete = 'restrict' | 'cascade' | 'setNull';
 
 export type AttributeType =
-  | { readonly kind: 'text' }
+  | { readonly kind: 'text'; readonly format?: 'markdown' | 'code' | 'url' | 'data-url' | 'email' }
   | { readonly kind: 'integer' }
   | { readonly kind: 'decimal'; readonly precision: number; readonly scale: number }
   | { readonly kind: 'boolean' }

@@ -12,6 +12,9 @@ function schemaOf(a: AttributeIR): Record<string, unknown> {
       if (a.maxLength !== null) s.maxLength = a.maxLength;
       if (a.minLength !== null) s.minLength = a.minLength;
       if (a.pattern !== null) s.pattern = a.pattern;
+      if (a.type.format === 'url') s.format = 'uri';
+      else if (a.type.format === 'email') s.format = 'email';
+      else if (a.type.format === 'markdown') s.contentMediaType = 'text/markdown';
       break;
     case 'enum':
       s.type = 'string';

@@ -42,6 +42,8 @@ export function inputValue(a: AttributeIR, v: unknown): { ok: true; value: unkno
       if (a.minLength !== null && n < a.minLength) return bad(`must be at least ${a.minLength} characters`);
       if (a.maxLength !== null && n > a.maxLength) return bad(`must be at most ${a.maxLength} characters`);
       if (a.pattern !== null && !regex(a.pattern).test(v)) return bad(`must match ${a.pattern}`);
+      const formatProblem = a.type.kind === 'text' ? textFormatProblem(a.type.format, v) : undefined;
+      if (formatProblem) return bad(formatProblem);
       // Encrypted text has no database constraint: keep the envelope size bounded.
       if (a.maxLength === null && n > 65536) return bad('must be at most 65536 characters');
       value = v;
@@ -142,5 +144,32 @@ export function paramCast(a: AttributeIR): string {
       return 'uuid';
     default:
       return 'text';
+  }
+}
+
+const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
+const DATA_URL = /^data:[a-z]+\/[a-z0-9.+-]+(;[a-z0-9-]+=[a-z0-9.+-]+)*(;base64)?,[A-Za-z0-9+/=%._~!$&'()*,;:@-]*$/i;
+
+/**
+ * The formats the firewall relies on are checked, so a value it does not inspect (data-url,
+ * email) or inspects for some attacks only (url) is what its format says.
+ */
+function textFormatProblem(format: string | undefined, v: string): string | undefined {
+  switch (format) {
+    case 'url': {
+      let u: URL;
+      try {
+        u = new URL(v);
+      } catch {
+        return 'must be an absolute URL';
+      }
+      return u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'mailto:' ? undefined : 'must be an http, https or mailto URL';
+    }
+    case 'data-url':
+      return DATA_URL.test(v) ? undefined : 'must be a data: URL (data:<type>/<subtype>[;base64],<data>)';
+    case 'email':
+      return v.length <= 254 && EMAIL.test(v) ? undefined : 'must be an email address';
+    default:
+      return undefined;
   }
 }

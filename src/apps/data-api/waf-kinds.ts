@@ -32,7 +32,22 @@ function kindOf(a: AttributeIR): FieldKind | undefined {
     case 'json':
       return 'json';
     case 'text':
-      return undefined;
+      // plain text is inspected by every rule; the others as their format says (values.ts checks
+      // url, data-url and email).
+      switch (a.type.format) {
+        case 'markdown':
+          return 'markdown';
+        case 'code':
+          return 'code';
+        case 'url':
+          return 'url';
+        case 'data-url':
+          return 'data-url';
+        case 'email':
+          return 'opaque';
+        default:
+          return undefined;
+      }
     default:
       // integer, decimal, boolean, date, datetime, uuid, user, reference
       return 'opaque';

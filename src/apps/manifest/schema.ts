@@ -13,6 +13,9 @@ const oneOf = <const T extends readonly string[]>(values: T, description: string
 export const ATTRIBUTE_TYPES = ['text', 'integer', 'decimal', 'boolean', 'date', 'datetime', 'enum', 'uuid', 'json', 'user', 'reference'] as const;
 export type AttributeTypeName = (typeof ATTRIBUTE_TYPES)[number];
 export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
+/** What a text attribute holds: how the firewall reads it (docs/waf.md) and, for some, what is valid. */
+export const TEXT_FORMATS = ['plain', 'markdown', 'code', 'url', 'data-url', 'email'] as const;
+export type TextFormat = (typeof TEXT_FORMATS)[number];
 export type Classification = (typeof CLASSIFICATIONS)[number];
 export const ON_DELETE = ['restrict', 'cascade', 'setNull'] as const;
 export const SETTING_TYPES = ['text', 'integer', 'decimal', 'boolean'] as const;
@@ -37,6 +40,12 @@ export const AttributeSchema = Type.Object(
     minLength: Type.Optional(Type.Integer({ minimum: 0, description: 'text: fewest characters.' })),
     maxLength: Type.Optional(Type.Integer({ minimum: 1, description: 'text: most characters.' })),
     pattern: Type.Optional(Type.String({ description: 'text: a regular expression the whole value must match.' })),
+    format: Type.Optional(
+      oneOf(
+        TEXT_FORMATS,
+        'text: what it holds (default plain). markdown (rich text: inspected for script injection only), code (never interpreted by the platform: not inspected), url (an http(s) or mailto URL: inspected for inclusion, SSRF and script URLs), data-url (a data: URL: checked as one, not inspected), email (checked as an address, not inspected).',
+      ),
+    ),
     precision: Type.Optional(Type.Integer({ minimum: 1, maximum: 38, description: 'decimal: total digits.' })),
     scale: Type.Optional(Type.Integer({ minimum: 0, maximum: 38, description: 'decimal: digits after the point.' })),
     values: Type.Optional(Type.Array(Type.String(), { minItems: 1, uniqueItems: true, description: 'enum: the allowed values.' })),

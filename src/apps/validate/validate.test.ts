@@ -31,6 +31,19 @@ describe('manifest validation', () => {
     );
   });
 
+  test('a text format goes into the IR; plain or none leaves the type (and the revision hash) as it was; on another type it is an error', () => {
+    const withFormat = (f: string) => base('      read: [Clerk]\n').replace('title: { type: text }', `title: { type: text${f} }`);
+    const none = compile(withFormat(''));
+    const plain = compile(withFormat(', format: plain'));
+    const md = compile(withFormat(', format: markdown'));
+    assert.deepEqual([none.errors, plain.errors, md.errors], [[], [], []]);
+    assert.equal(plain.revision?.hash, none.revision?.hash);
+    assert.notEqual(md.revision?.hash, none.revision?.hash);
+    assert.deepEqual(md.ir?.entities[0]?.attributes.find((a) => a.name === 'title')?.type, { kind: 'text', format: 'markdown' });
+    const wrong = compile(base('      read: [Clerk]\n').replace('state: { type: enum, values: [open, closed] }', 'state: { type: enum, values: [open, closed], format: url }'));
+    assert.deepEqual(wrong.errors.map((d) => [d.code, d.pointer]), [['APP_ATTRIBUTE_OPTION_INVALID', '/entities/Order/attributes/state/format']]);
+  });
+
   test('an error inside a rule points at the offending part of the expression', () => {
     const text = base('      read:\n        - { role: Clerk, where: "row.state == \'open\' && row.titel == \'x\'" }\n        - Boss\n');
     const r = compile(text);

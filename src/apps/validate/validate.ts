@@ -291,6 +291,7 @@ class Validator {
       ['minLength', 'text', type === 'text'],
       ['maxLength', 'text', type === 'text'],
       ['pattern', 'text', type === 'text'],
+      ['format', 'text', type === 'text'],
       ['min', 'integer, decimal, date, datetime', ['integer', 'decimal', 'date', 'datetime'].includes(type)],
       ['max', 'integer, decimal, date, datetime', ['integer', 'decimal', 'date', 'datetime'].includes(type)],
     ];
@@ -334,6 +335,12 @@ class Validator {
         const onDelete = (str(a.onDelete) ?? 'restrict') as 'restrict' | 'cascade' | 'setNull';
         if (onDelete === 'setNull' && a.required === true) this.err('APP_ATTRIBUTE_OPTION_INVALID', `${p}/onDelete`, 'onDelete: setNull cannot apply to a required attribute', 'use restrict or cascade, or make the attribute optional');
         t = { kind: 'reference', entity, onDelete };
+        break;
+      }
+      case 'text': {
+        // Absent or plain: the IR stays `{ kind: 'text' }` (and the revision hash with it).
+        const format = str(a.format);
+        t = format === undefined || format === 'plain' ? { kind: 'text' } : { kind: 'text', format: format as 'markdown' | 'code' | 'url' | 'data-url' | 'email' };
         break;
       }
       default:

@@ -48,3 +48,67 @@ for (const engine of engines()) {
     });
   });
 }
+
+// Text formats from the manifest: markdown is read for script injection only, code not at all,
+// url for inclusion and script URLs; url, data-url and email values are checked as such.
+const FORMATS = `
+app: pages
+version: 1.0.0
+roles:
+  Writer: { description: writes pages }
+entities:
+  Page:
+    attributes:
+      title:   { type: text, required: true }
+      body:    { type: text, format: markdown }
+      snippet: { type: text, format: code }
+      link:    { type: text, format: url }
+      avatar:  { type: text, format: data-url }
+      contact: { type: text, format: email }
+    access:
+      read: [Writer]
+      create: [Writer]
+`;
+
+for (const engine of engines()) {
+  describe(`text formats for the WAF and validation on ${engine.name}`, () => {
+    let p: Platform;
+    let writer: ReturnType<typeof client>;
+
+    before(async () => {
+      p = await startPlatform(engine);
+      const [st] = (await tenantWithApp(p, 'acme', FORMATS)).filter((s) => s.stage === 'production') as [TestStage];
+      await p.database.db.insertInto('accord.waf_settings').values({ stage_id: st.stageId, tenant_id: st.tenantId, mode: 'block', paranoia_level: 1, threshold: 5 }).execute();
+      writer = client(p, st, 'pages', (await endUser(p, st, 'w@acme.test', 'pages', ['Writer'])).token);
+    });
+    after(async () => p?.close());
+
+    test('markdown and code holding SQL and shell are stored; the same text in a plain attribute is blocked', async () => {
+      const sqlText = "Use `select * from users where name = 'x' union select password from users --` to check.";
+      const ok = await writer.create('Page', { title: 'How to', body: `# Query\n\n${sqlText}`, snippet: 'cat /etc/passwd; rm -rf / && echo $(id)' });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.snippet, 'cat /etc/passwd; rm -rf / && echo $(id)');
+      const plain = await writer.create('Page', { title: sqlText });
+      assert.equal(plain.status, 403, JSON.stringify(plain.body));
+      assert.equal(plain.body.code, 'WAF_BLOCKED');
+    });
+
+    test('markdown is still read for script injection', async () => {
+      const r = await writer.create('Page', { title: 'x', body: 'hello <script>alert(document.cookie)</script>' });
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.equal(r.body.code, 'WAF_BLOCKED');
+    });
+
+    test('url, data-url and email values must be what their format says', async () => {
+      const good = await writer.create('Page', { title: 'x', link: 'https://example.com/a?b=c', avatar: 'data:image/png;base64,iVBORw0KGgo=', contact: 'ann@example.com' });
+      assert.equal(good.status, 201, JSON.stringify(good.body));
+      // A script URL does not get that far: the firewall reads urls for script injection.
+      assert.equal((await writer.create('Page', { title: 'x', link: 'javascript:alert(document.cookie)' })).status, 403);
+      for (const bad of [{ link: 'ftp://example.com/file' }, { link: 'not a url' }, { avatar: 'https://example.com/x.png' }, { contact: 'ann at example' }]) {
+        const r = await writer.create('Page', { title: 'x', ...bad });
+        assert.equal(r.status, 400, `${JSON.stringify(bad)}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.code, 'DATA_BODY_INVALID');
+      }
+    });
+  });
+}
