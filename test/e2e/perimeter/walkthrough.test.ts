@@ -117,11 +117,15 @@ for (const engine of engines) {
       const { stdout: written } = await run('curl', ['--silent', '--cacert', ready.caFile, '--write-out', '%{http_code}\n', ...Array.from({ length: 200 }, () => ['--output', '/dev/null', url]).flat()]);
       const codes = written.trim().split('\n');
       assert.equal(codes.length, 200);
-      // The default anonymous quota is 120 a minute as a burst; the bucket refills 2 a second
-      // while curl runs, so a few more get through among the refusals.
-      assert.deepEqual(new Set(codes.slice(0, 120)), new Set(['401']), 'the burst of 120 is admitted (and refused by the authorizer)');
+      // The default anonymous quota is 120 a minute as a burst (the earlier steps of this
+      // walkthrough spent a few of them from this address); the bucket refills 2 a second while
+      // curl runs, so a few more get through among the refusals.
       assert.deepEqual(new Set(codes), new Set(['401', '429']));
-      assert.ok(codes.filter((c) => c === '429').length > 40);
+      const first = codes.indexOf('429');
+      assert.ok(first >= 60 && first <= 120, `the burst is admitted (and refused by the authorizer) until the quota is spent: first 429 at ${first}`);
+      assert.deepEqual(new Set(codes.slice(0, first)), new Set(['401']));
+      assert.ok(codes.filter((c) => c === '401').length <= 130, 'beyond the burst only the refill gets through');
+      assert.ok(codes.filter((c) => c === '429').length >= 70);
       // The next request right away is refused while the flood goes on (retried until a refusal:
       // one token comes back every half second).
       let stdout = '';
