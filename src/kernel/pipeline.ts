@@ -32,7 +32,7 @@ export interface StatementResult {
 interface Connection {
   stream: { cork?(): void; uncork?(): void };
   parse(m: { text: string; name: string; types: unknown[] }): void;
-  bind(m: { portal: string; statement: string; values: unknown[]; binary: boolean; valueMapper: (v: unknown) => unknown }): void;
+  bind(m: { portal: string; statement: string; values: unknown[]; binary: boolean }): void;
   describe(m: { type: 'P'; name: string }): void;
   execute(m: { portal: string; rows: number }): void;
   sync(): void;
@@ -77,7 +77,8 @@ class Pipeline {
     try {
       for (const s of this.#statements) {
         if (s.parse) connection.parse({ text: s.text, name: s.name, types: [] });
-        connection.bind({ portal: '', statement: s.name, values: s.values, binary: false, valueMapper: prepareValue });
+        // Values were mapped when the pipeline was planned (pipeline()): no mapper here.
+        connection.bind({ portal: '', statement: s.name, values: s.values, binary: false });
         connection.describe({ type: 'P', name: '' });
         connection.execute({ portal: '', rows: 0 });
       }

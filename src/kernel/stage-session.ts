@@ -272,23 +272,12 @@ export async function runAsStage<T>(plane: DataPlane, stage: StageRef, caller: C
       }
       ended = true;
     };
-    const session: StageSession = {
-      db: conn,
-      stage,
-      caller,
-      audit: (event) => appendAudit(conn, stage, caller, event),
-      auditAtCommit: (event) => {
-        atCommit.push(event);
-      },
-      batch: async (queries, opts) => {
-        if (committed) throw new Error('the stage session has committed');
-        const out: Record<string, unknown>[][] = [];
-        for (const q of queries) out.push((await conn.executeQuery(q)).rows as Record<string, unknown>[]);
-        if (opts?.commit) await commit();
-        return out;
-      },
-      auditJson: (event) => auditEventJson(auditSource(caller), inStage(stage, event)),
-    };
+    const session = sessionOf(conn, stage, caller, atCommit, () => committed, async (queries, last) => {
+      const out: Record<string, unknown>[][] = [];
+      for (const q of queries) out.push((await conn.executeQuery(q)).rows as Record<string, unknown>[]);
+      if (last) await commit();
+      return out;
+    });
     try {
       const result = await fn(session);
       if (!committed) await commit();
@@ -312,6 +301,31 @@ function auditSource(caller: Caller): AuditSource {
       userAgent: null,
     }
   );
+}
+
+/** The session both engines hand to `fn`; they differ in how a batch (and the COMMIT) goes out. */
+function sessionOf(
+  db: StageDb,
+  stage: StageRef,
+  caller: Caller,
+  atCommit: StageAuditEvent[],
+  committed: () => boolean,
+  batch: (queries: readonly CompiledQuery[], last: boolean) => Promise<Record<string, unknown>[][]>,
+): StageSession {
+  return {
+    db,
+    stage,
+    caller,
+    audit: (event) => appendAudit(db, stage, caller, event),
+    auditAtCommit: (event) => {
+      atCommit.push(event);
+    },
+    batch: async (queries, opts) => {
+      if (committed()) throw new Error('the stage session has committed');
+      return batch(queries, opts?.commit === true);
+    },
+    auditJson: (event) => auditEventJson(auditSource(caller), inStage(stage, event)),
+  };
 }
 
 const inStage = (stage: StageRef, event: StageAuditEvent): AuditEvent => ({ ...event, tenantId: stage.tenantId, details: { ...event.details, stageId: stage.stageId } });
@@ -396,21 +410,10 @@ async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Calle
     return results.slice(0, statements.length);
   };
   try {
-    const session: StageSession = {
-      db: c.db,
-      stage,
-      caller,
-      audit: (event) => appendAudit(c.db, stage, caller, event),
-      auditAtCommit: (event) => {
-        atCommit.push(event);
-      },
-      batch: async (queries, opts) => {
-        if (committed) throw new Error('the stage session has committed');
-        const statements = queries.map((q) => ({ text: q.sql, values: q.parameters }));
-        return (await (opts?.commit ? commit(statements) : c.batch(statements))).map((r) => r.rows);
-      },
-      auditJson: (event) => auditEventJson(source, inStage(stage, event)),
-    };
+    const session = sessionOf(c.db, stage, caller, atCommit, () => committed, async (queries, last) => {
+      const statements = queries.map((q) => ({ text: q.sql, values: q.parameters }));
+      return (await (last ? commit(statements) : c.batch(statements))).map((r) => r.rows);
+    });
     try {
       const result = await fn(session);
       // Nothing was sent: no transaction to end.

@@ -12,7 +12,7 @@ import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.
 import { type CryptScope, indexEntry, openValue, type StageKeys, sealValue } from './crypt.ts';
 import { type CompiledFilter, compileFilter, compileParams } from './filter.ts';
 import { both, type EntityPlan, entityPlan, isTrue, listPolicy } from './plan.ts';
-import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, templated, visibleFields } from './query.ts';
+import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, templated } from './query.ts';
 import { inputValue, type ValueProblem } from './values.ts';
 
 export interface DataApiDeps {
@@ -61,26 +61,6 @@ const keysOf = (scope: RequestScope): StageKeys => {
 function decryptor(scope: RequestScope, plan: EntityPlan) {
   const c = crypt(scope, plan.entity);
   return (a: AttributeIR, id: string, v: Uint8Array) => openValue(keysOf(scope).all, c, a.name, id, v);
-}
-
-/** One audit event per request that returned confidential or restricted values (the update path; reads audit in SQL). */
-async function auditRead(s: StageSession, scope: RequestScope, plan: EntityPlan, rows: readonly Row[], fields: readonly string[]) {
-  const sensitive = new Set<string>();
-  const ids: string[] = [];
-  for (const row of rows) {
-    const seen = visibleFields(plan, fields, row).filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '') && row[`f_${n}`] !== null && row[`f_${n}`] !== undefined);
-    if (seen.length === 0) continue;
-    for (const n of seen) sensitive.add(n);
-    ids.push(row.id as string);
-  }
-  if (ids.length === 0) return;
-  // With the COMMIT: the read's last word, in the same transaction and round trip.
-  s.auditAtCommit({
-    action: 'data.read',
-    target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
-    outcome: 'success',
-    details: { app: scope.app.name, entity: plan.entity.name, ids: ids.slice(0, 1000), count: ids.length, fields: [...sensitive].sort() },
-  });
 }
 
 function chooseFields(plan: EntityPlan, fields: string | undefined): string[] {
@@ -276,7 +256,6 @@ function byIdQuery(s: StageSession, scope: RequestScope, plan: EntityPlan, id: s
   return templated(s, plan, shape, scope.caller, [id], (c, [idArg]) => sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`);
 }
 
-const byId = (s: StageSession, scope: RequestScope, plan: EntityPlan, id: string, fields: readonly string[]) => run(s, byIdQuery(s, scope, plan, id, fields));
 
 /** The confidential and restricted fields among those selected, sorted (the audit's `fields`). */
 const sensitiveOf = (plan: EntityPlan, fields: readonly string[]) => fields.filter((n) => SENSITIVE.has(plan.readable.get(n)?.attribute.classification ?? '')).sort();
@@ -450,15 +429,12 @@ async function auditWrite(s: StageSession, scope: RequestScope, plan: EntityPlan
   });
 }
 
-/** The record as the caller may read it after a write (audited like a read). */
+/** The record as the caller may read it after a write, audited like a read (byIdAuditedQuery). */
 async function readBack(s: StageSession, scope: RequestScope, plan: EntityPlan, id: string): Promise<Record<string, unknown>> {
   if (plan.read === null) return { id };
   const fields = [...plan.readable.keys()];
-  const rows = await byId(s, scope, plan, id, fields);
-  const row = rows[0];
-  if (!row) return { id };
-  await auditRead(s, scope, plan, rows, fields);
-  return recordOf(plan, fields, row, decryptor(scope, plan));
+  const row = (await run(s, byIdAuditedQuery(s, scope, plan, id, fields)))[0];
+  return row ? recordOf(plan, fields, row, decryptor(scope, plan)) : { id };
 }
 
 export async function createRecord(s: StageSession, scope: RequestScope, entityName: string, body: unknown) {
