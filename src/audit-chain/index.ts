@@ -1,4 +1,4 @@
-export { canonicalJson, chainHash, chainIdFor, GENESIS_HASH, PLATFORM_CHAIN, type CanonicalRecord } from './canonical.ts';
+export { type CanonicalRecord, canonicalJson, chainHash, chainIdFor, GENESIS_HASH, PLATFORM_CHAIN } from './canonical.ts';
 export {
   type CheckpointPolicy,
   latestCheckpointSeqs,
@@ -13,15 +13,17 @@ export {
   type AuditEvent,
   type AuditEventFields,
   type AuditSource,
-  appendAuditEvent,
-  appendAuditStatement,
+  appendStageAuditEvent,
   auditEventFields,
-  auditEventJson,
   type CanonicalRow,
   record,
   type SealedRow,
+  STAGE_AUDIT_COLUMNS,
+  STAGE_AUDIT_TYPES,
   scrubDetails,
   sealedRow,
+  stageAuditStatement,
+  stageAuditValues,
   systemSource,
   toCanonical,
 } from './record.ts';

@@ -100,7 +100,8 @@ export function toCanonical(row: CanonicalRow): CanonicalRecord {
 
 /**
  * The columns of one event, as both ways into the trail write them: `record()` (adding `id` and
- * `occurred_at`) and `accord.append_audit_event` (which adds them itself). The one column mapping.
+ * `occurred_at`) and a stage session's INSERT (adding `id`; the database dates it). The one column
+ * mapping.
  */
 export interface AuditEventFields {
   readonly chain_id: string;
@@ -139,14 +140,6 @@ export function auditEventFields(source: AuditSource, event: AuditEvent): AuditE
     request_id: source.requestId,
     details: scrubDetails(event.details ?? {}),
   };
-}
-
-/**
- * The argument of `accord.append_audit_event(event jsonb)` for (source, event), as JSON text:
- * pass it as a parameter, e.g. `select accord.append_audit_event($1::jsonb)`.
- */
-export function auditEventJson(source: AuditSource, event: AuditEvent): string {
-  return JSON.stringify(auditEventFields(source, event));
 }
 
 // The request path's one statement, written out once: building it per call through the query
@@ -190,21 +183,39 @@ export async function record(trx: Trx, source: AuditSource, event: AuditEvent, n
 }
 
 /**
- * Appends one event through `accord.append_audit_event`, the path for sessions whose role cannot
- * reach the catalog (stage sessions; the function must be granted to their role). Returns its id.
+ * The columns a stage session writes (migration 015 grants it these and no others): an event
+ * goes in unsealed and is dated by the database, like every stage write, under row-level security
+ * that holds it to the stage's tenant.
  */
-export async function appendAuditEvent(trx: QueryExecutorProvider, source: AuditSource, event: AuditEvent): Promise<string> {
-  const s = appendAuditStatement(source, event);
-  const r = await trx.getExecutor().executeQuery<{ id: string }>(CompiledQuery.raw(s.text, [...s.values]));
-  auditWritten(chainIdFor(event.tenantId));
-  return r.rows[0]!.id;
+export const STAGE_AUDIT_COLUMNS: readonly string[] = COLUMNS.filter((c) => c !== 'occurred_at');
+const SQL_TYPES: Partial<Record<(typeof COLUMNS)[number], string>> = { id: 'uuid', tenant_id: 'uuid', actor_roles: 'text[]', details: 'jsonb' };
+/** The SQL type of each of STAGE_AUDIT_COLUMNS, for a statement that casts its parameters. */
+export const STAGE_AUDIT_TYPES: readonly string[] = STAGE_AUDIT_COLUMNS.map((c) => SQL_TYPES[c as (typeof COLUMNS)[number]] ?? 'text');
+const STAGE_INSERT = `insert into accord.audit_events (${STAGE_AUDIT_COLUMNS.join(', ')}) values (${STAGE_AUDIT_COLUMNS.map((c, i) => `$${i + 1}${c === 'details' ? '::jsonb' : ''}`).join(', ')})`;
+
+/**
+ * A stage's event as the values of STAGE_AUDIT_COLUMNS, in order (details as JSON text), with its
+ * id: the stage cannot read the row back, so the id is made here.
+ */
+export function stageAuditValues(source: AuditSource, event: AuditEvent): { readonly id: string; readonly values: readonly unknown[] } {
+  const fields = auditEventFields(source, event);
+  const id = randomUUID();
+  const row: Record<string, unknown> = { ...fields, id, details: JSON.stringify(fields.details) };
+  return { id, values: STAGE_AUDIT_COLUMNS.map((c) => row[c]) };
 }
 
 /**
- * The statement appendAuditEvent sends, for callers that send it with others in one round trip
+ * The INSERT that appends a stage's event, for callers that send it with others in one round trip
  * (a stage session's COMMIT); they ring `auditWritten` themselves once it committed.
  */
-export function appendAuditStatement(source: AuditSource, event: AuditEvent): { readonly text: string; readonly values: readonly unknown[] } {
-  return { text: 'select accord.append_audit_event($1::jsonb) as id', values: [auditEventJson(source, event)] };
+export function stageAuditStatement(source: AuditSource, event: AuditEvent): { readonly id: string; readonly text: string; readonly values: readonly unknown[] } {
+  return { ...stageAuditValues(source, event), text: STAGE_INSERT };
 }
 
+/** Appends one event from a stage session (see STAGE_AUDIT_COLUMNS). Returns its id. */
+export async function appendStageAuditEvent(trx: QueryExecutorProvider, source: AuditSource, event: AuditEvent): Promise<string> {
+  const s = stageAuditStatement(source, event);
+  await trx.getExecutor().executeQuery(CompiledQuery.raw(s.text, [...s.values]));
+  auditWritten(chainIdFor(event.tenantId));
+  return s.id;
+}

@@ -5,12 +5,13 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { engines, superuserUrl } from '../../test/harness/engines.ts';
 import { type Database, type Db, migrate, openDatabase, type Trx } from '../db/index.ts';
+import { runtimeRoleOf } from '../kernel/index.ts';
+import { createStageStorage, newStageStorageNames } from '../tenancy/stage-storage.ts';
 import {
   type AuditEvent,
   type AuditSource,
-  appendAuditEvent,
+  appendStageAuditEvent,
   auditEventFields,
-  auditEventJson,
   chainIdFor,
   ephemeralSigner,
   record,
@@ -247,37 +248,44 @@ for (const engine of engines()) {
       assert.deepEqual([r.ok, r.problem, r.firstBadSeq], [false, 'missing-record', 3]);
     });
 
-    describe('accord.append_audit_event, the path for sessions that cannot see the catalog', () => {
-      /** A role holding only USAGE on schema accord and (unless `execute` is false) EXECUTE on the function. */
-      async function narrowRole(db: Db, execute = true): Promise<string> {
-        const role = `accord_test_${randomBytes(6).toString('hex')}`;
-        await sql`create role ${sql.id(role)} nologin noinherit`.execute(db);
-        // Membership lets the platform SET ROLE into it, as stage sessions do with stage roles.
+    describe('a stage session’s INSERT, the one way into the trail for roles that cannot see the catalog', () => {
+      /** A tenant with a stage made as the platform makes one; its runtime role, as sessions SET ROLE to it. */
+      async function stageRole(db: Db): Promise<{ role: string; tenant: string }> {
+        const tenant = randomUUID();
+        const names = newStageStorageNames();
+        await db.transaction().execute(async (trx) => {
+          await sql`insert into accord.tenants (id, name, display_name, region) values (${tenant}, ${`t-${tenant.slice(0, 8)}`}, 'T', 'eu')`.execute(trx);
+          await sql`insert into accord.stages (tenant_id, name, position, schema_name, role_name) values (${tenant}, 'dev', 1, ${names.schema}, ${names.role})`.execute(trx);
+          await createStageStorage(trx, names);
+        });
+        const role = runtimeRoleOf(names.role);
+        // The platform SETs ROLE through the gateway; here it needs the membership itself.
         await sql`grant ${sql.id(role)} to current_user`.execute(db);
-        await sql`grant usage on schema accord to ${sql.id(role)}`.execute(db);
-        if (execute) await sql`grant execute on function accord.append_audit_event(jsonb) to ${sql.id(role)}`.execute(db);
-        return role;
+        return { role, tenant };
       }
       const asRole = <T>(db: Db, role: string, fn: (trx: Trx) => Promise<T>) =>
         db.transaction().execute(async (trx) => {
-          await sql`set local role ${sql.id(role)}`.execute(trx);
+          await sql`select set_config('role', ${role}, true)`.execute(trx);
           return fn(trx);
         });
+      const insertAs = (db: Db, role: string, row: Record<string, unknown>) =>
+        asRole(db, role, (trx) => sql`insert into accord.audit_events (${sql.join(Object.keys(row).map((k) => sql.id(k)))}) values (${sql.join(Object.values(row))})`.execute(trx));
 
-      test('a role that cannot read the catalog appends an unsealed event, which seals into a valid chain', async () => {
+      test('a stage’s runtime role appends an unsealed event dated by the database, which seals into a valid chain, and reads none', async () => {
         const { database } = await fresh();
         const db = database.db;
-        const role = await narrowRole(db);
-        const tenant = randomUUID();
+        const { role, tenant } = await stageRole(db);
         await assert.rejects(asRole(db, role, (trx) => sql`select * from accord.audit_events`.execute(trx)), /permission denied/);
+        const before = Date.now();
         const { id, xid } = await asRole(db, role, async (trx) => ({
-          id: await appendAuditEvent(trx, source, event(tenant, 1)),
+          id: await appendStageAuditEvent(trx, source, event(tenant, 1)),
           xid: (await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(trx)).rows[0]?.xid,
         }));
         await db.transaction().execute((trx) => record(trx, source, event(tenant, 2)));
         const row = await db.selectFrom('accord.audit_events').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
         assert.deepEqual([row.seq, row.hash, row.xid], [null, null, xid]);
-        assert.ok(Math.abs(row.occurred_at.getTime() - Date.now()) < 600_000, 'the function dates the event itself');
+        assert.ok(row.occurred_at.getTime() >= before - 1 && row.occurred_at.getTime() <= Date.now(), 'the database dates the event');
+        assert.equal(row.occurred_at.getTime() % 1, 0);
         // The same columns as record() writes, from the one row builder.
         const { details, ...fields } = auditEventFields(source, event(tenant, 1));
         for (const [k, v] of Object.entries(fields)) assert.deepEqual(row[k as keyof typeof row], v, k);
@@ -287,64 +295,60 @@ for (const engine of engines()) {
         assert.deepEqual([r.ok, r.records], [true, 2], r.detail);
       });
 
-      test('a role without EXECUTE on it cannot call it: PUBLIC holds nothing', async () => {
-        const { database } = await fresh();
-        const role = await narrowRole(database.db, false);
-        await assert.rejects(
-          asRole(database.db, role, (trx) => appendAuditEvent(trx, source, event(randomUUID(), 1))),
-          (e) => pgCode(e) === '42501',
-        );
-      });
-
-      test('events of the wrong shape are refused and append nothing', async () => {
+      test('a stage’s role writes only to its own tenant’s chain: not another tenant’s, not the platform’s', async () => {
         const { database } = await fresh();
         const db = database.db;
-        const role = await narrowRole(db);
-        const tenant = randomUUID();
-        const good = JSON.parse(auditEventJson(source, event(tenant, 1))) as Record<string, unknown>;
-        const bad: [string, unknown][] = [
-          ['an array', [good]],
-          ['an unknown field', { ...good, seq: 1 }],
-          ['a missing field', { ...good, details: undefined }],
-          ['a chain that is not the tenant’s', { ...good, chain_id: 'platform' }],
-          ['a tenant that is not a UUID', { ...good, tenant_id: 'acme', chain_id: 'acme' }],
-          ['an unknown actor type', { ...good, actor_type: 'root' }],
-          ['roles that are not strings', { ...good, actor_roles: [1] }],
-          ['an action that is not a dotted name', { ...good, action: 'DROP TABLE' }],
-          ['an unknown outcome', { ...good, outcome: 'maybe' }],
-          ['details that are not an object', { ...good, details: 'text' }],
-          ['a target half given', { ...good, target_id: null }],
-          ['a number where text belongs', { ...good, reason: 7 }],
-        ];
-        for (const [what, value] of bad) {
+        const { role, tenant } = await stageRole(db);
+        const other = await stageRole(db);
+        for (const tenantId of [other.tenant, null]) {
           await assert.rejects(
-            asRole(db, role, (trx) => sql`select accord.append_audit_event(${JSON.stringify(value)}::jsonb)`.execute(trx)),
-            (e) => pgCode(e) === '22023',
-            what,
-          );
-        }
-        assert.equal((await db.selectFrom('accord.audit_events').select('id').execute()).length, 0);
-      });
-
-      test('a stage’s role appends to its own tenant’s chain only', async () => {
-        const { database } = await fresh();
-        const db = database.db;
-        const role = await narrowRole(db);
-        const [own, other] = [randomUUID(), randomUUID()];
-        await sql`insert into accord.tenants (id, name, display_name, region) values (${own}, ${`t-${own.slice(0, 8)}`}, 'Own', 'eu'), (${other}, ${`t-${other.slice(0, 8)}`}, 'Other', 'eu')`.execute(db);
-        await sql`insert into accord.stages (tenant_id, name, position, schema_name, role_name) values (${own}, 'dev', 1, ${`st_${role}`}, ${role})`.execute(db);
-        await asRole(db, role, (trx) => appendAuditEvent(trx, source, event(own, 1)));
-        for (const tenantId of [other, null]) {
-          await assert.rejects(
-            asRole(db, role, (trx) => appendAuditEvent(trx, source, event(tenantId, 2))),
+            asRole(db, role, (trx) => appendStageAuditEvent(trx, source, event(tenantId, 2))),
             (e) => pgCode(e) === '42501',
             `tenant ${tenantId}`,
           );
         }
-        assert.deepEqual(
-          (await db.selectFrom('accord.audit_events').select('chain_id').execute()).map((r) => r.chain_id),
-          [own],
-        );
+        // A chain that is not the tenant named on the row.
+        const good = { chain_id: tenant, id: randomUUID(), tenant_id: tenant, actor_type: 'user', actor_roles: '{}', action: 'test.event', outcome: 'success', details: '{}' };
+        await assert.rejects(insertAs(db, role, { ...good, chain_id: other.tenant }), (e) => pgCode(e) === '42501');
+        await insertAs(db, role, good);
+        assert.deepEqual((await db.selectFrom('accord.audit_events').select('chain_id').execute()).map((r) => r.chain_id), [tenant]);
+      });
+
+      test('a stage’s role cannot seal, date, or number an event itself, nor append one of the wrong shape', async () => {
+        const { database } = await fresh();
+        const db = database.db;
+        const { role, tenant } = await stageRole(db);
+        const good = { chain_id: tenant, id: randomUUID(), tenant_id: tenant, actor_type: 'user', actor_roles: '{}', action: 'test.event', outcome: 'success', details: '{}' };
+        const refused: [string, Record<string, unknown>][] = [
+          ['a sequence number', { ...good, seq: 1 }],
+          ['a hash', { ...good, hash: Buffer.from('00', 'hex') }],
+          ['its own date', { ...good, occurred_at: new Date(0) }],
+          ['a transaction id', { ...good, xid: '3' }],
+          ['an insertion number', { ...good, ins: 1 }],
+          ['an unknown actor type', { ...good, actor_type: 'root' }],
+          ['an action that is not a dotted name', { ...good, action: 'DROP TABLE' }],
+          ['an unknown outcome', { ...good, outcome: 'maybe' }],
+          ['details that are not an object', { ...good, details: '"text"' }],
+          ['a target half given', { ...good, target_type: 'thing' }],
+          ['text over 8192 characters', { ...good, reason: 'x'.repeat(8193) }],
+        ];
+        for (const [what, row] of refused) await assert.rejects(insertAs(db, role, row), (e) => pgCode(e) === '42501', what);
+        assert.equal((await db.selectFrom('accord.audit_events').select('id').execute()).length, 0);
+      });
+
+      test('a role that is no stage’s runtime role appends nothing, even when granted the columns', async () => {
+        const { database } = await fresh();
+        const db = database.db;
+        const { tenant } = await stageRole(db);
+        const role = `accord_test_${randomBytes(6).toString('hex')}`;
+        await sql`create role ${sql.id(role)} nologin noinherit`.execute(db);
+        await sql`grant ${sql.id(role)} to current_user`.execute(db);
+        await sql`grant usage on schema accord to ${sql.id(role)}`.execute(db);
+        await sql`grant insert on accord.audit_events to ${sql.id(role)}`.execute(db);
+        await sql`grant usage on sequence accord.audit_events_ins to ${sql.id(role)}`.execute(db);
+        await sql`grant execute on function accord.stage_audit_tenant() to ${sql.id(role)}`.execute(db);
+        await assert.rejects(asRole(db, role, (trx) => appendStageAuditEvent(trx, source, event(tenant, 1))), (e) => pgCode(e) === '42501');
+        assert.equal((await db.selectFrom('accord.audit_events').select('id').execute()).length, 0);
       });
     });
   });

@@ -5,10 +5,11 @@ import { CompiledQuery, Migrator, sql } from 'kysely';
 import pg from 'pg';
 import { engines, superuserUrl, type TestEngine } from '../../test/harness/engines.ts';
 import { testKeyring } from '../../test/harness/keys.ts';
+import { STAGE_AUDIT_COLUMNS, STAGE_AUDIT_TYPES } from '../audit-chain/index.ts';
 import { type Database, type Db, migrate, openDatabase } from '../db/index.ts';
 import { migrations } from '../db/migrations/index.ts';
 import { createStageStorage, newStageStorageNames } from '../tenancy/stage-storage.ts';
-import { type Caller, type DataPlane, gatewayCredentials, gatewayRoleName, openDataPlane, runAsStage, runtimeRoleOf, scramSha256Verifier, type StageRef, type StageSession } from './index.ts';
+import { type Caller, type DataPlane, gatewayCredentials, gatewayRoleName, openDataPlane, runAsStage, runtimeRoleOf, type StageRef, type StageSession, scramSha256Verifier } from './index.ts';
 
 const U1 = randomUUID();
 const U2 = randomUUID();
@@ -22,7 +23,11 @@ const notFound = (e: unknown) => (e as { code?: string }).code === '42P01';
 /** A stage's storage, with two tables its owner created (as an app deployment will). */
 async function makeStage(db: Db): Promise<StageRef> {
   const names = newStageStorageNames();
+  const [tenantId, stageId] = [randomUUID(), randomUUID()];
   await db.transaction().execute(async (trx) => {
+    // Registered as the platform registers a stage: its events go to its tenant's chain only.
+    await sql`insert into accord.tenants (id, name, display_name, region) values (${tenantId}, ${`t-${tenantId.slice(0, 8)}`}, 'T', 'eu')`.execute(trx);
+    await sql`insert into accord.stages (id, tenant_id, name, position, schema_name, role_name) values (${stageId}, ${tenantId}, 'dev', 1, ${names.schema}, ${names.role})`.execute(trx);
     await createStageStorage(trx, names);
     await sql`set local role ${sql.id(names.role)}`.execute(trx);
     await sql`set local search_path = ${sql.id(names.schema)}`.execute(trx);
@@ -33,7 +38,7 @@ async function makeStage(db: Db): Promise<StageRef> {
     await sql`create policy own_rows on items using (owner_id = nullif(current_setting('accord.user_id', true), '')::uuid)`.execute(trx);
     await sql`insert into items (owner_id, label) values (${U1}, 'u1-a'), (${U1}, 'u1-b'), (${U2}, 'u2-a')`.execute(trx);
   });
-  return { tenantId: randomUUID(), stageId: randomUUID(), ...names };
+  return { tenantId, stageId, ...names };
 }
 
 /** A migrated catalog and, on PostgreSQL, its URL (the data plane connects to the same database). */
@@ -256,7 +261,7 @@ for (const engine of engines()) {
       }
     });
 
-    test('audit() reaches accord.append_audit_event as the stage role, the only function of the catalog it may call', async () => {
+    test('audit() appends as the stage role, whose only function of the catalog is the lookup of its own tenant', async () => {
       // A missing grant would be 42501; the event lands unsealed on the tenant's chain, with the caller.
       const id = await inA((s) => s.audit({ action: 'item.read', outcome: 'success', target: { type: 'item', id: '1' } }));
       const row = await database.db.selectFrom('accord.audit_events').select(['action', 'tenant_id', 'actor_id', 'target_id']).where('id', '=', id).executeTakeFirstOrThrow();
@@ -264,7 +269,7 @@ for (const engine of engines()) {
       const callable = await sql<{ f: string }>`
         select p.oid::regprocedure::text as f from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'accord' and has_function_privilege(${runtimeRoleOf(a.role)}, p.oid, 'execute')`.execute(database.db);
-      assert.deepEqual(callable.rows.map((r) => r.f), ['accord.append_audit_event(jsonb)']);
+      assert.deepEqual(callable.rows.map((r) => r.f), ['accord.stage_audit_tenant()']);
     });
 
     test('an event given to auditAtCommit commits with the session and its write, and with nothing when the session fails', async () => {
@@ -321,8 +326,11 @@ for (const engine of engines()) {
           ? Number((await inA((s) => sql<{ n: string }>`select count(*)::text as n from items where label = ${label}`.execute(s.db))).rows[0]?.n)
           : Number((await sql<{ n: string }>`select count(*)::text as n from accord.audit_events where target_id = ${label}`.execute(database.db)).rows[0]?.n);
       const insert = (s: StageSession) => sql`insert into items (owner_id, label) values (${U1}, ${label})`.compile(s.db);
-      // An event appended by a statement itself, from the session's auditJson.
-      const appended = (s: StageSession) => sql`select accord.append_audit_event(${s.auditJson({ action: 'item.made', outcome: 'success', target: { type: 'item', id: label } })}::jsonb) as id`.compile(s.db);
+      // An event appended by a statement itself, from the session's auditValues.
+      const appended = (s: StageSession) => {
+        const values = s.auditValues({ action: 'item.made', outcome: 'success', target: { type: 'item', id: label } });
+        return sql`with _aud as (insert into accord.audit_events (${sql.raw(STAGE_AUDIT_COLUMNS.join(', '))}) values (${sql.join(values.map((v, i) => sql`${v}::${sql.raw(STAGE_AUDIT_TYPES[i] as string)}`))})) select 1 as made`.compile(s.db);
+      };
       const [, rows] = await inA(async (s) => {
         s.auditAtCommit({ action: 'item.create', outcome: 'success', target: { type: 'item', id: label } });
         const out = await s.batch([insert(s), appended(s)], { commit: true });

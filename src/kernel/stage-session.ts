@@ -1,6 +1,6 @@
 import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { type AuditEvent, type AuditSource, appendAuditEvent, appendAuditStatement, auditEventJson, auditWritten, chainIdFor } from '../audit-chain/index.ts';
+import { type AuditEvent, type AuditSource, appendStageAuditEvent, auditWritten, chainIdFor, stageAuditStatement, stageAuditValues } from '../audit-chain/index.ts';
 import type { KmsProvider } from '../crypto/kms/index.ts';
 import { type Database, describeUrl, type EngineName } from '../db/index.ts';
 import { AccordError } from '../errors/index.ts';
@@ -62,8 +62,9 @@ export interface StageSession {
   readonly stage: StageRef;
   readonly caller: Caller;
   /**
-   * Appends an audit event through `accord.append_audit_event(jsonb)` (SECURITY DEFINER, owned by
-   * the platform), in this transaction and without leaving the stage role; returns its id.
+   * Appends an audit event in this transaction, without leaving the stage role: an INSERT on the
+   * event's columns that row-level security holds to the stage's tenant (migration 015); returns
+   * its id.
    */
   audit(event: StageAuditEvent): Promise<string>;
   /**
@@ -79,10 +80,10 @@ export interface StageSession {
    */
   batch(queries: readonly CompiledQuery[], opts?: BatchOptions): Promise<Record<string, unknown>[][]>;
   /**
-   * The JSON `accord.append_audit_event(jsonb)` takes for this event in this session, for a
-   * statement that appends it itself (an audit decided by the rows a SELECT finds, in that SELECT).
+   * The values of this event for STAGE_AUDIT_COLUMNS (src/audit-chain), in order, for a statement
+   * that appends it itself (an audit decided by the rows a SELECT finds, in that statement).
    */
-  auditJson(event: StageAuditEvent): string;
+  auditValues(event: StageAuditEvent): readonly unknown[];
 }
 
 export interface BatchOptions {
@@ -324,14 +325,14 @@ function sessionOf(
       if (committed()) throw new Error('the stage session has committed');
       return batch(queries, opts?.commit === true);
     },
-    auditJson: (event) => auditEventJson(auditSource(caller), inStage(stage, event)),
+    auditValues: (event) => stageAuditValues(auditSource(caller), inStage(stage, event)).values,
   };
 }
 
 const inStage = (stage: StageRef, event: StageAuditEvent): AuditEvent => ({ ...event, tenantId: stage.tenantId, details: { ...event.details, stageId: stage.stageId } });
 
 async function appendAudit(db: StageDb, stage: StageRef, caller: Caller, event: StageAuditEvent): Promise<string> {
-  return appendAuditEvent(db, auditSource(caller), inStage(stage, event));
+  return appendStageAuditEvent(db, auditSource(caller), inStage(stage, event));
 }
 
 /**
@@ -401,7 +402,7 @@ async function runPipelined<T>(pool: GuardedPool, stage: StageRef, caller: Calle
   // round trip; resolves with the results of `statements`.
   const commit = async (statements: readonly Statement[]) => {
     committed = true;
-    const audits = atCommit.splice(0).map((e) => appendAuditStatement(source, inStage(stage, e)));
+    const audits = atCommit.splice(0).map((e) => stageAuditStatement(source, inStage(stage, e)));
     const results = await c.batch([...statements, ...audits, { text: 'commit', values: [] }]);
     // COMMIT of a transaction an earlier error aborted answers with a ROLLBACK tag.
     if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('stage session rolled back: a statement in it failed');

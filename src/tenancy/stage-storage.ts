@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
+import { STAGE_AUDIT_COLUMNS } from '../audit-chain/index.ts';
 import type { Trx } from '../db/index.ts';
 import { ident } from '../db/index.ts';
 import { gatewayRoleName, runtimeRoleOf } from '../kernel/index.ts';
@@ -32,12 +33,15 @@ export async function createStageStorage(trx: Trx, names: { schema: string; role
   // Tables and sequences the owner creates later (app deployments) are the runtime role's to use.
   await sql`alter default privileges for role ${owner} in schema ${schema} grant select, insert, update, delete on tables to ${rt}`.execute(trx);
   await sql`alter default privileges for role ${owner} in schema ${schema} grant usage, select on sequences to ${rt}`.execute(trx);
-  // The one way into the catalog: appending audit events through the SECURITY DEFINER function.
-  // These grants rewrite one ACL (the accord schema's, the function's) that every stage shares:
+  // The one way into the catalog: appending audit events, an INSERT on the event's own columns
+  // that row-level security holds to the stage's tenant (migration 015; keep in step with it).
+  // These grants rewrite ACLs (the accord schema's, the table's, ...) that every stage shares:
   // two stages created at once would fail with "tuple concurrently updated", so take turns.
   await sql`select pg_advisory_xact_lock(hashtext('accord.stage-storage.grants'))`.execute(trx);
   await sql`grant usage on schema accord to ${rt}`.execute(trx);
-  await sql`grant execute on function accord.append_audit_event(jsonb) to ${rt}`.execute(trx);
+  await sql`grant insert (${sql.raw(STAGE_AUDIT_COLUMNS.join(', '))}) on accord.audit_events to ${rt}`.execute(trx);
+  await sql`grant usage on sequence accord.audit_events_ins to ${rt}`.execute(trx);
+  await sql`grant execute on function accord.stage_audit_tenant() to ${rt}`.execute(trx);
   await sql`grant ${rt} to ${ident(await gatewayRoleName(trx))}`.execute(trx);
 }
 
@@ -49,6 +53,8 @@ export async function dropStageStorage(trx: Trx, names: { schema: string; role: 
     // The platform is no member of the runtime role, so DROP OWNED is not open to it; the role owns
     // nothing and its grants outside the (dropped) stage schema are in the catalog schema.
     await sql`revoke all on all functions in schema accord from ${ident(runtime)}`.execute(trx);
+    await sql`revoke all on accord.audit_events from ${ident(runtime)}`.execute(trx);
+    await sql`revoke all on sequence accord.audit_events_ins from ${ident(runtime)}`.execute(trx);
     await sql`revoke all on schema accord from ${ident(runtime)}`.execute(trx);
     await sql`drop role ${ident(runtime)}`.execute(trx);
   }

@@ -1,15 +1,16 @@
 // The data API's operations on one entity for one caller, inside one stage session.
 import { randomUUID } from 'node:crypto';
 import { type RawBuilder, sql } from 'kysely';
+import { STAGE_AUDIT_COLUMNS, STAGE_AUDIT_TYPES } from '../../audit-chain/index.ts';
 import type { Keyring } from '../../crypto/keyring/index.ts';
 import type { Db } from '../../db/index.ts';
 import { AccordError } from '../../errors/index.ts';
 import type { StageSession } from '../../kernel/index.ts';
 import type { AccessRuleIR, AppIR, AttributeIR, EntityIR } from '../compile/ir.ts';
 import { entityOf } from '../compile/ir.ts';
-import { attributesOf, evaluateRule, evaluateValue, type Expr } from '../rules/index.ts';
-import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.ts';
+import { attributesOf, type Expr, evaluateRule, evaluateValue } from '../rules/index.ts';
 import { type CryptScope, indexEntry, openValue, type StageKeys, sealValue } from './crypt.ts';
+import { type CursorMac, decodeCursor, encodeCursor, queryHash } from './cursor.ts';
 import { type CompiledFilter, compileFilter, compileParams } from './filter.ts';
 import { both, type EntityPlan, entityPlan, isTrue, listPolicy } from './plan.ts';
 import { type Caller, columnExpr, cond, param, type Row, recordOf, run, selectList, storedRow, T, tableRef, templated } from './query.ts';
@@ -210,16 +211,18 @@ export async function listRecords(s: StageSession, scope: RequestScope, entityNa
   const sortVals = keys.map((k, i) => sql`${k.column}::text as ${sql.id(`s_${i}`)}`);
   const sensitive = sensitiveOf(plan, fields);
   const audited = sensitive.length > 0;
-  // Audited: [page size + 1, page size, event, ...cursor]; else [page size + 1, ...cursor].
+  // Audited: [page size + 1, page size, ...event, ...cursor]; else [page size + 1, ...cursor].
   const build = (c: Caller, args: readonly unknown[]) => {
-    const [fetch, pageLimit, event, ...rest] = audited ? args : [args[0], undefined, undefined, ...args.slice(1)];
+    const [fetch, pageLimit] = audited ? args : [args[0], undefined];
+    const event = audited ? args.slice(2, 2 + STAGE_AUDIT_COLUMNS.length) : [];
+    const rest = args.slice(audited ? 2 + STAGE_AUDIT_COLUMNS.length : 1);
     const inner = sql`select ${selectList(plan, fields, c, sortVals)} from ${tableRef(scope.schema, plan.entity)} where ${sql.join(whereOf(c), sql` and `)} and ${after ? keysetAfter(keys, nulls, spread(nulls, rest)) : sql`true`} order by ${order} limit ${fetch}`;
     return audited ? withReadAudit(plan, sensitive, inner, event, pageLimit) : inner;
   };
   // NULL cursor values shape the statement (`is null`); the others are its parameters.
   const nulls = (after ?? []).map((v) => v === null);
   const cursorValues = (after ?? []).filter((v) => v !== null);
-  const args = audited ? [limit + 1, limit, readEvent(s, scope, plan), ...cursorValues] : [limit + 1, ...cursorValues];
+  const args = audited ? [limit + 1, limit, ...readEvent(s, scope, plan), ...cursorValues] : [limit + 1, ...cursorValues];
   // Blind-index entries are the stage key's: such a statement is built for the request alone.
   const shape = `list|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}|${q.sort ?? ''}|${after ? nulls.map((n) => (n ? 0 : 1)).join('') : '-'}|${q.filter ?? ''}|${JSON.stringify([...q.params])}`;
   const main = filter.blind.length + params.blind.length > 0 ? build(scope.caller, args).compile(s.db) : templated(s, plan, shape, scope.caller, args, build);
@@ -262,7 +265,7 @@ const sensitiveOf = (plan: EntityPlan, fields: readonly string[]) => fields.filt
 
 /** The `data.read` event of a read, its ids, count and fields left for the statement to fill. */
 const readEvent = (s: StageSession, scope: RequestScope, plan: EntityPlan) =>
-  s.auditJson({
+  s.auditValues({
     action: 'data.read',
     target: { type: 'app-entity', id: `${scope.app.name}/${plan.entity.name}` },
     outcome: 'success',
@@ -273,11 +276,14 @@ const readEvent = (s: StageSession, scope: RequestScope, plan: EntityPlan) =>
  * A read that appends its own `data.read` event (`inner` selects the rows, `pageLimit` of them
  * are returned): the event names the ids of the returned rows that show a confidential or
  * restricted field, and which of those fields they show, as only the database knows when it runs;
- * no such row, no event. The event JSON is a parameter. So a read that audits what it returned is
- * one statement, and with `batch(…, { commit: true })` one round trip. The rows come back in
- * `inner`'s order: a materialized CTE is scanned in the order it was written.
+ * no such row, no event. The event's columns are parameters (`event`: the values of
+ * STAGE_AUDIT_COLUMNS, details last, which the statement completes), and the INSERT is the one a
+ * stage session may make (migration 015: row-level security holds it to the stage's tenant). So a
+ * read that audits what it returned is one statement, and with `batch(…, { commit: true })` one
+ * round trip. A data-modifying CTE runs to completion whether or not the query reads it. The rows
+ * come back in `inner`'s order: a materialized CTE is scanned in the order it was written.
  */
-function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: RawBuilder<unknown>, event: unknown, pageLimit?: unknown): RawBuilder<unknown> {
+function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: RawBuilder<unknown>, event: readonly unknown[], pageLimit?: unknown): RawBuilder<unknown> {
   // Shown: readable on the row (its field condition) and not null.
   const flags = sensitive.map(
     (n, i) => sql`(${isTrue((plan.readable.get(n) as { when: Expr }).when) ? sql`true` : sql`_page.${sql.id(`r_${n}`)}`} and _page.${sql.id(`f_${n}`)} is not null) is true as ${sql.id(`v_${i}`)}`,
@@ -288,7 +294,9 @@ function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: Ra
     _page as (select * from _rows ${pageLimit === undefined ? sql`` : sql`limit ${pageLimit}`}),
     _seen as (select id, ${sql.join(flags)} from _page),
     _aud as (
-      select accord.append_audit_event(jsonb_set(jsonb_set(jsonb_set(${event}::jsonb, '{details,ids}', a.ids), '{details,count}', to_jsonb(a.n)), '{details,fields}', to_jsonb(a.fields))) as id
+      insert into accord.audit_events (${sql.raw(STAGE_AUDIT_COLUMNS.join(', '))})
+      select ${sql.join(event.slice(0, -1).map((v, i) => sql`${v}::${sql.raw(STAGE_AUDIT_TYPES[i] as string)}`))},
+        jsonb_set(jsonb_set(jsonb_set(${event.at(-1)}::jsonb, '{ids}', a.ids), '{count}', to_jsonb(a.n)), '{fields}', to_jsonb(a.fields))
       from (
         select coalesce(jsonb_agg(id) filter (where ${any}), '[]'::jsonb) as ids, (count(*) filter (where ${any}))::int as n,
           array_remove(array[${sql.join(names)}]::text[], null) as fields
@@ -296,7 +304,7 @@ function withReadAudit(plan: EntityPlan, sensitive: readonly string[], inner: Ra
       ) as a
       where a.n > 0
     )
-    select _rows.*, (select count(*) from _aud)::int as "_audited" from _rows`;
+    select _rows.* from _rows`;
 }
 
 /** byIdQuery, auditing what it returns (withReadAudit). */
@@ -304,8 +312,8 @@ function byIdAuditedQuery(s: StageSession, scope: RequestScope, plan: EntityPlan
   const sensitive = sensitiveOf(plan, fields);
   if (sensitive.length === 0) return byIdQuery(s, scope, plan, id, fields);
   const shape = `id-audited|${scope.schema}|${scope.appRulesOff ? 1 : 0}|${fields.join(',')}`;
-  return templated(s, plan, shape, scope.caller, [id, readEvent(s, scope, plan)], (c, [idArg, eventArg]) =>
-    withReadAudit(plan, sensitive, sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`, eventArg),
+  return templated(s, plan, shape, scope.caller, [id, ...readEvent(s, scope, plan)], (c, [idArg, ...event]) =>
+    withReadAudit(plan, sensitive, sql`select ${selectList(plan, fields, c)} from ${tableRef(scope.schema, plan.entity)} where ${sql.ref(`${T}.id`)} = ${idArg}::uuid and ${rule(scope, plan, plan.read, c)}`, event),
   );
 }
 

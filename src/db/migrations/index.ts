@@ -13,6 +13,7 @@ import * as m011 from './011-data-api.ts';
 import * as m012 from './012-federation.ts';
 import * as m013 from './013-waf.ts';
 import * as m014 from './014-client-app-roles.ts';
+import * as m015 from './015-stage-audit-insert.ts';
 
 /** Platform catalog migrations, in order. Names never change once released. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
@@ -30,4 +31,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '012-federation': m012,
   '013-waf': m013,
   '014-client-app-roles': m014,
+  '015-stage-audit-insert': m015,
 });
