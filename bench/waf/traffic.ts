@@ -5,6 +5,7 @@
 // never tuned against the rules (it was written before the figures were read).
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type AttributeIR, type AttributeType, entityFieldKinds } from '../../src/apps/index.ts';
 import type { FieldKind } from '../../src/waf/index.ts';
 
 export interface TrafficRequest {
@@ -15,32 +16,52 @@ export interface TrafficRequest {
   readonly body?: unknown;
 }
 
-/** The reference app's field types, as its manifest would give them to the data API. */
-export const MANIFEST_KINDS: ReadonlyMap<string, FieldKind> = new Map<string, FieldKind>([
-  ['json.email', 'opaque'],
-  ['json.iban', 'opaque'],
-  ['json.id', 'opaque'],
-  ['json.birthDate', 'opaque'],
-  ['json.createdAt', 'opaque'],
-  ['json.dueAt', 'opaque'],
-  ['json.status', 'enum'],
-  ['json.priority', 'enum'],
-  ['json.country', 'enum'],
-  ['json.website', 'url'],
-  ['json.avatar', 'data-url'],
-  ['json.description', 'markdown'],
-  ['json.notes', 'markdown'],
-  ['json.snippet', 'code'],
-  ['json.path', 'opaque'],
-  ['json.op', 'enum'],
-  ['json.value', 'text'],
-  ['json.settings', 'json'],
-  ['cursor', 'opaque'],
-  ['sort', 'enum'],
-  // A CEL filter expression: the data API parses and type-checks it and compiles it to
-  // parameterized SQL (app-manifest.md); it is code in the platform's own language, not text.
-  ['filter', 'code'],
-]);
+/** The reference app's attributes as its manifest declares them (entity by entity, merged). */
+const MANIFEST: ReadonlyArray<readonly [string, AttributeType, string?]> = [
+  // Contact
+  ['name', { kind: 'text' }],
+  ['email', { kind: 'text', format: 'email' }],
+  ['street', { kind: 'text' }],
+  ['city', { kind: 'text' }],
+  ['country', { kind: 'enum', values: ['GB', 'FR', 'DE', 'NG', 'JP', 'BR', 'US', 'CH', 'PL', 'CA'] }],
+  ['iban', { kind: 'text' }],
+  ['birthDate', { kind: 'date' }],
+  ['website', { kind: 'text', format: 'url' }],
+  ['avatar', { kind: 'text', format: 'data-url' }],
+  ['createdAt', { kind: 'datetime' }],
+  // Ticket
+  ['title', { kind: 'text' }],
+  ['description', { kind: 'text', format: 'markdown' }],
+  ['status', { kind: 'enum', values: ['open', 'in-progress', 'closed'] }],
+  ['priority', { kind: 'enum', values: ['low', 'normal', 'high'] }],
+  ['dueAt', { kind: 'datetime' }],
+  ['assignee', { kind: 'user' }],
+  // A list of labels: the data API has no array type, a list is a json attribute.
+  ['tags', { kind: 'json' }],
+  ['snippet', { kind: 'text', format: 'code' }],
+  // Invoice
+  ['number', { kind: 'text' }, '^INV-[0-9]{4}-[0-9]{5}$'],
+  ['customer', { kind: 'text' }],
+  ['lines', { kind: 'json' }],
+  ['notes', { kind: 'text', format: 'markdown' }],
+  ['settings', { kind: 'json' }],
+  // The JSON Patch documents of the set stand for a change document an app declares: an enum of
+  // operations, a pointer of names and indexes, and the new value (plain text).
+  ['op', { kind: 'enum', values: ['add', 'remove', 'replace', 'test'] }],
+  ['path', { kind: 'text' }, '^(/[A-Za-z0-9_-]+)+$'],
+  ['value', { kind: 'text' }],
+];
+
+function attribute(name: string, type: AttributeType, pattern?: string): AttributeIR {
+  return { kind: 'attribute', name, column: name, type, description: null, required: false, unique: false, immutable: false, default: null, min: null, max: null, minLength: null, maxLength: null, pattern: pattern ?? null, classification: 'internal', encrypted: false, searchable: false };
+}
+
+/**
+ * The field kinds the data API gives the WAF for the reference app: computed by the data API's
+ * own provider function (entityFieldKinds) from the manifest above, so the benchmark measures the
+ * mapping production runs, list parameters (filter, sort, cursor, ...) included.
+ */
+export const MANIFEST_KINDS: ReadonlyMap<string, FieldKind> = entityFieldKinds(MANIFEST.map(([n, t, p]) => attribute(n, t, p)));
 
 const FIRST = ['Ada', 'Grace', 'Linus', 'Margaret', 'Alan', 'Zoë', 'José', 'Siobhán', 'Mohammed', 'Ngozi', 'Wei', 'Priya', "D'Arcy", 'Jean-Luc', 'Björk', 'Olu'];
 const LAST = ["O'Brien", 'Lovelace', 'Hopper', 'Torvalds', 'Hamilton', 'Turing', 'García Márquez', 'Müller', 'Nakamura', 'Okafor', 'Dubois', 'Select', 'Union', 'Drop', 'Execute', 'Smith-Jones'];

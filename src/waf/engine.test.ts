@@ -1,7 +1,7 @@
 // Anomaly scoring, field kinds, exclusions, excerpts and linear-time matching on the generated CRS rules.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { excerptOf } from './engine.ts';
+import { excerptOf, type FieldKind, KIND_CATEGORIES } from './engine.ts';
 import { WafEngine } from './engine.ts';
 import { crsEngine, crsRuleSet, loadLibinjection, wafRequestOf } from './index.ts';
 
@@ -38,6 +38,29 @@ test('a password, secret, enum or opaque field is not inspected; markdown only f
   assert.equal(md.score, 0);
   const xss = engine.evaluate(req({}, { notes: '<script>alert(1)</script>' }), { paranoiaLevel: 1, fieldKinds: new Map([['json.notes', 'markdown']]) });
   assert.ok(xss.matches.some((m) => m.category === '941'));
+});
+
+test('stored text is read for scripts and injection syntax, not for SQL words, commands or file names', () => {
+  const kinds = new Map([['json.t', 'stored-text' as const]]);
+  const at = (t: string, pl: number) => engine.evaluate(req({}, { t }), { paranoiaLevel: pl, fieldKinds: kinds });
+  // Each of these fires some rule on untyped text at PL2 (SQL keywords, a shell command, a path).
+  for (const benign of ['12 Select Avenue', '1 Union Square', 'Order by date, then by priority (high first), and group by owner.', 'cat /etc/passwd; then ls', '../../etc/hosts']) {
+    assert.ok(engine.evaluate(req({}, { t: benign }), { paranoiaLevel: 2 }).score >= 5, `untyped: ${benign}`);
+    assert.equal(at(benign, 2).score, 0, benign);
+  }
+  const sqli = at("x' union select password from users --", 1);
+  assert.deepEqual(sqli.matches.map((m) => m.ruleId), [942100]);
+  assert.ok(at('<script>alert(document.cookie)</script>', 1).matches.some((m) => m.category === '941'));
+});
+
+test('a url field is read for script URLs and traversal, not as a server-side request or a remote inclusion', () => {
+  const kinds = new Map([['json.site', 'url' as const]]);
+  const at = (site: string, pl: number) => engine.evaluate(req({}, { site }), { paranoiaLevel: pl, fieldKinds: kinds });
+  for (const site of ['http://localhost:8080/health', 'https://www.acme.test/about?lang=en']) {
+    assert.ok(engine.evaluate(req({}, { site }), { paranoiaLevel: 2 }).score >= 5, `untyped: ${site}`);
+    assert.equal(at(site, 4).score, 0, site);
+  }
+  assert.ok(at('javascript:alert(document.cookie)', 1).score >= 5);
 });
 
 test('an exclusion removes one rule from one field only', () => {
@@ -82,6 +105,7 @@ test('a regex bomb is matched by re2, which takes no backtracking construct, so 
 // The prefilter (one RE2.Set pass over the joined transformed values, and its cache of short
 // values) may only skip work: every verdict must equal the one of the engine that runs every rule.
 const reference = new WafEngine(crsRuleSet(), loadLibinjection(), { prefilter: false });
+const KINDS = Object.keys(KIND_CATEGORIES) as FieldKind[];
 const SAMPLES: Array<Record<string, string>> = [
   { q: SQLI },
   { q: "1' OR '1'='1" },
@@ -113,6 +137,11 @@ test('the prefilter never changes a verdict: same matches as evaluating every ru
           const a = engine.evaluate(r, { paranoiaLevel: pl });
           const b = reference.evaluate(r, { paranoiaLevel: pl });
           assert.deepEqual(a, b, `PL${pl} ${JSON.stringify(s)}`);
+          // With field kinds (the prefilter skips the fields no rule inspects): the same again.
+          for (const kind of KINDS) {
+            const opts = { paranoiaLevel: pl, fieldKinds: new Map(Object.keys(s).flatMap((k) => [[k, kind] as const, [`json.${k}`, kind] as const])) };
+            assert.deepEqual(engine.evaluate(r, opts), reference.evaluate(r, opts), `PL${pl} ${kind} ${JSON.stringify(s)}`);
+          }
         }
       }
     }

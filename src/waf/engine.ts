@@ -27,6 +27,7 @@ export interface WafRequest {
 /** How a field is inspected: by every rule, by a few categories, or not at all. */
 export type FieldKind =
   | 'text'
+  | 'stored-text'
   | 'markdown'
   | 'code'
   | 'url'
@@ -37,14 +38,25 @@ export type FieldKind =
   | 'enum'
   | 'opaque';
 
-/** Rule categories each field kind is inspected by (`all` = every category). See docs/waf.md. */
+/**
+ * What inspects each field kind (`all` = every rule): rule categories (`'941'`) or single rules
+ * (`'942100'`). See docs/waf.md, "Tuned by the model", for the reasoning and the risk accepted.
+ */
 export const KIND_CATEGORIES: Readonly<Record<FieldKind, 'all' | readonly string[]>> = {
   text: 'all',
+  // Plain text the data API stores: it reaches SQL only as a bind parameter and is never run,
+  // included, fetched or used as a path by the platform, so SQL words, shell commands and file
+  // names in it are inert there. What stays live is its rendering (script injection, 941, and
+  // cookie-setting markup, 943), and libinjection's SQL tokenizer (942100), which flags injection
+  // syntax (`' OR 1=1 --`), not English words: a probe worth an event even where it is inert.
+  'stored-text': ['941', '943', '942100'],
   // Markdown and rich text are rendered as HTML: cross-site scripting is the risk; SQL words,
   // shell commands and code samples are content.
   markdown: ['941'],
-  // A URL is followed or rendered: file inclusion, remote inclusion, SSRF and script URLs.
-  url: ['930', '931', '934', '941'],
+  // A URL is rendered and followed by clients, never fetched by the platform (no server-side
+  // request: SSRF 934 cannot happen through it), and a URL field holds a remote URL by
+  // definition (what the RFI rules, 931, look for): path traversal and script URLs stay.
+  url: ['930', '941'],
   json: ['941'],
   // Code, data URLs, passwords, secrets, enumerations and opaque values (ids, dates, numbers)
   // are never interpreted by the platform as markup, SQL or commands: validated by their schema
@@ -594,6 +606,9 @@ export class WafEngine {
         const values = ctx.collection(c.col);
         if (!values || values.length === 0) continue;
         for (const v of values) {
+          // A field no rule inspects (its kind: an id, a number, an enum value, a secret) cannot
+          // make any rule match: candidates() leaves it out of every rule, so the Set need not see it.
+          if (c.col === 'ARGS' && opts.fieldKinds && ctx.uninspected(v.name, opts.fieldKinds)) continue;
           if (v.value.length <= CACHE_VALUE_MAX && cacheable(c.col, v.name, ctx, opts)) {
             const key = c.keyed.length > 0 ? `${ci}\u0000${v.name}\u0000${v.value}` : `${ci}\u0000${v.value}`;
             let rules = bucket.cache.get(key);
@@ -931,12 +946,20 @@ class RequestContext {
     return kind;
   }
 
+  /** Whether no rule at all inspects the field (its kind's list is empty). */
+  uninspected(name: string, kinds: ReadonlyMap<string, FieldKind>): boolean {
+    const kind = this.kindOf(name, kinds);
+    if (kind === undefined) return false;
+    const cats = KIND_CATEGORIES[kind];
+    return cats !== 'all' && cats.length === 0;
+  }
+
   #inspects(collection: string, name: string, rule: RuleDef, opts: EvaluateOptions): boolean {
     if (collection === 'ARGS' && opts.fieldKinds) {
       const kind = this.kindOf(name, opts.fieldKinds);
       if (kind && kind !== 'text') {
         const cats = KIND_CATEGORIES[kind];
-        if (cats !== 'all' && !cats.includes(rule.category)) return false;
+        if (cats !== 'all' && !cats.includes(rule.category) && !cats.includes(String(rule.id))) return false;
       }
     }
     const ex = opts.exclusions;

@@ -19,16 +19,68 @@ function kindOf(name: string, s: Schema): FieldKind | undefined {
   const format = s.format;
   if (format === 'uuid' || format === 'date-time' || format === 'date' || format === 'email' || format === 'time' || format === 'ipv4' || format === 'ipv6') return 'opaque';
   if (format === 'uri' || format === 'url') return 'url';
-  if (typeof s.pattern === 'string' && restrictive(s.pattern)) return 'opaque';
+  if (typeof s.pattern === 'string' && restrictivePattern(s.pattern)) return 'opaque';
   return undefined;
 }
 
-// An anchored pattern over a character class without quotes, angle brackets, parentheses,
-// semicolons or spaces cannot carry the syntax any rule looks for; ajv checked it already.
-function restrictive(pattern: string): boolean {
-  if (!pattern.startsWith('^') || !pattern.endsWith('$')) return false;
-  if (/\\[sSWD]|\[\^|(?<!\\)\./.test(pattern)) return false;
-  return !/["'<>();`|&$ ]/.test(pattern);
+// Characters a restrictive pattern may admit: letters, digits and `_ . @ + -`. No quote, bracket,
+// space, slash, colon, semicolon, `<>`, `=`, `%`, `&`, `|`, `$` or backtick: none of the syntax
+// a rule looks for (SQL, markup, shell, paths, URLs) can be written with them.
+const SAFE_CHAR = /^[A-Za-z0-9_.@+-]$/;
+
+/**
+ * Whether a (validated) pattern admits only values made of safe characters: its values are then
+ * opaque. Read token by token and refused at the first construct not understood: anchored
+ * (`^...$`), literals, `\d`, `\w`, escaped safe characters, quantifiers, and classes of safe
+ * characters and ranges within a-z, A-Z or 0-9 (no negation). Alternation and groups are refused.
+ */
+export function restrictivePattern(pattern: string): boolean {
+  if (!pattern.startsWith('^') || !pattern.endsWith('$') || pattern.endsWith('\\$')) return false;
+  const body = pattern.slice(1, -1);
+  const safeEscape = (c: string | undefined) => c === 'd' || c === 'w' || (c !== undefined && SAFE_CHAR.test(c) && !/[A-Za-z0-9]/.test(c));
+  const range = (a: string, b: string) => a <= b && [/[a-z]/, /[A-Z]/, /[0-9]/].some((r) => r.test(a) && r.test(b));
+  let i = 0;
+  let atom = false;
+  while (i < body.length) {
+    const c = body[i] as string;
+    if (c === '\\') {
+      if (!safeEscape(body[i + 1])) return false;
+      i += 2;
+      atom = true;
+    } else if (c === '[') {
+      i++;
+      if (body[i] === '^') return false;
+      let n = 0;
+      while (i < body.length && body[i] !== ']') {
+        const x = body[i] as string;
+        if (x === '\\') {
+          if (!safeEscape(body[i + 1])) return false;
+          i += 2;
+        } else if (body[i + 1] === '-' && body[i + 2] !== undefined && body[i + 2] !== ']') {
+          if (!range(x, body[i + 2] as string)) return false;
+          i += 3;
+        } else {
+          if (!SAFE_CHAR.test(x)) return false;
+          i++;
+        }
+        n++;
+      }
+      if (body[i] !== ']' || n === 0) return false;
+      i++;
+      atom = true;
+    } else if (c === '+' || c === '*' || c === '?') {
+      if (!atom) return false;
+      i++;
+    } else if (c === '{') {
+      const m = /^\{\d+(,\d*)?\}/.exec(body.slice(i));
+      if (!m || !atom) return false;
+      i += m[0].length;
+    } else if (c !== '.' && SAFE_CHAR.test(c)) {
+      i++;
+      atom = true;
+    } else return false;
+  }
+  return true;
 }
 
 function walk(prefix: string, s: Schema | undefined, out: Map<string, FieldKind>, depth: number): void {

@@ -5,7 +5,7 @@ import type { CompiledRuleSet } from './rule-types.ts';
 
 export { type EngineOptions, excerptOf, type FieldKind, type InjectionDetectors, KIND_CATEGORIES, type WafMatch, type WafRequest, type WafVerdict, WafEngine } from './engine.ts';
 export { type Detection, listEvents, recordDetection, type WafEventView } from './events.ts';
-export { fieldKindsFromSchema } from './field-kinds.ts';
+export { fieldKindsFromSchema, restrictivePattern } from './field-kinds.ts';
 export { type FieldKindsProvider, installWaf, type WafHandle, type WafOptions } from './hook.ts';
 export { loadLibinjection } from './libinjection.ts';
 export { wafRequestOf } from './request.ts';

@@ -1,12 +1,13 @@
 // What the app model says about each field of a data-API request, for the WAF: a value the model
 // validates as a number, a date, an id or one of an enum's values cannot carry an attack (it is a
 // 400 otherwise), and the filter is an expression the data API parses and compiles to bind
-// parameters itself. Free text stays inspected by every rule (docs/waf.md, "Tuned by the model").
+// parameters itself. Plain text is stored through bind parameters only: it is read for what stays
+// live in it, its rendering (docs/waf.md, "Tuned by the model").
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../../db/index.ts';
 import { TtlCache } from '../../kernel/index.ts';
 import { resolvePathScope } from '../../tenancy/index.ts';
-import type { FieldKind } from '../../waf/index.ts';
+import { type FieldKind, restrictivePattern } from '../../waf/index.ts';
 import type { AttributeIR } from '../compile/ir.ts';
 import { entityOf } from '../compile/ir.ts';
 import { deployedApp } from '../lifecycle/index.ts';
@@ -20,20 +21,27 @@ const LIST_PARAMETERS: ReadonlyMap<string, FieldKind> = new Map<string, FieldKin
   ['limit', 'opaque'],
   ['cursor', 'opaque'],
   ['count', 'opaque'],
+  // The path: the provider answers only once tenant, stage, app and entity were found (each a
+  // name the platform validated when it was created), and the id reaches SQL only as a bound
+  // uuid. Path parameters are ARGS as CRS sees them; the request line and URI stay inspected.
+  ['tenant', 'opaque'],
+  ['stage', 'opaque'],
+  ['app', 'opaque'],
+  ['entity', 'opaque'],
+  ['id', 'opaque'],
 ]);
 
 // Operators of attribute parameters (name.op=value), as filter.ts reads them.
 const PARAMETER_OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'];
 
-function kindOf(a: AttributeIR): FieldKind | undefined {
+function kindOf(a: AttributeIR): FieldKind {
   switch (a.type.kind) {
     case 'enum':
       return 'enum';
     case 'json':
       return 'json';
     case 'text':
-      // plain text is inspected by every rule; the others as their format says (values.ts checks
-      // url, data-url and email).
+      // Each format as it says (values.ts checks url, data-url and email first).
       switch (a.type.format) {
         case 'markdown':
           return 'markdown';
@@ -46,7 +54,11 @@ function kindOf(a: AttributeIR): FieldKind | undefined {
         case 'email':
           return 'opaque';
         default:
-          return undefined;
+          // A manifest pattern that admits none of the characters attacks need (values.ts checks
+          // it before anything is stored) makes the value opaque, as on the control plane.
+          if (a.pattern !== null && restrictivePattern(a.pattern)) return 'opaque';
+          // Plain text: stored through bind parameters only (see KIND_CATEGORIES).
+          return 'stored-text';
       }
     default:
       // integer, decimal, boolean, date, datetime, uuid, user, reference
@@ -59,8 +71,9 @@ export function entityFieldKinds(attributes: readonly AttributeIR[]): ReadonlyMa
   const out = new Map(LIST_PARAMETERS);
   for (const a of attributes) {
     const kind = kindOf(a);
-    if (!kind) continue;
     out.set(`json.${a.name}`, kind);
+    // A json attribute's members are named json.<name>.<key>...: the attribute's kind covers them.
+    if (kind === 'json') out.set(`json.${a.name}.*`, kind);
     out.set(a.name, kind);
     for (const op of PARAMETER_OPERATORS) out.set(`${a.name}.${op}`, kind);
   }
