@@ -16,7 +16,8 @@
 //
 // Knobs: BENCH_SECONDS (5 per round), BENCH_ROUNDS (2), BENCH_CONNECTIONS (10),
 // BENCH_FORTUNE_STEP (1: every quote; n: every n-th, for a quick run), BENCH_PLS (1,2,3,4).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fortunes } from './waf/fortunes.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,6 @@ import { MANIFEST_KINDS, type TrafficRequest } from './waf/traffic.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = join(ROOT, '..', 'shared', 'corpora', 'crs', 'attack-public.jsonl');
-const FORTUNES = '/usr/share/games/fortunes';
 const RESULTS = join(ROOT, 'bench', 'results', 'waf.json');
 // The traffic set's data-API paths go to the echo route under this prefix: the real data API
 // (mounted at /t/...) would answer 401 or 404 before the WAF, and nothing would be measured.
@@ -104,14 +104,6 @@ async function pool<T, R>(items: readonly T[], n: number, fn: (x: T) => Promise<
   return out;
 }
 
-function fortunes(step: number): string[] {
-  const quotes: string[] = [];
-  for (const f of readdirSync(FORTUNES).sort()) {
-    if (f.includes('.')) continue;
-    for (const q of readFileSync(join(FORTUNES, f), 'utf8').split(/\n%\n/)) if (q.trim()) quotes.push(q.trim());
-  }
-  return quotes.filter((_q, i) => i % step === 0);
-}
 
 async function server(): Promise<{ app: FastifyInstance; port: number; kinds: { on: boolean } }> {
   const dir = await mkdtemp(join(tmpdir(), 'accord-waf-bench-'));

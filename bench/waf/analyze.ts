@@ -5,7 +5,8 @@
 // time, with the rule ids and fields the HTTP answers do not show. It measures, it does not tune:
 // a rule is changed only for a reason that holds for any app (docs/waf.md).
 // Knobs: BENCH_FORTUNE_STEP (5), BENCH_PLS (1,2,3,4), ANALYZE_TOP (12).
-import { readdirSync, readFileSync } from 'node:fs';
+import { fortunes } from './fortunes.ts';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crsEngine, loadLibinjection, type WafRequest, wafRequestOf } from '../../src/waf/index.ts';
@@ -13,18 +14,9 @@ import { positiveInt } from '../lib.ts';
 import { MANIFEST_KINDS, type TrafficRequest } from './traffic.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const FORTUNES = '/usr/share/games/fortunes';
 // What node's client and the server add to every request of the benchmark.
 const BASE_HEADERS = { host: '127.0.0.1:8443', connection: 'keep-alive' };
 
-function fortunes(step: number): string[] {
-  const quotes: string[] = [];
-  for (const f of readdirSync(FORTUNES).sort()) {
-    if (f.includes('.')) continue;
-    for (const q of readFileSync(join(FORTUNES, f), 'utf8').split(/\n%\n/)) if (q.trim()) quotes.push(q.trim());
-  }
-  return quotes.filter((_q, i) => i % step === 0);
-}
 
 function fortuneRequests(q: string): WafRequest[] {
   const form = new URLSearchParams({ comment: q }).toString();
